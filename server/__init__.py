@@ -1,0 +1,1 @@
+"""issue-service: a gRPC port of Sentry's issue update flow."""

@@ -1,0 +1,60 @@
+"""CLI: `python -m server serve | migrate | seed FILE`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from server.db import database_url, make_database
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m server", description="issue-service")
+    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL or sqlite:///issues.db")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve IssueService over gRPC")
+    serve.add_argument("--address", default=os.environ.get("ISSUES_ADDRESS", "127.0.0.1:50051"))
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("ISSUES_WORKERS", "8")))
+    serve.add_argument("--tokens", default=os.environ.get("ISSUES_TOKENS"), help="token file (JSON)")
+    serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on SIGTERM")
+    sub.add_parser("migrate", help="create or upgrade the schema")
+    seed = sub.add_parser("seed", help="load a JSON fixture")
+    seed.add_argument("file")
+    seed.add_argument("--replace", action="store_true", help="delete existing data first")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    url = database_url(args.database_url)
+    if args.command == "serve":
+        from server.app import Config, serve
+
+        if not args.tokens:
+            print("serve needs --tokens FILE (or ISSUES_TOKENS)", file=sys.stderr)
+            return 2
+        return serve(Config(database_url=url, tokens_path=args.tokens, workers=args.workers,
+                            grace_seconds=args.grace), args.address)  # fmt: skip
+    make_database(url)
+    if args.command == "migrate":
+        from server.migrate import migrate
+
+        start, end = migrate()
+        print(f"schema at version {end} (was {start}) on {url.split('@')[-1]}")
+        return 0
+    from server.seed import SeedError, seed_file
+
+    try:
+        counts = seed_file(args.file, replace=args.replace)
+    except SeedError as exc:
+        print(f"seed failed, nothing loaded: {exc}", file=sys.stderr)
+        return 1
+    print("loaded " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

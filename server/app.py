@@ -1,0 +1,104 @@
+"""create_server: the IssueService with health, reflection and auth on one grpc.server."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from issues.v1 import issue_service_pb2, issue_service_pb2_grpc
+from server.auth import AuthInterceptor, TokenStore
+from server.db import make_database
+from server.servicer import IssueServicer
+
+log = logging.getLogger("issue_service")
+SERVICE_NAME = issue_service_pb2.DESCRIPTOR.services_by_name["IssueService"].full_name
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str | None = None
+    tokens_path: str | None = None
+    workers: int = 8
+    max_concurrent_rpcs: int | None = None  # default: 4 x workers; past it RESOURCE_EXHAUSTED
+    grace_seconds: float = 10.0
+
+
+@dataclass
+class Running:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    tokens: TokenStore
+
+    def stop(self, grace: float | None = None) -> None:
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+
+
+def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: TokenStore | None = None) -> Running:
+    """Build and start the server on `address` (port 0 picks a free port)."""
+    make_database(config.database_url, workers=config.workers)
+    store = tokens or TokenStore(config.tokens_path)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
+        interceptors=[AuthInterceptor(store)],
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs or 4 * config.workers,
+        options=_options(),
+    )
+    issue_service_pb2_grpc.add_IssueServiceServicer_to_server(IssueServicer(), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(address)
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return Running(server, port, health_servicer, store)
+
+
+def _options() -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
+        ("grpc.max_connection_age_ms", 30 * 60_000),
+        ("grpc.max_connection_age_grace_ms", 30_000),
+    ]
+
+
+def serve(config: Config, address: str) -> int:
+    """Run until SIGTERM/SIGINT; then stop accepting, let in-flight calls finish, exit 0."""
+    running = create_server(config, address)
+    log.info("serving %s on %s (port %d)", SERVICE_NAME, address, running.port)
+    print(f"issue-service listening on {address} (port {running.port})", flush=True)
+    stopped = threading.Event()
+
+    def on_stop(signum: int, _frame: Any) -> None:
+        log.info("signal %d: draining for up to %.0fs", signum, config.grace_seconds)
+        stopped.set()
+
+    def on_hup(_signum: int, _frame: Any) -> None:
+        running.tokens.reload()
+        log.info("token file reloaded")
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    stopped.wait()
+    running.stop(config.grace_seconds)
+    from server.models import db
+
+    if hasattr(db.obj, "close_all"):
+        db.obj.close_all()
+    return 0

@@ -1,0 +1,260 @@
+"""Protobuf <-> core: one converter per message, in both directions. No database access."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from issues.v1 import group_pb2, issue_service_pb2
+from server.core import commands
+from server.core.context import (
+    ActivityView,
+    ActorView,
+    AppliedDelta,
+    BulkResult,
+    CommitView,
+    StatusDetailsView,
+    UserView,
+)
+from server.core.errors import InvalidArgument, ViolationCollector
+from server.core.serialize import GroupView
+
+STATUS_TO_CORE = {
+    issue_service_pb2.STATUS_UPDATE_RESOLVED: "resolved",
+    issue_service_pb2.STATUS_UPDATE_UNRESOLVED: "unresolved",
+    issue_service_pb2.STATUS_UPDATE_IGNORED: "ignored",
+    issue_service_pb2.STATUS_UPDATE_RESOLVED_IN_NEXT_RELEASE: "resolvedInNextRelease",
+    issue_service_pb2.STATUS_UPDATE_MUTED: "muted",
+}
+STATUS_FROM_CORE = {v: k for k, v in STATUS_TO_CORE.items()}
+STATUS_LABELS = {
+    "unresolved": group_pb2.GROUP_STATUS_UNRESOLVED,
+    "resolved": group_pb2.GROUP_STATUS_RESOLVED,
+    "ignored": group_pb2.GROUP_STATUS_IGNORED,
+    "pending_deletion": group_pb2.GROUP_STATUS_PENDING_DELETION,
+    "pending_merge": group_pb2.GROUP_STATUS_PENDING_MERGE,
+    "reprocessing": group_pb2.GROUP_STATUS_REPROCESSING,
+}
+SUBSTATUSES = frozenset(range(1, 8))
+PRIORITIES = frozenset({25, 50, 75})
+INBOX = {
+    "added": issue_service_pb2.INBOX_CHANGE_ADDED,
+    "reviewed": issue_service_pb2.INBOX_CHANGE_REVIEWED,
+    "removed": issue_service_pb2.INBOX_CHANGE_REMOVED,
+}
+OUTCOMES = {
+    "changed": issue_service_pb2.OUTCOME_CHANGED,
+    "unchanged": issue_service_pb2.OUTCOME_UNCHANGED,
+    "skipped": issue_service_pb2.OUTCOME_SKIPPED,
+}
+SORTS = {0: "date", 1: "date", 2: "new", 3: "freq", 4: "priority"}
+IGNORE_FIELDS = ("duration", "count", "window", "user_count", "user_window")
+
+
+def _choice(errors: ViolationCollector, path: str, value: int, allowed: Any) -> int | None:
+    if value not in allowed:
+        errors.add(path, f'"{value}" is not a valid choice.')
+        return None
+    return value
+
+
+def _opt(msg: Any, name: str) -> Any:
+    return getattr(msg, name) if msg.HasField(name) else None
+
+
+def ignore_from_proto(msg: Any, *, top_level: bool = False) -> commands.IgnoreConditions:
+    values = {name: _opt(msg, f"ignore_{name}") for name in IGNORE_FIELDS}
+    if top_level and values["duration"] is None:
+        values["duration"] = _opt(msg, "snooze_duration")
+    return commands.IgnoreConditions(**values)
+
+
+def status_details_from_proto(msg: issue_service_pb2.StatusDetailsUpdate) -> commands.StatusDetails:
+    which = msg.WhichOneof("resolution")
+    in_commit = None
+    if which == "in_commit":
+        in_commit = commands.InCommit(commit=msg.in_commit.commit, repository=msg.in_commit.repository)
+    return commands.StatusDetails(
+        in_release=msg.in_release if which == "in_release" else None,
+        in_next_release=msg.in_next_release if which == "in_next_release" else None,
+        in_commit=in_commit,
+        ignore=ignore_from_proto(msg),
+    )
+
+
+def assignee_from_proto(msg: issue_service_pb2.AssigneeUpdate, errors: ViolationCollector) -> commands.Assignee | None:
+    which = msg.WhichOneof("target")
+    if which is None:
+        errors.add("assigned_to", "Set exactly one of user_id, team_id, username, email, unassign or actor.")
+        return None
+    if which == "unassign" and not msg.unassign:
+        errors.add("assigned_to.unassign", "Must be true when set; omit assigned_to to leave it unchanged.")
+        return None
+    return commands.Assignee(kind=which, value=getattr(msg, which))
+
+
+def patch_from_proto(msg: issue_service_pb2.GroupPatch) -> commands.UpdateCommand:
+    """The patch as a frozen command; bad enum numbers are refused with Sentry's choice message."""
+    errors = ViolationCollector()
+    status = None
+    if msg.HasField("status"):
+        if _choice(errors, "status", msg.status, STATUS_TO_CORE) is not None:
+            status = STATUS_TO_CORE[msg.status]  # type: ignore[index]
+    substatus = _choice(errors, "substatus", msg.substatus, SUBSTATUSES) if msg.HasField("substatus") else None
+    priority = _choice(errors, "priority", msg.priority, PRIORITIES) if msg.HasField("priority") else None
+    assignee = assignee_from_proto(msg.assigned_to, errors) if msg.HasField("assigned_to") else None
+    errors.raise_if_any()
+    return commands.UpdateCommand(
+        status=status,
+        substatus=substatus,
+        status_details=status_details_from_proto(msg.status_details) if msg.HasField("status_details") else None,
+        top_level_ignore=ignore_from_proto(msg, top_level=True),
+        assigned_to=assignee,
+        has_seen=_opt(msg, "has_seen"),
+        is_bookmarked=_opt(msg, "is_bookmarked"),
+        is_subscribed=_opt(msg, "is_subscribed"),
+        is_public=_opt(msg, "is_public"),
+        merge=_opt(msg, "merge"),
+        discard=_opt(msg, "discard"),
+        priority=priority,
+        inbox=_opt(msg, "inbox"),
+        integration=_opt(msg, "integration"),
+        merge_primary_group_id=_opt(msg, "merge_primary_group_id"),
+    )
+
+
+def selection_from_proto(msg: issue_service_pb2.BulkUpdateGroupsRequest) -> commands.Selection:
+    if msg.sort not in SORTS:
+        raise InvalidArgument.field("sort", f'"{msg.sort}" is not a valid choice.')
+    return commands.Selection(
+        organization_id=msg.organization_id,
+        project_ids=tuple(msg.project_ids),
+        group_ids=tuple(msg.group_ids),
+        query=msg.query if msg.HasField("query") else None,
+        environments=tuple(msg.environments),
+        sort=SORTS[msg.sort],
+        page_token=msg.page_token,
+    )
+
+
+def timestamp_to_proto(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value)
+    return ts
+
+
+def user_to_proto(view: UserView | None) -> group_pb2.User | None:
+    if view is None:
+        return None
+    return group_pb2.User(id=view.id, name=view.name, username=view.username, email=view.email)
+
+
+def actor_to_proto(view: ActorView) -> group_pb2.Actor:
+    kind = group_pb2.ACTOR_TYPE_USER if view.type == "user" else group_pb2.ACTOR_TYPE_TEAM
+    return group_pb2.Actor(type=kind, id=view.id, name=view.name, email=view.email)
+
+
+def commit_to_proto(view: CommitView | None) -> group_pb2.Commit | None:
+    if view is None:
+        return None
+    return group_pb2.Commit(id=view.id, key=view.key, repository=view.repository)
+
+
+def status_details_to_proto(view: StatusDetailsView) -> group_pb2.StatusDetails:
+    return group_pb2.StatusDetails(
+        in_next_release=view.in_next_release,
+        in_release=view.in_release,
+        in_commit=commit_to_proto(view.in_commit),
+        auto_resolved=view.auto_resolved,
+        ignore_count=view.ignore_count,
+        ignore_until=timestamp_to_proto(view.ignore_until),
+        ignore_user_count=view.ignore_user_count,
+        ignore_user_window=view.ignore_user_window,
+        ignore_window=view.ignore_window,
+        ignore_until_escalating=view.ignore_until_escalating,
+        actor=user_to_proto(view.actor),
+    )
+
+
+def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update({k: v for k, v in data.items()})
+    return out
+
+
+def activity_to_proto(view: ActivityView) -> group_pb2.Activity:
+    return group_pb2.Activity(
+        id=view.id,
+        type=view.type,  # type: ignore[arg-type]
+        user=user_to_proto(view.user),
+        data=_struct(view.data),
+        date_created=timestamp_to_proto(view.date_created),
+    )
+
+
+def group_to_proto(view: GroupView) -> group_pb2.Group:
+    p = view.project
+    return group_pb2.Group(
+        id=view.id, short_id=view.short_id, title=view.title, culprit=view.culprit, logger=view.logger,
+        level=view.level, status=STATUS_LABELS[view.status], status_details=status_details_to_proto(view.status_details),
+        substatus=view.substatus or 0,  # type: ignore[arg-type]
+        is_public=bool(view.share_id), share_id=view.share_id, platform=view.platform,
+        project=group_pb2.Project(id=p.id, name=p.name, slug=p.slug, platform=p.platform or ""),
+        issue_category=view.issue_category, issue_type=view.issue_type, num_comments=view.num_comments,
+        assigned_to=actor_to_proto(view.assigned_to) if view.assigned_to else None,
+        is_bookmarked=view.is_bookmarked, is_subscribed=view.is_subscribed,
+        subscription_details=group_pb2.SubscriptionDetails(reason=view.subscription_reason,
+                                                           disabled=view.subscription_disabled),
+        has_seen=view.has_seen, priority=view.priority or 0,  # type: ignore[arg-type]
+        priority_locked_at=timestamp_to_proto(view.priority_locked_at), count=view.count,
+        user_count=view.user_count, first_seen=timestamp_to_proto(view.first_seen),
+        last_seen=timestamp_to_proto(view.last_seen), activities=[activity_to_proto(a) for a in view.activities],
+        etag=view.etag, resolved_at=timestamp_to_proto(view.resolved_at),
+    )  # fmt: skip
+
+
+def applied_to_proto(delta: AppliedDelta) -> issue_service_pb2.AppliedChanges:
+    out = issue_service_pb2.AppliedChanges(inbox=INBOX.get(delta.inbox or "", 0))  # type: ignore[arg-type]
+    if delta.status is not None:
+        out.status = STATUS_FROM_CORE[delta.status]
+    if delta.status_details is not None:
+        out.status_details.CopyFrom(status_details_to_proto(delta.status_details))
+    if delta.substatus is not None:
+        out.substatus = delta.substatus  # type: ignore[assignment]
+    if delta.assigned_to_set:
+        out.assigned_to.SetInParent()
+        if delta.assigned_to is not None:
+            out.assigned_to.assignee.CopyFrom(actor_to_proto(delta.assigned_to))
+    for name in ("has_seen", "is_bookmarked", "is_subscribed", "is_public", "discard"):
+        if getattr(delta, name) is not None:
+            setattr(out, name, getattr(delta, name))
+    if delta.subscription_reason is not None:
+        out.subscription_details.reason = delta.subscription_reason
+    if delta.is_public is not None:
+        out.share.share_id = delta.share_id or ""
+    if delta.merge is not None:
+        out.merge.parent = delta.merge.parent
+        out.merge.children.extend(delta.merge.children)
+    if delta.priority is not None:
+        out.priority = delta.priority  # type: ignore[assignment]
+    out.activities.extend(activity_to_proto(a) for a in delta.activities)
+    return out
+
+
+def bulk_result_to_proto(result: BulkResult) -> issue_service_pb2.BulkUpdateGroupsResponse:
+    return issue_service_pb2.BulkUpdateGroupsResponse(
+        applied=applied_to_proto(result.applied),
+        matched_group_ids=result.matched_group_ids,
+        matched_count=result.matched_count,
+        truncated=result.truncated,
+        next_page_token=result.next_page_token,
+        outcomes=[
+            issue_service_pb2.GroupOutcome(group_id=o.group_id, outcome=OUTCOMES[o.outcome], reason=o.reason)
+            for o in result.outcomes
+        ],
+        validate_only=result.validate_only,
+    )

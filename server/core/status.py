@@ -1,0 +1,120 @@
+"""Unresolve and archive (§3.5) with substatus inference (§3.6) and side effects (§3.5.3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from server.core import activity, snooze, subscriptions
+from server.core.context import StatusDetailsView, UpdateContext
+from server.core.enums import (
+    IGNORED_SUBSTATUSES,
+    UNRESOLVED_SUBSTATUSES,
+    ActivityType,
+    GroupStatus,
+    GroupSubStatus,
+    SubscriptionReason,
+)
+from server.models import Group, GroupResolution
+
+NEW_STATUS = {"unresolved": GroupStatus.UNRESOLVED, "ignored": GroupStatus.IGNORED, "muted": GroupStatus.IGNORED}
+TRANSITION_AFTER_DAYS = 7
+
+
+def infer_substatus(ctx: UpdateContext, *, new_status: GroupStatus) -> int | None:
+    """Sentry's infer_substatus: keep a requested substatus only when it fits the status."""
+    requested = ctx.command.substatus
+    if new_status == GroupStatus.IGNORED:
+        if requested in IGNORED_SUBSTATUSES:
+            return requested
+        if ctx.command.ignore_conditions().any_sent():
+            return int(GroupSubStatus.UNTIL_CONDITION_MET)
+        return int(GroupSubStatus.FOREVER)  # a bare ignore archives forever, not until escalating
+    if new_status == GroupStatus.UNRESOLVED:
+        if requested in UNRESOLVED_SUBSTATUSES:
+            return requested
+        return _unresolved_substatus(ctx)
+    return None
+
+
+def _unresolved_substatus(ctx: UpdateContext) -> int:
+    if ctx.is_bulk:
+        return int(GroupSubStatus.ONGOING)
+    group = ctx.groups[0]
+    if group.status == GroupStatus.IGNORED:
+        recent = group.first_seen > ctx.now - dt.timedelta(days=TRANSITION_AFTER_DAYS)
+        return int(GroupSubStatus.NEW if recent else GroupSubStatus.ONGOING)
+    if group.status == GroupStatus.RESOLVED:
+        return int(GroupSubStatus.REGRESSED)
+    return int(GroupSubStatus.ONGOING)
+
+
+def change_status(ctx: UpdateContext, *, status: str) -> None:
+    """Unresolve, ignore or mute every selected group."""
+    new_status = NEW_STATUS[status]
+    new_substatus = infer_substatus(ctx, new_status=new_status)
+    previous = {g.id: g.status for g in ctx.groups}
+    updated = (
+        Group.update(status=int(new_status), substatus=new_substatus)
+        .where(Group.id.in_(ctx.group_ids) & (Group.status != int(new_status)))
+        .execute()
+    )
+    GroupResolution.delete().where(GroupResolution.group.in_(ctx.group_ids)).execute()
+    details = _archive(ctx, substatus=new_substatus) if new_status == GroupStatus.IGNORED else StatusDetailsView()
+    ctx.delta.status = status
+    ctx.delta.status_details = details
+    changed = [gid for gid, old in previous.items() if old != new_status]
+    ctx.mark_changed(changed)
+    if updated:
+        _side_effects(ctx, new_status=new_status, substatus=new_substatus, details=details, previous=previous)
+
+
+def _archive(ctx: UpdateContext, *, substatus: int | None) -> StatusDetailsView:
+    ctx.delta.inbox = "removed"
+    if substatus == GroupSubStatus.UNTIL_ESCALATING:
+        return snooze.archive_until_escalating(ctx)
+    details = snooze.archive_with_conditions(ctx, conditions=ctx.command.ignore_conditions())
+    if details.ignore_until or details.ignore_count or details.ignore_user_count:
+        ctx.mark_changed(ctx.group_ids)  # a new or changed snooze is a change
+    return details
+
+
+def ignore_activity_data(details: StatusDetailsView) -> dict[str, Any]:
+    """Activity data read from the reply's details: ignoreDuration is always null via the API."""
+    return {
+        "ignoreCount": details.ignore_count,
+        "ignoreDuration": None,
+        "ignoreUntil": details.ignore_until.isoformat() + "Z" if details.ignore_until else None,
+        "ignoreUserCount": details.ignore_user_count,
+        "ignoreUserWindow": details.ignore_user_window,
+        "ignoreWindow": details.ignore_window,
+        "ignoreUntilEscalating": True if details.ignore_until_escalating else None,
+    }
+
+
+def _side_effects(
+    ctx: UpdateContext,
+    *,
+    new_status: GroupStatus,
+    substatus: int | None,
+    details: StatusDetailsView,
+    previous: dict[int, int],
+) -> None:
+    """Every selected group gets the activity once any changed (§5 item 11)."""
+    for g in ctx.groups:  # in memory, so history labels see the new substatus
+        g.status, g.substatus = int(new_status), substatus
+    if new_status == GroupStatus.IGNORED:
+        kind, data = ActivityType.SET_IGNORED, ignore_activity_data(details)
+    else:
+        kind, data = ActivityType.SET_UNRESOLVED, {}
+    activity.record_activities(ctx, groups=ctx.groups, type=kind, data=data)
+    activity.record_history(ctx, groups=ctx.groups, activity=kind)
+    event = "issue.ignored" if new_status == GroupStatus.IGNORED else "issue.unresolved"
+    for g in ctx.groups:
+        if new_status == GroupStatus.UNRESOLVED and previous[g.id] == GroupStatus.IGNORED:
+            ctx.notify("issue.unignored", group_id=g.id, transition="manual")
+        else:
+            ctx.notify(event, group_id=g.id)
+    if not ctx.is_bulk:
+        subscriptions.subscribe_actor(ctx, groups=ctx.groups, reason=SubscriptionReason.STATUS_CHANGE)
+        ctx.notify("activity.notification", group_id=ctx.groups[0].id, activity_type=int(kind))

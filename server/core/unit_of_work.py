@@ -1,0 +1,78 @@
+"""One connection and one transaction per call, retried on lock conflicts; errors made retryable."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from peewee import DatabaseError, InterfaceError, OperationalError
+
+from server.core.errors import Conflict, Unavailable
+from server.models import db
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock
+CONNECTION_SQLSTATE_PREFIXES = ("08", "57P")  # connection exceptions, admin shutdown
+ATTEMPTS = 4
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None) or exc.__cause__
+    return getattr(orig, "sqlstate", None)
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    code = _sqlstate(exc)
+    return code in RETRYABLE_SQLSTATES or "database is locked" in str(exc)
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    code = _sqlstate(exc) or ""
+    if code.startswith(CONNECTION_SQLSTATE_PREFIXES):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, InterfaceError) or any(
+        s in text for s in ("connection", "server closed", "could not connect", "terminating")
+    )
+
+
+def in_transaction(fn: Callable[[], T], *, write: bool = True) -> T:
+    """Run fn in one transaction on a pooled connection; retry the whole body on lock conflicts.
+
+    fn must keep side effects inside the database (the outbox), so a retried body never
+    repeats anything outside it.
+    """
+    for attempt in range(ATTEMPTS):
+        try:
+            return _run_once(fn, write=write)
+        except (OperationalError, InterfaceError, DatabaseError) as exc:
+            if _is_lock_conflict(exc) and attempt + 1 < ATTEMPTS:
+                time.sleep(0.01 * 2**attempt)
+                continue
+            raise _translate(exc) from exc
+    raise AssertionError("unreachable")
+
+
+def _run_once(fn: Callable[[], T], *, write: bool) -> T:
+    with db.connection_context():
+        if not write:
+            return fn()
+        with db.atomic():
+            return fn()
+
+
+def _translate(exc: Exception) -> Exception:
+    if "database is locked" in str(exc):
+        # SQLite's single writer stayed busy past every retry: the service, not the call, is at
+        # fault, so the caller may retry as is.
+        return Unavailable("database busy; retry later", reason="DATABASE_BUSY")
+    if _is_lock_conflict(exc):
+        return Conflict("concurrent update of the same issues; retry", reason="CONCURRENT_UPDATE")
+    if _is_connection_failure(exc):
+        log.warning("database unavailable: %s", exc)
+        return Unavailable("database unavailable; retry later", reason="DATABASE_UNAVAILABLE")
+    return exc

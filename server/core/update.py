@@ -1,0 +1,173 @@
+"""The update core's entry points: one transaction per call, steps in Sentry's order (§3.2, §3.13)."""
+
+from __future__ import annotations
+
+from server.core import (
+    assignment,
+    bookmarks,
+    discard,
+    inbox,
+    merge,
+    priority,
+    resolution,
+    selection,
+    seen,
+    sharing,
+    status,
+    subscriptions,
+    validation,
+)
+from server.core.commands import READ_SCOPES, WRITE_SCOPES, Caller, Selection, UpdateCommand
+from server.core.context import ActorView, BulkResult, GroupOutcome, UpdateContext
+from server.core.errors import Conflict, PermissionDenied
+from server.core.serialize import GroupView, etag_of, group_view
+from server.core.snooze import user_view
+from server.core.unit_of_work import in_transaction
+from server.models import Group, Organization, OutboxEvent, User, utcnow
+
+RESOLVE_STATUSES = ("resolved", "resolvedInNextRelease")
+
+
+class _Rollback(Exception):
+    """Raised to roll back a validate_only run while keeping its result."""
+
+    def __init__(self, result: BulkResult) -> None:
+        self.result = result
+
+
+def _require(caller: Caller, scopes: frozenset[str], what: str) -> None:
+    if not (caller.scopes & scopes):
+        needed = " or ".join(sorted(scopes))
+        raise PermissionDenied(f"Token lacks a scope to {what} (needs {needed})", reason="MISSING_SCOPE")
+
+
+def get_group(*, caller: Caller, organization_id: int, group_id: int) -> GroupView:
+    _require(caller, READ_SCOPES, "read issues")
+
+    def read() -> GroupView:
+        org = selection.organization(caller=caller, organization_id=organization_id)
+        group = selection.single(org=org, group_id=group_id)
+        return group_view(group, user_id=caller.user_id, now=utcnow())
+
+    return in_transaction(read, write=False)
+
+
+def update_group(
+    *, caller: Caller, organization_id: int, group_id: int, command: UpdateCommand, etag: str = ""
+) -> GroupView:
+    _require(caller, WRITE_SCOPES, "update issues")
+
+    def run() -> GroupView:
+        org = selection.organization(caller=caller, organization_id=organization_id)
+        group = selection.single(org=org, group_id=group_id)
+        if etag and etag != etag_of(group):
+            raise Conflict("The issue changed since it was read (etag mismatch)", reason="ETAG_MISMATCH")
+        ctx = _context(caller=caller, command=command, org=org, groups=[group])
+        _apply(ctx)
+        return group_view(Group.get_by_id(group.id), user_id=caller.user_id, now=ctx.now)
+
+    return in_transaction(run)
+
+
+def bulk_update(
+    *, caller: Caller, selection_spec: Selection, command: UpdateCommand, validate_only: bool = False
+) -> BulkResult:
+    _require(caller, WRITE_SCOPES, "update issues")
+
+    def run() -> BulkResult:
+        org = selection.organization(caller=caller, organization_id=selection_spec.organization_id)
+        groups = selection.bulk(org=org, selection=selection_spec)
+        ctx = _context(caller=caller, command=command, org=org, groups=groups)
+        _apply(ctx)
+        result = _bulk_result(ctx, validate_only=validate_only)
+        if validate_only:
+            raise _Rollback(result)
+        return result
+
+    try:
+        return in_transaction(run)
+    except _Rollback as rollback:
+        return rollback.result
+
+
+def _context(*, caller: Caller, command: UpdateCommand, org: Organization, groups: list[Group]) -> UpdateContext:
+    actor = User.get_or_none(User.id == caller.user_id) if caller.user_id is not None else None
+    return UpdateContext(
+        caller=caller,
+        command=command,
+        organization=org,
+        groups=groups,
+        projects=selection.projects_of(groups),
+        now=utcnow(),
+        actor=actor,
+    )
+
+
+def _apply(ctx: UpdateContext) -> None:
+    """Validate everything, then write in Sentry's order; nothing is written before validation."""
+    cmd = ctx.command
+    validated = validation.validate(ctx)
+    if cmd.discard:
+        discard.discard(ctx)
+        return
+    plan = resolution.plan(ctx, validated=validated) if cmd.status in RESOLVE_STATUSES else None
+    merge.check(ctx)
+    if cmd.priority is not None:
+        priority.set_priority(ctx, priority=cmd.priority)
+    if plan is not None:
+        resolution.resolve(ctx, resolution=plan)
+    elif cmd.status is not None:
+        status.change_status(ctx, status=cmd.status)
+    _apply_user_fields(ctx, validated=validated)
+    if cmd.merge:
+        merge.merge(ctx)
+    if cmd.inbox is not None and ctx.delta.inbox is None:
+        inbox.set_inbox(ctx, inbox=cmd.inbox)
+    _finish(ctx)
+
+
+def _apply_user_fields(ctx: UpdateContext, *, validated: validation.Validated) -> None:
+    cmd = ctx.command
+    if ctx.self_assign and ctx.actor is not None:
+        me = user_view(ctx.actor)
+        assert me is not None
+        assignment.apply(ctx, assignee=ActorView(type="user", id=me.id, name=me.name, email=me.email))
+    elif validated.assignee_set:
+        assignment.apply(ctx, assignee=validated.assignee)
+    if cmd.has_seen is not None:
+        seen.set_seen(ctx, has_seen=cmd.has_seen)
+    if cmd.is_bookmarked is not None:
+        bookmarks.set_bookmarked(ctx, is_bookmarked=cmd.is_bookmarked)
+    if cmd.is_subscribed is not None:
+        subscriptions.set_subscribed(ctx, is_subscribed=cmd.is_subscribed)
+    if cmd.is_public is not None:
+        sharing.set_public(ctx, is_public=cmd.is_public)
+
+
+def _finish(ctx: UpdateContext) -> None:
+    """Bump versions of changed groups and write the notification outbox, in this transaction."""
+    changed = sorted(ctx.changed_ids)
+    if changed:
+        Group.update(version=Group.version + 1).where(Group.id.in_(changed)).execute()
+    rows = [{**event, "created_at": ctx.now} for event in ctx.outbox]
+    for start in range(0, len(rows), 500):
+        OutboxEvent.insert_many(rows[start : start + 500]).execute()
+
+
+def _bulk_result(ctx: UpdateContext, *, validate_only: bool) -> BulkResult:
+    ids = ctx.group_ids
+    outcomes = [
+        GroupOutcome(group_id=gid, outcome="changed" if gid in ctx.changed_ids else "unchanged")
+        for gid in ids
+    ]
+    if ctx.delta.status is None and ctx.command.status is not None:
+        ctx.delta.status = ctx.command.status
+    if ctx.command.substatus is not None:
+        ctx.delta.substatus = ctx.command.substatus
+    return BulkResult(
+        applied=ctx.delta,
+        matched_group_ids=ids,
+        matched_count=len(ids),
+        outcomes=outcomes,
+        validate_only=validate_only,
+    )

@@ -1,0 +1,131 @@
+"""Validation of a command against every project of the selection, before anything is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from server.core import assignment, releases
+from server.core.commands import ADMIN_SCOPES, IgnoreConditions, UpdateCommand
+from server.core.context import ActorView, UpdateContext
+from server.core.errors import InvalidArgument, PermissionDenied, ViolationCollector
+from server.models import Commit, Project, Release, Repository
+
+NO_RELEASE = "No release data present in the system to form a basis for 'Next Release'"
+MAX_WINDOW = 10080
+RELEASE_KINDS = ("in_release", "in_next_release", "in_commit")
+
+
+@dataclass
+class Validated:
+    """What validation looked up, so the writers need not look it up again."""
+
+    release: Release | None = None  # in_release / in_next_release (single project)
+    commit: Commit | None = None
+    assignee: ActorView | None = None
+    assignee_set: bool = False
+    releases_by_project: dict[int, Release | None] = field(default_factory=dict)
+
+
+def validate(ctx: UpdateContext) -> Validated:
+    cmd = ctx.command
+    _check_discard(ctx)
+    errors = ViolationCollector()
+    _check_ignore_ranges(cmd, errors)
+    errors.raise_if_any()
+    validated = Validated()
+    for project in sorted(ctx.projects.values(), key=lambda p: p.id):
+        _validate_for_project(ctx, project, validated)
+    return validated
+
+
+def _check_discard(ctx: UpdateContext) -> None:
+    cmd = ctx.command
+    if cmd.discard is None:
+        return
+    if not (ctx.caller.scopes & ADMIN_SCOPES):
+        raise PermissionDenied(
+            "You do not have permission to discard events", reason="MISSING_SCOPE", scope="event:admin"
+        )
+    others = [f for f in cmd.sent_fields() if f != "discard"]
+    if others:
+        raise InvalidArgument(
+            "Other attributes cannot be updated when discarding",
+            reason="DISCARD_WITH_OTHER_FIELDS",
+        )
+
+
+def _check_ignore_ranges(cmd: UpdateCommand, errors: ViolationCollector) -> None:
+    forms: list[tuple[str, IgnoreConditions]] = [("", cmd.top_level_ignore)]
+    if cmd.status_details is not None:
+        forms.append(("status_details.", cmd.status_details.ignore))
+    for prefix, cond in forms:
+        for name in ("duration", "count", "window", "user_count", "user_window"):
+            value = getattr(cond, name)
+            path = f"{prefix}ignore_{name}"
+            if value is not None and value < 0:
+                errors.add(path, "Ensure this value is greater than or equal to 0.")
+            elif value is not None and name.endswith("window") and value > MAX_WINDOW:
+                errors.add(path, f"Ensure this value is less than or equal to {MAX_WINDOW}.")
+
+
+def _validate_for_project(ctx: UpdateContext, project: Project, out: Validated) -> None:
+    details = ctx.command.status_details
+    if details is not None:
+        _validate_resolution(ctx, project, out)
+    if ctx.command.assigned_to is not None:
+        out.assignee = assignment.validate_assignee(
+            ctx, assignee=ctx.command.assigned_to, project=project
+        )
+        out.assignee_set = True
+
+
+def _validate_resolution(ctx: UpdateContext, project: Project, out: Validated) -> None:
+    details = ctx.command.status_details
+    assert details is not None
+    org_id = ctx.organization.id
+    if details.in_release is not None:
+        out.release = _release_for(org_id, project, details.in_release)
+        out.releases_by_project[project.id] = out.release
+    elif details.in_next_release is not None:
+        # Sentry's validator turns any boolean into the most recent release (§5 item 3).
+        release = releases.most_recent_release(project_id=project.id)
+        if release is None:
+            raise InvalidArgument.field("status_details.in_next_release", NO_RELEASE)
+        out.release = release
+        out.releases_by_project[project.id] = release
+    elif details.in_commit is not None:
+        out.commit = _commit_for(org_id, details.in_commit.repository, details.in_commit.commit)
+
+
+def _release_for(org_id: int, project: Project, version: str) -> Release:
+    path = "status_details.in_release"
+    if not version.strip():
+        raise InvalidArgument.field(path, "This field may not be blank.")
+    if version == "latest":
+        release = releases.most_recent_release(project_id=project.id)
+        if release is None:
+            raise InvalidArgument.field(path, NO_RELEASE)
+        return release
+    found = releases.find_release(organization_id=org_id, project_id=project.id, version=version)
+    if found is None:
+        raise InvalidArgument.field(path, "Unable to find a release with the given version.")
+    return found
+
+
+def _commit_for(org_id: int, repository_name: str, key: str) -> Commit:
+    base = "status_details.in_commit"
+    errors = ViolationCollector()
+    if not repository_name:
+        errors.add(f"{base}.repository", "This field is required.")
+    if not key:
+        errors.add(f"{base}.commit", "This field is required.")
+    errors.raise_if_any()
+    repo = Repository.get_or_none(
+        (Repository.organization == org_id) & (Repository.name == repository_name)
+    )
+    if repo is None:
+        raise InvalidArgument.field(f"{base}.repository", "Unable to find the given repository.")
+    commit = Commit.get_or_none((Commit.repository == repo.id) & (Commit.key == key))
+    if commit is None:
+        raise InvalidArgument.field(f"{base}.commit", "Unable to find the given commit.")
+    return commit

@@ -1,0 +1,74 @@
+"""The database from a URL: pooled SQLite (WAL, IMMEDIATE) by default, PostgreSQL via psycopg 3."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlparse
+
+from peewee import Database
+from playhouse.db_url import parse
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+
+from server.models import db
+
+DEFAULT_URL = "sqlite:///issues.db"
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",  # readers never block the single writer
+    "synchronous": 1,  # NORMAL: no fsync per commit in WAL
+    "foreign_keys": 1,  # SQLite enforces FKs only when told, per connection
+    "busy_timeout": 5000,  # ms; on a pooled SQLite `timeout` is the pool wait, not this
+    "cache_size": -32000,
+}
+
+
+def database_url(url: str | None = None) -> str:
+    return url or os.environ.get("DATABASE_URL") or DEFAULT_URL
+
+
+def make_database(url: str | None = None, *, workers: int = 8) -> Database:
+    """Build the database for `url` and bind the models to it."""
+    url = database_url(url)
+    scheme = urlparse(url).scheme
+    params: dict[str, Any] = parse(url)
+    if scheme.startswith("sqlite"):
+        real = _sqlite(params, workers)
+    elif scheme.startswith(("postgres", "postgresql")):
+        real = _postgres(params, workers)
+    else:
+        raise ValueError(f"unsupported DATABASE_URL scheme {scheme!r} (use sqlite:// or postgresql://)")
+    db.initialize(real)
+    return real
+
+
+def _sqlite(params: dict[str, Any], workers: int) -> Database:
+    # IMMEDIATE takes the write lock at BEGIN: a DEFERRED transaction that reads then writes
+    # fails with "database is locked" without ever waiting (peewee-notes P1).
+    defaults = dict(
+        pragmas=SQLITE_PRAGMAS,
+        check_same_thread=False,
+        lock_type="IMMEDIATE",
+        max_connections=workers + 4,
+        timeout=10,
+        autoconnect=False,
+    )
+    return PooledSqliteDatabase(**{**defaults, **params})
+
+
+def _postgres(params: dict[str, Any], workers: int) -> Database:
+    defaults = dict(
+        prefer_psycopg3=True,
+        max_connections=workers + 4,
+        timeout=10,  # wait for a free pooled connection instead of failing at once
+        stale_timeout=300,
+        connect_timeout=3,
+        options="-c lock_timeout=5000 -c statement_timeout=30000",
+        autoconnect=False,
+    )
+    return PooledPostgresqlDatabase(**{**defaults, **params})
+
+
+def is_postgres(database: Database | None = None) -> bool:
+    target = database or db.obj
+    return isinstance(target, PooledPostgresqlDatabase)

@@ -1,0 +1,29 @@
+"""Schema creation and upgrades, run explicitly by `python -m server migrate` (never on import)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from server.models import ALL_MODELS, SchemaVersion, db
+
+# Each entry upgrades the schema from version i to i+1; version 1 creates every table.
+MIGRATIONS: list[Callable[[], None]] = [
+    lambda: db.create_tables(ALL_MODELS, safe=True),
+]
+
+
+def current_version() -> int:
+    if not db.table_exists(SchemaVersion._meta.table_name):
+        return 0
+    row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
+    return row.version if row else 0
+
+
+def migrate() -> tuple[int, int]:
+    """Apply pending migrations in one transaction; returns (from, to)."""
+    with db.connection_context(), db.atomic():
+        start = current_version()
+        for version in range(start, len(MIGRATIONS)):
+            MIGRATIONS[version]()
+            SchemaVersion.create(version=version + 1)
+        return start, len(MIGRATIONS)

@@ -1,0 +1,434 @@
+"""Peewee models for every table the update path reads or writes (sentry-semantics §1)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from peewee import (
+    BigAutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    Check,
+    DatabaseProxy,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    JSONField,
+    Model,
+    SmallIntegerField,
+    TextField,
+)
+
+db = DatabaseProxy()
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC: both backends store timestamps without a zone, always in UTC."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class BaseModel(Model):
+    id = BigAutoField()
+
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class Organization(BaseModel):
+    slug = CharField(max_length=64, unique=True)
+    name = CharField(max_length=128)
+    # Open membership (Sentry's allow_joinleave): any member may act on any project.
+    allow_joinleave = BooleanField(default=False)
+    # Sentry's `sentry:events_member_admin`: members get event:admin unless it is off.
+    events_member_admin = BooleanField(default=True)
+    # Feature flags by name, e.g. ["projects:discard-groups"].
+    features = JSONField(default=list)
+
+
+class Project(BaseModel):
+    organization = ForeignKeyField(Organization, backref="projects", on_delete="CASCADE")
+    slug = CharField(max_length=64)
+    name = CharField(max_length=128)
+    platform = CharField(max_length=64, null=True)
+    # Hours after which an unresolved issue not seen reads as resolved; null = never.
+    auto_resolve_age_hours = IntegerField(null=True)
+
+    class Meta:
+        indexes = ((("organization", "slug"), True),)
+
+
+class Team(BaseModel):
+    organization = ForeignKeyField(Organization, backref="teams", on_delete="CASCADE")
+    slug = CharField(max_length=64)
+    name = CharField(max_length=128)
+
+    class Meta:
+        indexes = ((("organization", "slug"), True),)
+
+
+class ProjectTeam(BaseModel):
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("project", "team"), True),)
+
+
+class User(BaseModel):
+    username = CharField(max_length=128, unique=True)
+    email = CharField(max_length=128, default="")
+    name = CharField(max_length=128, default="")
+    is_active = BooleanField(default=True)
+
+
+class OrganizationMember(BaseModel):
+    organization = ForeignKeyField(Organization, backref="members", on_delete="CASCADE")
+    user = ForeignKeyField(User, on_delete="CASCADE")
+    # member, admin, manager, owner or billing (Sentry's default org roles).
+    role = CharField(max_length=32, default="member")
+    # False for a deactivated membership (Sentry: user_is_active / invite state).
+    is_active = BooleanField(default=True)
+
+    class Meta:
+        indexes = ((("organization", "user"), True),)
+
+
+class OrganizationMemberTeam(BaseModel):
+    member = ForeignKeyField(OrganizationMember, on_delete="CASCADE")
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("member", "team"), True),)
+
+
+class UserOption(BaseModel):
+    user = ForeignKeyField(User, on_delete="CASCADE")
+    key = CharField(max_length=64)
+    value = TextField()
+
+    class Meta:
+        indexes = ((("user", "key"), True),)
+
+
+class Release(BaseModel):
+    organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    version = CharField(max_length=250)
+    date_added = DateTimeField(default=utcnow)
+    date_released = DateTimeField(null=True)
+    status = SmallIntegerField(default=0, null=True)  # OPEN 0, ARCHIVED 1
+    package = CharField(max_length=250, null=True)
+    major = BigIntegerField(null=True)
+    minor = BigIntegerField(null=True)
+    patch = BigIntegerField(null=True)
+    revision = BigIntegerField(null=True)
+    prerelease = CharField(max_length=250, null=True)
+    build_code = CharField(max_length=250, null=True)
+    build_number = BigIntegerField(null=True)
+
+    class Meta:
+        indexes = ((("organization", "version"), True),)
+
+
+class ReleaseProject(BaseModel):
+    release = ForeignKeyField(Release, on_delete="CASCADE")
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("project", "release"), True),)
+
+
+class Repository(BaseModel):
+    organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    name = CharField(max_length=200)
+
+    class Meta:
+        indexes = ((("organization", "name"), True),)
+
+
+class Commit(BaseModel):
+    organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    repository = ForeignKeyField(Repository, on_delete="CASCADE")
+    key = CharField(max_length=64)
+    message = TextField(null=True)
+
+    class Meta:
+        indexes = ((("repository", "key"), True),)
+
+
+class ReleaseCommit(BaseModel):
+    release = ForeignKeyField(Release, on_delete="CASCADE")
+    commit = ForeignKeyField(Commit, on_delete="CASCADE")
+    order = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("release", "commit"), True),)
+
+
+class Environment(BaseModel):
+    organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    name = CharField(max_length=64)
+
+    class Meta:
+        indexes = ((("organization", "name"), True),)
+
+
+class Group(BaseModel):
+    project = ForeignKeyField(Project, backref="groups", on_delete="CASCADE")
+    status = SmallIntegerField(default=0, index=True)
+    substatus = IntegerField(null=True)
+    resolved_at = DateTimeField(null=True)
+    active_at = DateTimeField(null=True)
+    first_seen = DateTimeField(default=utcnow, index=True)
+    last_seen = DateTimeField(default=utcnow, index=True)
+    times_seen = BigIntegerField(default=1, constraints=[Check("times_seen >= 0")])
+    user_count = BigIntegerField(default=0)
+    priority = SmallIntegerField(null=True)
+    priority_locked_at = DateTimeField(null=True)
+    type = IntegerField(default=1)
+    short_id = BigIntegerField(null=True)
+    num_comments = IntegerField(default=0)
+    level = SmallIntegerField(default=40)
+    message = TextField(default="")
+    title = TextField(default="")
+    culprit = CharField(max_length=200, null=True)
+    data = JSONField(null=True)
+    platform = CharField(max_length=64, null=True)
+    logger = CharField(max_length=64, default="")
+    first_release = ForeignKeyField(Release, null=True, on_delete="SET NULL")
+    # Bumped by every update that selects the group; the etag is derived from it.
+    version = BigIntegerField(default=1)
+
+
+class GroupEnvironment(BaseModel):
+    group = ForeignKeyField(Group, on_delete="CASCADE")
+    environment = ForeignKeyField(Environment, on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("group", "environment"), True),)
+
+
+class GroupRelease(BaseModel):
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    group = ForeignKeyField(Group, on_delete="CASCADE")
+    release = ForeignKeyField(Release, on_delete="CASCADE")
+    environment = CharField(max_length=64, default="")
+    first_seen = DateTimeField(default=utcnow)
+    last_seen = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("group", "release", "environment"), True),)
+
+
+class GroupResolution(BaseModel):
+    group = ForeignKeyField(Group, unique=True, on_delete="CASCADE")
+    release = ForeignKeyField(Release, on_delete="CASCADE")
+    current_release_version = CharField(max_length=250, null=True)
+    type = SmallIntegerField(null=True)  # in_release 0, in_next_release 1
+    actor_id = BigIntegerField(null=True)
+    datetime = DateTimeField(default=utcnow)
+    status = SmallIntegerField(default=0)  # pending 0, resolved 1
+
+
+class GroupSnooze(BaseModel):
+    group = ForeignKeyField(Group, unique=True, on_delete="CASCADE")
+    until = DateTimeField(null=True)
+    count = BigIntegerField(null=True, constraints=[Check("count >= 0")])
+    window = IntegerField(null=True)
+    user_count = BigIntegerField(null=True, constraints=[Check("user_count >= 0")])
+    user_window = IntegerField(null=True)
+    state = JSONField(null=True)
+    actor_id = BigIntegerField(null=True)
+
+
+class GroupAssignee(BaseModel):
+    group = ForeignKeyField(Group, unique=True, on_delete="CASCADE")
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    user = ForeignKeyField(User, null=True, on_delete="CASCADE")
+    team = ForeignKeyField(Team, null=True, on_delete="CASCADE")
+    date_added = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "group_assignee"
+        constraints = [Check("(user_id IS NULL) <> (team_id IS NULL)")]
+
+
+class GroupSubscription(BaseModel):
+    group = ForeignKeyField(Group, on_delete="CASCADE")
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    user = ForeignKeyField(User, null=True, on_delete="CASCADE")
+    team = ForeignKeyField(Team, null=True, on_delete="CASCADE")
+    is_active = BooleanField(default=True)
+    reason = IntegerField(default=0)
+    date_added = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("group", "user"), True), (("group", "team"), True))
+        constraints = [Check("(user_id IS NULL) <> (team_id IS NULL)")]
+
+
+class GroupBookmark(BaseModel):
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    group = ForeignKeyField(Group, on_delete="CASCADE")
+    user = ForeignKeyField(User, on_delete="CASCADE")
+    date_added = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("project", "user", "group"), True),)
+
+
+class GroupSeen(BaseModel):
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    group = ForeignKeyField(Group, on_delete="CASCADE")
+    user = ForeignKeyField(User, on_delete="CASCADE")
+    last_seen = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user", "group"), True),)
+
+
+class GroupShare(BaseModel):
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    group = ForeignKeyField(Group, unique=True, on_delete="CASCADE")
+    uuid = CharField(max_length=32, unique=True)
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    date_added = DateTimeField(default=utcnow)
+
+
+class GroupInbox(BaseModel):
+    group = ForeignKeyField(Group, unique=True, on_delete="CASCADE")
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    reason = SmallIntegerField(default=0)
+    reason_details = JSONField(null=True)
+    date_added = DateTimeField(default=utcnow)
+
+
+class GroupTombstone(BaseModel):
+    previous_group_id = BigIntegerField(unique=True)
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    level = SmallIntegerField(default=40)
+    message = TextField(default="")
+    culprit = CharField(max_length=200, null=True)
+    data = JSONField(null=True)
+    actor_id = BigIntegerField(null=True)
+
+
+class GroupHash(BaseModel):
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    hash = CharField(max_length=32)
+    group = ForeignKeyField(Group, null=True, on_delete="SET NULL")
+    group_tombstone_id = BigIntegerField(null=True)
+
+    class Meta:
+        indexes = ((("project", "hash"), True),)
+
+
+class GroupLink(BaseModel):
+    group = ForeignKeyField(Group, on_delete="CASCADE")
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    linked_type = SmallIntegerField(default=1)  # unknown 0, commit 1, pull_request 2, issue 3
+    linked_id = BigIntegerField()
+    relationship = SmallIntegerField(default=2)  # unknown 0, resolves 1, references 2
+    data = JSONField(null=True)
+    datetime = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("group", "linked_type", "linked_id"), True),)
+
+
+class GroupRedirect(BaseModel):
+    organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    group_id = BigIntegerField(index=True)
+    previous_group_id = BigIntegerField(unique=True)
+
+
+class Activity(BaseModel):
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    group = ForeignKeyField(Group, null=True, on_delete="CASCADE")
+    type = IntegerField()
+    ident = CharField(max_length=64, null=True)
+    user_id = BigIntegerField(null=True)
+    datetime = DateTimeField(default=utcnow)
+    data = JSONField(null=True)
+
+
+class GroupHistory(BaseModel):
+    organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    group = ForeignKeyField(Group, on_delete="CASCADE")
+    project = ForeignKeyField(Project, on_delete="CASCADE")
+    release = ForeignKeyField(Release, null=True, on_delete="SET NULL")
+    user_id = BigIntegerField(null=True)
+    team_id = BigIntegerField(null=True)
+    status = IntegerField()
+    prev_history = ForeignKeyField("self", null=True, on_delete="SET NULL")
+    prev_history_date = DateTimeField(null=True)
+    date_added = DateTimeField(default=utcnow)
+
+
+class IdempotencyRecord(BaseModel):
+    """A stored reply for a request id, so retries across processes return it unchanged."""
+
+    scope = CharField(max_length=300, unique=True)  # token name + method + request id
+    body_hash = CharField(max_length=64)
+    response = TextField()  # base64 of the serialized reply
+    created_at = DateTimeField(default=utcnow, index=True)
+
+
+class OutboxEvent(BaseModel):
+    """Notification events, written in the update's transaction and delivered after commit."""
+
+    kind = CharField(max_length=64)
+    group_id = BigIntegerField(null=True)
+    payload = JSONField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    delivered_at = DateTimeField(null=True, index=True)
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField()
+    applied_at = DateTimeField(default=utcnow)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    Organization,
+    Project,
+    Team,
+    ProjectTeam,
+    User,
+    OrganizationMember,
+    OrganizationMemberTeam,
+    UserOption,
+    Release,
+    ReleaseProject,
+    Repository,
+    Commit,
+    ReleaseCommit,
+    Environment,
+    Group,
+    GroupEnvironment,
+    GroupRelease,
+    GroupResolution,
+    GroupSnooze,
+    GroupAssignee,
+    GroupSubscription,
+    GroupBookmark,
+    GroupSeen,
+    GroupShare,
+    GroupInbox,
+    GroupTombstone,
+    GroupHash,
+    GroupLink,
+    GroupRedirect,
+    Activity,
+    GroupHistory,
+    IdempotencyRecord,
+    OutboxEvent,
+    SchemaVersion,
+)
+
+
+def model_fields(model: type[Model]) -> dict[str, Any]:
+    return dict(model._meta.fields)
