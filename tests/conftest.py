@@ -1,0 +1,114 @@
+"""Fixture chain: database -> server -> channel -> stub. Backend from TEST_BACKEND (sqlite|postgres)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from issues.v1 import issue_service_pb2_grpc
+from server.app import Config, Running, create_server
+from server.auth import Token, TokenStore, hash_token
+from server.db import make_database
+from server.migrate import migrate
+from server.models import ALL_MODELS, SchemaVersion, db
+
+BACKEND = os.environ.get("TEST_BACKEND", "sqlite")
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+TOKENS = {
+    "writer": ("writer-secret", {"event:read", "event:write"}, None),
+    "reader": ("reader-secret", {"event:read"}, None),
+    "admin": ("admin-secret", {"event:read", "event:write", "event:admin"}, None),
+}
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if BACKEND == "postgres":
+        name = f"issues_test_{uuid.uuid4().hex[:10]}"
+        _pg_admin(f'CREATE DATABASE "{name}"')
+        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        yield f"{base}/{name}"
+        db.obj.close_all()
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
+        path: Path = tmp_path_factory.mktemp("db") / "test.db"
+        yield f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def migrated(database_url: str) -> str:
+    make_database(database_url, workers=8)
+    migrate()
+    return database_url
+
+
+@pytest.fixture()
+def database(migrated: str) -> Iterator[str]:
+    """An empty schema for each test; a connection is open for the test body's own queries."""
+    make_database(migrated, workers=8)
+    with db.connection_context():
+        with db.atomic():
+            for model in reversed(ALL_MODELS):
+                if model is not SchemaVersion:
+                    model.delete().execute()
+    with db.connection_context():
+        yield migrated
+
+
+def token_store() -> TokenStore:
+    return TokenStore(
+        tokens=[
+            Token(name, hash_token(secret), frozenset(scopes), orgs)
+            for name, (secret, scopes, orgs) in TOKENS.items()
+        ]
+    )
+
+
+@pytest.fixture(scope="session")
+def running(migrated: str) -> Iterator[Running]:
+    server = create_server(Config(database_url=migrated, workers=8), tokens=token_store())
+    yield server
+    server.stop(0)
+
+
+@pytest.fixture(scope="session")
+def channel(running: Running) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+        yield ch
+
+
+@pytest.fixture()
+def stub(channel: grpc.Channel, database: str) -> issue_service_pb2_grpc.IssueServiceStub:
+    return issue_service_pb2_grpc.IssueServiceStub(channel)
+
+
+def metadata(token: str = "writer", user_id: int | None = None, **extra: str) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = [("authorization", f"Bearer {TOKENS[token][0]}")]
+    if user_id is not None:
+        pairs.append(("x-acting-user-id", str(user_id)))
+    pairs.extend(extra.items())
+    return tuple(pairs)
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    for item in items:
+        if {"database", "stub", "running", "migrated"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.db)
+
+
+def pytest_report_header() -> str:
+    return f"issue-service database backend: {BACKEND}"
