@@ -10,6 +10,11 @@ import sys
 from server.db import database_url, make_database
 
 
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m server", description="issue-service")
     parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL or sqlite:///issues.db")
@@ -19,6 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=int(os.environ.get("ISSUES_WORKERS", "8")))
     serve.add_argument("--tokens", default=os.environ.get("ISSUES_TOKENS"), help="token file (JSON)")
     serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on SIGTERM")
+    metrics_help = "serve Prometheus /metrics on this HTTP port (default: off)"
+    metrics_port = _env_int("ISSUES_METRICS_PORT")
+    serve.add_argument("--metrics-port", type=int, default=metrics_port, help=metrics_help)
+    serve.add_argument("--metrics-address", default="127.0.0.1", help="address for --metrics-port")
     sub.add_parser("migrate", help="create or upgrade the schema")
     seed = sub.add_parser("seed", help="load a JSON fixture")
     seed.add_argument("file")
@@ -36,8 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.tokens:
             print("serve needs --tokens FILE (or ISSUES_TOKENS)", file=sys.stderr)
             return 2
-        return serve(Config(database_url=url, tokens_path=args.tokens, workers=args.workers,
-                            grace_seconds=args.grace), args.address)  # fmt: skip
+        from server.observability import query_counting_requested
+
+        config = Config(database_url=url, tokens_path=args.tokens, workers=args.workers,
+                        grace_seconds=args.grace, metrics_port=args.metrics_port,
+                        metrics_address=args.metrics_address,
+                        count_queries=query_counting_requested())  # fmt: skip
+        return serve(config, args.address)
     make_database(url)
     if args.command == "migrate":
         from server.migrate import migrate

@@ -16,6 +16,12 @@ from grpc_reflection.v1alpha import reflection
 from issues.v1 import issue_service_pb2, issue_service_pb2_grpc
 from server.auth import AuthInterceptor, TokenStore
 from server.db import make_database
+from server.observability import (
+    ObservabilityInterceptor,
+    configure_logging,
+    enable_query_counting,
+    start_metrics_server,
+)
 from server.servicer import IssueServicer
 
 log = logging.getLogger("issue_service")
@@ -30,6 +36,9 @@ class Config:
     workers: int = 8
     max_concurrent_rpcs: int | None = None  # default: 4 x workers; past it RESOURCE_EXHAUSTED
     grace_seconds: float = 10.0
+    metrics_port: int | None = None  # Prometheus /metrics on this port (0: a free one); None: off
+    metrics_address: str = "127.0.0.1"
+    count_queries: bool = False  # log SQL statements per RPC (ISSUES_COUNT_QUERIES=1)
 
 
 @dataclass
@@ -38,19 +47,27 @@ class Running:
     port: int
     health: health.HealthServicer
     tokens: TokenStore
+    metrics: Any = None  # the /metrics HTTP server, when enabled
+    metrics_port: int | None = None
 
     def stop(self, grace: float | None = None) -> None:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self.metrics is not None:
+            self.metrics.shutdown()
+            self.metrics.server_close()
 
 
 def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: TokenStore | None = None) -> Running:
     """Build and start the server on `address` (port 0 picks a free port)."""
     make_database(config.database_url, workers=config.workers)
+    if config.count_queries:
+        enable_query_counting()
     store = tokens or TokenStore(config.tokens_path)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
-        interceptors=[AuthInterceptor(store)],
+        # Observability first: it is the outermost wrapper, so it also times and logs auth denials.
+        interceptors=[ObservabilityInterceptor(), AuthInterceptor(store)],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs or 4 * config.workers,
         options=_options(),
     )
@@ -63,7 +80,11 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return Running(server, port, health_servicer, store)
+    running = Running(server, port, health_servicer, store)
+    if config.metrics_port is not None:
+        running.metrics = start_metrics_server(config.metrics_port, config.metrics_address)
+        running.metrics_port = running.metrics.server_port
+    return running
 
 
 def _options() -> list[tuple[str, Any]]:
@@ -79,8 +100,11 @@ def _options() -> list[tuple[str, Any]]:
 
 def serve(config: Config, address: str) -> int:
     """Run until SIGTERM/SIGINT; then stop accepting, let in-flight calls finish, exit 0."""
+    configure_logging()
     running = create_server(config, address)
     log.info("serving %s on %s (port %d)", SERVICE_NAME, address, running.port)
+    if running.metrics_port is not None:
+        log.info("metrics on http://%s:%d/metrics", config.metrics_address, running.metrics_port)
     print(f"issue-service listening on {address} (port {running.port})", flush=True)
     stopped = threading.Event()
 

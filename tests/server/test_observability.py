@@ -1,0 +1,233 @@
+"""Access log, request ids, metrics and SQL counting, through the real in-process gRPC server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from issues.v1 import issue_service_pb2 as pb
+
+from server import observability
+from tests import factories as f
+from tests.conftest import TOKENS, metadata
+
+
+@pytest.fixture()
+def w(database: str) -> dict[str, Any]:
+    return f.world()
+
+
+@pytest.fixture()
+def access_lines(caplog: pytest.LogCaptureFixture) -> None:
+    """Capture the access log at INFO (read back with _lines)."""
+    caplog.set_level(logging.INFO, logger=observability.access_log.name)
+
+
+def _lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [
+        json.loads(r.getMessage())
+        for r in caplog.records
+        if r.name == observability.access_log.name
+    ]
+
+
+def _trailer(call: Any, key: str) -> str | None:
+    return dict(call.trailing_metadata() or ()).get(key)
+
+
+def test_each_rpc_writes_one_json_access_line_with_method_code_user_org_and_group_count(
+    stub: Any, w: dict[str, Any], caplog: pytest.LogCaptureFixture, access_lines: None
+) -> None:
+    g = f.group(w["project"])
+    stub.GetGroup(
+        pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id),
+        metadata=metadata(user_id=w["user"].id, **{"x-request-id": "req-get-1"}),
+    )
+    lines = _lines(caplog)
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["method"] == "/issues.v1.IssueService/GetGroup"
+    assert line["code"] == "OK"
+    assert line["request_id"] == "req-get-1"
+    assert line["acting_user"] == str(w["user"].id)
+    assert line["organization_id"] == w["org"].id
+    assert line["group_count"] == 1
+    assert line["duration_ms"] >= 0
+
+
+def test_bulk_access_line_counts_the_matched_groups(
+    stub: Any, w: dict[str, Any], caplog: pytest.LogCaptureFixture, access_lines: None
+) -> None:
+    ids = [f.group(w["project"]).id for _ in range(3)]
+    patch = pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED)
+    stub.BulkUpdateGroups(
+        pb.BulkUpdateGroupsRequest(organization_id=w["org"].id, group_ids=ids, patch=patch),
+        metadata=metadata(),
+    )
+    (line,) = _lines(caplog)
+    assert (line["method"], line["code"], line["group_count"]) == (
+        "/issues.v1.IssueService/BulkUpdateGroups",
+        "OK",
+        3,
+    )
+    assert line["acting_user"] is None
+
+
+def test_request_id_sent_by_the_client_is_echoed_in_trailing_metadata(
+    stub: Any, w: dict[str, Any]
+) -> None:
+    g = f.group(w["project"])
+    _, call = stub.GetGroup.with_call(
+        pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id),
+        metadata=metadata(**{"x-request-id": "abc-123"}),
+    )
+    assert _trailer(call, "x-request-id") == "abc-123"
+
+
+def test_a_request_id_is_generated_when_the_client_sends_none(stub: Any, w: dict[str, Any]) -> None:
+    g = f.group(w["project"])
+    _, call = stub.GetGroup.with_call(
+        pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id), metadata=metadata()
+    )
+    generated = _trailer(call, "x-request-id")
+    assert generated is not None and len(generated) == 32
+
+
+def test_an_unsafe_request_id_is_replaced_not_echoed(stub: Any, w: dict[str, Any]) -> None:
+    g = f.group(w["project"])
+    _, call = stub.GetGroup.with_call(
+        pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id),
+        metadata=metadata(**{"x-request-id": 'x" injected {'}),
+    )
+    echoed = _trailer(call, "x-request-id")
+    assert echoed is not None and echoed != 'x" injected {'
+
+
+def test_error_reply_keeps_its_details_and_also_echoes_the_request_id(
+    stub: Any, w: dict[str, Any], caplog: pytest.LogCaptureFixture, access_lines: None
+) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetGroup(
+            pb.GetGroupRequest(organization_id=w["org"].id, group_id=999_999),
+            metadata=metadata(**{"x-request-id": "missing-1"}),
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert _trailer(err.value, "x-request-id") == "missing-1"
+    status = rpc_status.from_call(err.value)
+    assert status is not None and status.details  # the ErrorInfo survived next to the id
+    (line,) = _lines(caplog)
+    assert (line["code"], line["request_id"]) == ("NOT_FOUND", "missing-1")
+
+
+def test_invalid_argument_reply_still_carries_field_violations(
+    stub: Any, w: dict[str, Any]
+) -> None:
+    g = f.group(w["project"])
+    patch = pb.GroupPatch(
+        status=pb.STATUS_UPDATE_RESOLVED,
+        status_details=pb.StatusDetailsUpdate(in_release="no-such-version"),
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        stub.UpdateGroup(
+            pb.UpdateGroupRequest(organization_id=w["org"].id, group_id=g.id, patch=patch),
+            metadata=metadata(user_id=w["user"].id),
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(err.value)
+    assert status is not None
+    bad = error_details_pb2.BadRequest()
+    assert any(d.Unpack(bad) for d in status.details)
+    assert bad.field_violations[0].field == "patch.status_details.in_release"
+    assert _trailer(err.value, "x-request-id")
+
+
+def test_denied_call_is_logged_as_unauthenticated_without_the_token(
+    stub: Any, caplog: pytest.LogCaptureFixture, access_lines: None
+) -> None:
+    secret = "wrong-secret-do-not-log"
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetGroup(
+            pb.GetGroupRequest(organization_id=1, group_id=1),
+            metadata=(("authorization", f"Bearer {secret}"),),
+        )
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert _trailer(err.value, "x-request-id")
+    (line,) = _lines(caplog)
+    assert line["code"] == "UNAUTHENTICATED"
+    assert secret not in caplog.text
+
+
+def test_no_token_ever_appears_in_the_logs(
+    stub: Any, w: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    g = f.group(w["project"])
+    stub.UpdateGroup(
+        pb.UpdateGroupRequest(
+            organization_id=w["org"].id, group_id=g.id, patch=pb.GroupPatch(is_bookmarked=True)
+        ),
+        metadata=metadata(user_id=w["user"].id),
+    )
+    assert _lines(caplog)
+    for secret, _scopes, _orgs in TOKENS.values():
+        assert secret not in caplog.text
+    assert "authorization" not in caplog.text.lower()
+
+
+def test_metrics_endpoint_exposes_calls_latency_changed_groups_and_pool(
+    stub: Any, w: dict[str, Any]
+) -> None:
+    registry = observability.REGISTRY
+    labels = {"method": "/issues.v1.IssueService/BulkUpdateGroups", "code": "OK"}
+    before_calls = registry.get_sample_value("issue_service_rpc_calls_total", labels) or 0.0
+    before_changed = (
+        registry.get_sample_value("issue_service_groups_changed_total", {"kind": "status"}) or 0.0
+    )
+    ids = [f.group(w["project"]).id for _ in range(2)]
+    stub.BulkUpdateGroups(
+        pb.BulkUpdateGroupsRequest(
+            organization_id=w["org"].id,
+            group_ids=ids,
+            patch=pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED),
+        ),
+        metadata=metadata(),
+    )
+    server = observability.start_metrics_server(0)
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            text = reply.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert registry.get_sample_value("issue_service_rpc_calls_total", labels) == before_calls + 1
+    changed = registry.get_sample_value("issue_service_groups_changed_total", {"kind": "status"})
+    assert changed == before_changed + 2
+    assert 'issue_service_rpc_latency_seconds_bucket{code="OK"' in text
+    assert "issue_service_db_pool_max" in text
+    assert (registry.get_sample_value("issue_service_db_pool_max") or 0) > 0
+
+
+def test_sql_counting_adds_statement_counts_to_the_access_line(
+    stub: Any, w: dict[str, Any], caplog: pytest.LogCaptureFixture, access_lines: None
+) -> None:
+    observability.enable_query_counting()
+    g = f.group(w["project"])
+    stub.GetGroup(
+        pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id), metadata=metadata()
+    )
+    (line,) = _lines(caplog)
+    assert line["sql_statements"] > 0
+    assert line["sql_ms"] >= 0
+
+
+def test_json_formatter_writes_plain_records_as_json_objects() -> None:
+    record = logging.LogRecord("issue_service", logging.WARNING, __file__, 1, "x %s", ("y",), None)
+    out = json.loads(observability.JsonFormatter().format(record))
+    assert (out["level"], out["logger"], out["message"]) == ("WARNING", "issue_service", "x y")
