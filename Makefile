@@ -10,7 +10,8 @@ TOKENS ?= server/demo/tokens.json
 PROTOS := $(shell find protos -name '*.proto' | sort)
 PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: venv generate check-generated lint format test test-postgres run migrate seed bench clean buf-lint
+.PHONY: venv generate check-generated lint format test test-postgres run migrate seed bench clean buf-lint \
+	bench-quick buf-breaking test-node lint-examples
 
 venv: $(STAMP)
 
@@ -70,8 +71,37 @@ test-postgres: $(STAMP)
 	TEST_PG_ADMIN_URL=$(PG_ADMIN_URL) TEST_BACKEND=postgres $(PY) -m pytest -m db
 	@echo "== backends run: postgresql =="
 
+# Seeds 100k groups, starts `python -m server serve` on SQLite and (when reachable) PostgreSQL,
+# loads it from separate client processes; writes BENCHMARKS.md and bench/results.json.
 bench: $(STAMP)
-	$(PY) -m bench
+	timeout 600 $(PY) -m bench --pg-admin-url $(PG_ADMIN_URL)
+
+# Small data, short runs (< 2 minutes); results in build/bench-quick.json only.
+bench-quick: $(STAMP)
+	timeout 120 $(PY) -m bench --quick --pg-admin-url $(PG_ADMIN_URL)
+
+# Wire-compatibility of protos/ against the previous commit on main (HEAD~1 of main when on main).
+# A clone without main or without a parent commit has nothing to compare against: say so, pass.
+MAIN_REF := $(shell for r in main origin/main; do git rev-parse -q --verify $$r >/dev/null && echo $$r && break; done)
+BREAKING_AGAINST ?= $(if $(MAIN_REF),$(shell \
+  if [ "$$(git rev-parse HEAD)" = "$$(git rev-parse $(MAIN_REF))" ]; then echo '$(MAIN_REF)~1'; \
+  else echo '$(MAIN_REF)'; fi))
+buf-breaking: $(STAMP)
+	@ref='$(BREAKING_AGAINST)'; \
+	if [ -z "$$ref" ] || ! git rev-parse -q --verify "$$ref^{commit}" >/dev/null; then \
+	  echo "buf-breaking: no earlier commit of main to compare with; skipped"; exit 0; fi; \
+	if ! git cat-file -e "$$ref:protos" 2>/dev/null; then \
+	  echo "buf-breaking: $$ref has no protos/; nothing to break"; exit 0; fi; \
+	echo "buf breaking against $$ref"; \
+	$(VENV)/bin/buf breaking --against ".git#ref=$$(git rev-parse $$ref)"
+
+# The Node.js client (clients/node) against a freshly started demo server; skipped without node.
+test-node: $(STAMP)
+	$(PY) -m pytest tests/e2e/test_node_client.py -v
+
+# examples/client.py type-checks against the generated stubs.
+lint-examples: $(STAMP)
+	MYPYPATH=generated $(VENV)/bin/mypy --strict examples/client.py
 
 clean:
 	rm -rf $(VENV) issues.db issues.db-wal issues.db-shm

@@ -1,0 +1,1 @@
+"""Benchmark harness: `python -m bench` (make bench) and `--quick` (make bench-quick)."""

@@ -1,0 +1,258 @@
+"""`python -m bench [--quick]`: seed, start the real server per backend, load it, report."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench import dataset, load, report
+from bench.serverproc import ServerProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def scenarios(quick: bool) -> list[load.Scenario]:
+    """Each scenario owns a disjoint block of group ids, so none undoes another's work."""
+    secs, warm = (2.0, 0.5) if quick else (8.0, 1.5)
+    s = 1 if quick else 8  # block scale: quick data has 12k groups, full 100k
+    base = {"seconds": secs, "warmup": warm}
+    return [
+        load.Scenario("noop", "noop", **base),
+        load.Scenario("get", "get", **base),
+        load.Scenario("update_resolve_toggle", "resolve", block=(1, 512 * s), **base),
+        load.Scenario("update_assign_toggle", "assign", block=(1001 * s, 512 * s), **base),
+        load.Scenario("update_bookmark_toggle", "bookmark", block=(2001 * s, 512 * s), **base),
+        load.Scenario("update_ignore_count_toggle", "ignore", block=(3001 * s, 512 * s), **base),
+        load.Scenario("bulk_ids_1", "bulk", bulk_size=1, block=(4001 * s, 512 * s), **base),
+        load.Scenario(
+            "bulk_ids_100", "bulk", bulk_size=100, conc=2, block=(5001 * s, 1600 * s), **base
+        ),
+        load.Scenario(
+            "bulk_ids_1000", "bulk", bulk_size=1000, conc=1, block=(7001 * s, 4000 * s), **base
+        ),
+    ]
+
+
+def memory_scenario(quick: bool) -> load.Scenario:
+    first = 11001 if quick else 90_001
+    return load.Scenario(
+        "memory_mix",
+        "mix",
+        block=(first, 512),
+        total_calls=2000 if quick else 20_000,
+        warmup=0.5 if quick else 2.0,
+    )
+
+
+def _pg_admin(sql: str, admin_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(sql)
+
+
+def _pg_reachable(admin_url: str) -> str | None:
+    try:
+        _pg_admin("SELECT 1", admin_url)
+    except Exception as exc:  # any failure means "not reachable": the run goes on with SQLite
+        return f"PostgreSQL not reachable at {admin_url}: {exc.__class__.__name__}"
+    return None
+
+
+def _run_scenario(server: ServerProcess, sc: load.Scenario, target: load.Target) -> dict[str, Any]:
+    offset = server.log_offset()
+    raw = load.run(sc, target)
+    time.sleep(0.3)  # let the server's last access lines reach its log
+    lines = [
+        x
+        for x in server.access_lines(offset)
+        if str(x.get("request_id", "")).startswith(sc.name + ".")
+    ]
+    figures = {
+        "in_flight": sc.procs * sc.conc,
+        **report.latency_figures(raw),
+        **report.server_figures(lines),
+    }
+    print(
+        f"  {sc.name:28s} {figures['throughput_rps']:8.1f} req/s  p50 {figures['p50_ms']} ms  "
+        f"p99 {figures['p99_ms']} ms  SQL/call {figures.get('sql_per_call_median')}  "
+        f"codes {raw['codes']}",
+        flush=True,
+    )
+    return figures
+
+
+def _query_selection_note(server: ServerProcess) -> str:
+    import grpc
+    from issues.v1 import issue_service_pb2 as pb
+    from issues.v1 import issue_service_pb2_grpc
+
+    from bench.serverproc import TOKEN
+
+    with grpc.insecure_channel(server.address) as channel:
+        stub = issue_service_pb2_grpc.IssueServiceStub(channel)
+        req = pb.BulkUpdateGroupsRequest(
+            organization_id=dataset.ORG_ID,
+            query="is:unresolved",
+            validate_only=True,
+            patch=pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED),
+        )
+        try:
+            stub.BulkUpdateGroups(req, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=30)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return (
+                    "BulkUpdateGroups by query skipped: the server answers UNIMPLEMENTED "
+                    "(search is not built yet)."
+                )
+            return f"BulkUpdateGroups by query probe failed: {exc.code().name} {exc.details()}"
+    return "BulkUpdateGroups by query is implemented but not yet part of this harness."
+
+
+def _targets(figures: dict[str, dict[str, Any]], memory: dict[str, Any]) -> dict[str, Any]:
+    bulk = figures.get("bulk_ids_1000", {})
+    return {
+        "resolve_ratio>=0.20": (figures["update_resolve_toggle"].get("ratio_to_noop") or 0) >= 0.20,
+        "get_ratio>=0.35": (figures["get"].get("ratio_to_noop") or 0) >= 0.35,
+        "bulk1000_sql<=25": (bulk.get("sql_per_call_max") or 999) <= 25,
+        "bulk1000_server_p50_ms<=100": (bulk.get("server_ms_p50") or 1e9) <= 100,
+        "memory_growth<=10%": (memory.get("growth_pct") or 0) <= 10,
+    }
+
+
+def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
+    shape = dataset.QUICK if quick else dataset.FULL
+    started = time.perf_counter()
+    counts = dataset.seed(url, shape)
+    print(f"  seeded {counts} in {time.perf_counter() - started:.1f}s", flush=True)
+    server = ServerProcess(url=url, workdir=workdir)
+    server.start()
+    target = load.Target(
+        address=server.address, organization_id=dataset.ORG_ID, groups=shape.groups
+    )
+    try:
+        figures = {sc.name: _run_scenario(server, sc, target) for sc in scenarios(quick)}
+        report.add_ratios(figures)
+        memory = _memory(server, memory_scenario(quick), target)
+        notes = [_query_selection_note(server)]
+    finally:
+        code = server.stop()
+    notes.append(f"server exit code after SIGTERM: {code}")
+    return {
+        "dataset": counts,
+        "server": "8 workers, ISSUES_COUNT_QUERIES=1, JSON access log to a file",
+        "scenarios": figures,
+        "memory": memory,
+        "targets": _targets(figures, memory),
+        "notes": notes,
+    }
+
+
+def _memory(server: ServerProcess, sc: load.Scenario, target: load.Target) -> dict[str, Any]:
+    # Warm first (caches, pools, lazily built protobuf classes), then measure RSS across the run.
+    load.run(replace(sc, name="memory_warm", total_calls=sc.total_calls // 10), target)
+    before = server.memory()
+    run = load.run(sc, target)
+    after = server.memory()
+    growth = 100.0 * (after["VmRSS"] - before["VmRSS"]) / before["VmRSS"]
+    print(
+        f"  memory: RSS {before['VmRSS']} -> {after['VmRSS']} kB ({growth:+.1f} %), "
+        f"peak {after['VmHWM']} kB",
+        flush=True,
+    )
+    return {
+        "calls": run["calls"],
+        "codes": run["codes"],
+        "before_kb": before["VmRSS"],
+        "after_kb": after["VmRSS"],
+        "peak_kb": after["VmHWM"],
+        "growth_pct": round(growth, 2),
+    }
+
+
+def _sqlite(workdir: Path, quick: bool) -> dict[str, Any]:
+    return run_backend(f"sqlite:///{workdir / 'bench.db'}", quick=quick, workdir=workdir)
+
+
+def _postgres(workdir: Path, quick: bool, admin_url: str) -> dict[str, Any]:
+    missing = _pg_reachable(admin_url)
+    if missing:
+        return {"skipped": missing}
+    name = f"issues_bench_{uuid.uuid4().hex[:10]}"
+    _pg_admin(f'CREATE DATABASE "{name}"', admin_url)
+    try:
+        return run_backend(f"{admin_url.rsplit('/', 1)[0]}/{name}", quick=quick, workdir=workdir)
+    finally:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', admin_url)
+
+
+def _meta(quick: bool) -> dict[str, Any]:
+    import grpc
+    import peewee
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    import os
+
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "mode": "quick" if quick else "full",
+        "command": "make bench-quick" if quick else "make bench",
+        "machine": f"{os.cpu_count()} vCPU ({cpu}), {platform.system()} {platform.release()}",
+        "versions": f"Python {platform.python_version()}, grpcio {grpc.__version__}, "
+        f"peewee {peewee.__version__}",
+        "load": "spawned Python grpc.aio client processes, closed loop, same 2 vCPUs as the server",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="small data, short runs (< 2 minutes)")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
+    parser.add_argument(
+        "--json", type=Path, default=None, help="default bench/results.json (quick: build/)"
+    )
+    parser.add_argument(
+        "--markdown", type=Path, default=None, help="default BENCHMARKS.md (quick: none)"
+    )
+    args = parser.parse_args(argv)
+    json_path = args.json or (
+        ROOT / "build" / "bench-quick.json" if args.quick else ROOT / "bench" / "results.json"
+    )
+    md_path = args.markdown or (None if args.quick else ROOT / "BENCHMARKS.md")
+    results: dict[str, Any] = {"meta": _meta(args.quick), "backends": {}}
+    for backend in args.backends.split(","):
+        print(f"== {backend} ==", flush=True)
+        with tempfile.TemporaryDirectory(prefix="issues-bench-") as tmp:
+            if backend == "sqlite":
+                results["backends"]["sqlite"] = _sqlite(Path(tmp), args.quick)
+            elif backend == "postgres":
+                results["backends"]["postgresql"] = _postgres(
+                    Path(tmp), args.quick, args.pg_admin_url
+                )
+            else:
+                print(f"unknown backend {backend!r}", file=sys.stderr)
+                return 2
+    report.write(results, json_path=json_path, md_path=md_path)
+    print(f"wrote {json_path}" + (f" and {md_path}" if md_path else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Figures from raw samples, results.json and the generated part of BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
+    return round(sorted_values[index], 3)
+
+
+def latency_figures(run: dict[str, Any]) -> dict[str, Any]:
+    lat = run["latencies"]
+    return {
+        "calls": run["calls"],
+        "throughput_rps": round(run["throughput"], 1),
+        "p50_ms": percentile(lat, 50),
+        "p95_ms": percentile(lat, 95),
+        "p99_ms": percentile(lat, 99),
+        "codes": run["codes"],
+    }
+
+
+def server_figures(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-call SQL statement counts and server-side durations from the access log."""
+    if not lines:
+        return {}
+    sql = [line["sql_statements"] for line in lines if "sql_statements" in line]
+    durations = sorted(float(line["duration_ms"]) for line in lines)
+    return {
+        "server_calls": len(lines),
+        "sql_per_call_median": statistics.median(sql) if sql else None,
+        "sql_per_call_max": max(sql) if sql else None,
+        "server_ms_p50": percentile(durations, 50),
+        "server_ms_p95": percentile(durations, 95),
+        "server_ms_max": round(durations[-1], 3),
+    }
+
+
+def add_ratios(scenarios: dict[str, dict[str, Any]]) -> None:
+    noop = scenarios.get("noop", {}).get("throughput_rps") or 0
+    for figures in scenarios.values():
+        if noop and figures.get("throughput_rps") is not None:
+            figures["ratio_to_noop"] = round(figures["throughput_rps"] / noop, 3)
+            for key in ("p50_ms", "p95_ms", "p99_ms"):
+                base = scenarios["noop"].get(key)
+                if base and figures.get(key) is not None:
+                    figures[f"{key}_x_noop"] = round(figures[key] / base, 2)
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    out = [
+        START,
+        "",
+        f"Run: `{meta['command']}` on {meta['date']} ({meta['mode']} mode).",
+        "",
+        f"Machine: {meta['machine']}. Versions: {meta['versions']}.",
+        "",
+    ]
+    for backend, data in results["backends"].items():
+        out.append(f"### {backend}")
+        out.append("")
+        if "skipped" in data:
+            out += [f"Skipped: {data['skipped']}", ""]
+            continue
+        out.append(
+            f"Data set: {data['dataset']}. Server: `python -m server serve` ({data['server']})."
+        )
+        out.append("")
+        out.append(
+            "| scenario | in flight | calls | req/s | x no-op | p50 ms | p95 ms | p99 ms "
+            "| SQL/call | server p50 ms | server p95 ms | errors |"
+        )
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for name, f in data["scenarios"].items():
+            errors = {k: v for k, v in f.get("codes", {}).items() if k != "OK"} or ""
+            cells = [name, f.get("in_flight"), f.get("calls")]
+            cells += [f.get(k) for k in ("throughput_rps", "ratio_to_noop", "p50_ms", "p95_ms")]
+            cells += [f.get(k) for k in ("p99_ms", "sql_per_call_median", "server_ms_p50")]
+            cells += [f.get("server_ms_p95"), errors]
+            out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        mem = data.get("memory", {})
+        out += [
+            "",
+            f"Memory: peak RSS (VmHWM) {mem.get('peak_kb')} kB; "
+            f"RSS {mem.get('before_kb')} kB before and "
+            f"{mem.get('after_kb')} kB after {mem.get('calls')} mixed calls: growth "
+            f"{mem.get('growth_pct')} %.",
+            "",
+        ]
+        out += [f"Targets: {json.dumps(data.get('targets', {}))}", ""]
+        for note in data.get("notes", []):
+            out.append(f"- {note}")
+        out.append("")
+    out.append(END)
+    return "\n".join(out)
+
+
+def write(results: dict[str, Any], *, json_path: Path, md_path: Path | None) -> None:
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+    if md_path is None:
+        return
+    block = markdown(results)
+    text = md_path.read_text() if md_path.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    md_path.write_text(head + block + tail)

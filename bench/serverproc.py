@@ -1,0 +1,145 @@
+"""The server under test: `python -m server serve` in its own process, as users run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TOKEN = "bench-token"
+ACTING_USER = "1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_tokens(path: Path) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "tokens": [
+                    {
+                        "name": "bench",
+                        "token": TOKEN,
+                        "scopes": ["event:read", "event:write", "event:admin"],
+                    }
+                ]
+            }
+        )
+    )
+    return path
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM (peak RSS) of a process, in kB."""
+    out: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    workdir: Path
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(default_factory=Path)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, *, timeout: float = 30.0) -> None:
+        self.port = free_port()
+        tokens = write_tokens(self.workdir / "tokens.json")
+        self.log_path = self.workdir / f"server-{self.port}.log"
+        env = {**os.environ, "ISSUES_COUNT_QUERIES": "1", "PYTHONUNBUFFERED": "1"}
+        cmd = [
+            sys.executable,
+            "-m",
+            "server",
+            "--database-url",
+            self.url,
+            "serve",
+            "--address",
+            self.address,
+            "--tokens",
+            str(tokens),
+            "--grace",
+            "2",
+        ]
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self._wait_serving(timeout)
+
+    def _wait_serving(self, timeout: float) -> None:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited early; see {self.log_path}")
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    time.sleep(0.2)
+        raise RuntimeError(f"server not serving after {timeout}s; see {self.log_path}")
+
+    def memory(self) -> dict[str, int]:
+        assert self.proc is not None
+        return proc_status(self.proc.pid)
+
+    def cpu(self) -> float:
+        assert self.proc is not None
+        return cpu_seconds(self.proc.pid)
+
+    def log_offset(self) -> int:
+        return self.log_path.stat().st_size
+
+    def access_lines(self, start: int = 0) -> list[dict[str, Any]]:
+        """The server's JSON access lines written since byte offset `start`."""
+        with self.log_path.open("rb") as fh:
+            fh.seek(start)
+            data = fh.read().decode(errors="replace")
+        out = []
+        for line in data.splitlines():
+            if '"method"' in line and line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return out
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=5)

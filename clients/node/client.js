@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+// Polyglot proof for issues.v1.IssueService: loads ../../protos as they are (no generated code),
+// calls GetGroup, UpdateGroup and BulkUpdateGroups with a bearer token, and decodes an error's
+// google.rpc.Status / BadRequest from the grpc-status-details-bin trailer.
+//
+// Usage: node client.js [ADDRESS] (default 127.0.0.1:50051; env ISSUES_TOKEN, default dev-token).
+// Expects the demo data (server/demo/demo.json). Exits 0 when every check passes, 1 otherwise.
+'use strict';
+
+const path = require('node:path');
+const assert = require('node:assert/strict');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+const protobuf = require('protobufjs');
+
+const ADDRESS = process.argv[2] || '127.0.0.1:50051';
+const TOKEN = process.env.ISSUES_TOKEN || 'dev-token';
+const PROTOS = path.resolve(__dirname, '..', '..', 'protos');
+const RPC_PROTOS = path.resolve(__dirname, 'protos');
+const DEADLINE_MS = 10_000;
+
+function loadService() {
+  const definition = protoLoader.loadSync(path.join(PROTOS, 'issues/v1/issue_service.proto'), {
+    includeDirs: [PROTOS],
+    keepCase: true, // field names exactly as in the .proto (snake_case)
+    longs: String, // int64 ids as strings: no precision loss
+    enums: String, // enum values by name
+    defaults: false,
+    oneofs: true,
+  });
+  return grpc.loadPackageDefinition(definition).issues.v1.IssueService;
+}
+
+function loadStatusTypes() {
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) =>
+    target.startsWith('google/protobuf/') ? target : path.join(RPC_PROTOS, target);
+  root.loadSync(['google/rpc/status.proto', 'google/rpc/error_details.proto'], { keepCase: true });
+  return {
+    Status: root.lookupType('google.rpc.Status'),
+    BadRequest: root.lookupType('google.rpc.BadRequest'),
+    ErrorInfo: root.lookupType('google.rpc.ErrorInfo'),
+  };
+}
+
+function metadata(requestId) {
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${TOKEN}`);
+  md.set('x-acting-user-id', '1');
+  md.set('x-request-id', requestId);
+  return md;
+}
+
+// One unary call as a promise of {reply, trailers} or a rejected ServiceError (with .metadata).
+function call(client, method, request, requestId) {
+  return new Promise((resolve, reject) => {
+    let result = null;
+    const options = { deadline: Date.now() + DEADLINE_MS };
+    const c = client[method](request, metadata(requestId), options, (err, reply) => {
+      if (err) reject(err); // err.metadata holds the trailers
+      else result = reply;
+    });
+    // The trailers arrive with the status, after the reply: settle on the later of the two.
+    c.on('status', (status) => {
+      if (status.code === grpc.status.OK) resolve({ reply: result, trailers: status.metadata });
+    });
+  });
+}
+
+// The rich error model: google.rpc.Status in the binary trailer, its details as Any.
+function decodeDetails(err, types) {
+  const raw = err.metadata.get('grpc-status-details-bin')[0];
+  assert.ok(raw, 'error carries grpc-status-details-bin');
+  const status = types.Status.decode(raw);
+  const out = { code: status.code, message: status.message, badRequest: null, errorInfo: null };
+  for (const any of status.details) {
+    if (any.type_url === 'type.googleapis.com/google.rpc.BadRequest') {
+      out.badRequest = types.BadRequest.toObject(types.BadRequest.decode(any.value));
+    } else if (any.type_url === 'type.googleapis.com/google.rpc.ErrorInfo') {
+      out.errorInfo = types.ErrorInfo.toObject(types.ErrorInfo.decode(any.value));
+    }
+  }
+  return out;
+}
+
+async function checkGetGroup(client) {
+  const { reply, trailers } = await call(client, 'GetGroup', { organization_id: 1, group_id: 1 }, 'node-get-1');
+  assert.equal(reply.group.id, '1');
+  assert.equal(reply.group.title, 'ZeroDivisionError: division by zero');
+  assert.equal(reply.group.project.slug, 'api');
+  assert.deepEqual(trailers.get('x-request-id'), ['node-get-1'], 'request id echoed in trailers');
+  return { group: reply.group.short_id, status: reply.group.status };
+}
+
+async function checkUpdateGroup(client) {
+  const request = { organization_id: 1, group_id: 5, patch: { is_bookmarked: true, priority: 'PRIORITY_HIGH' } };
+  const { reply } = await call(client, 'UpdateGroup', request, 'node-update-1');
+  assert.equal(reply.group.is_bookmarked, true);
+  assert.equal(reply.group.priority, 'PRIORITY_HIGH');
+  return { group: reply.group.short_id, is_bookmarked: reply.group.is_bookmarked, priority: reply.group.priority };
+}
+
+async function checkBulk(client) {
+  const request = { organization_id: 1, group_ids: [1, 2], patch: { status: 'STATUS_UPDATE_RESOLVED' } };
+  const { reply } = await call(client, 'BulkUpdateGroups', request, 'node-bulk-1');
+  assert.deepEqual(reply.matched_group_ids, ['1', '2']);
+  assert.equal(reply.applied.status, 'STATUS_UPDATE_RESOLVED');
+  assert.equal(reply.outcomes.length, 2);
+  return { matched: reply.matched_group_ids, outcomes: reply.outcomes.map((o) => o.outcome) };
+}
+
+async function checkError(client, types) {
+  const request = {
+    organization_id: 1,
+    group_id: 6,
+    patch: { status: 'STATUS_UPDATE_RESOLVED', status_details: { in_release: 'no-such-version' } },
+  };
+  try {
+    await call(client, 'UpdateGroup', request, 'node-error-1');
+  } catch (err) {
+    assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
+    const details = decodeDetails(err, types);
+    assert.equal(details.code, grpc.status.INVALID_ARGUMENT);
+    const violation = details.badRequest.field_violations[0];
+    assert.equal(violation.field, 'patch.status_details.in_release');
+    assert.equal(violation.description, 'Unable to find a release with the given version.');
+    assert.equal(details.errorInfo.domain, 'issues.v1');
+    assert.deepEqual(err.metadata.get('x-request-id'), ['node-error-1']);
+    return { code: 'INVALID_ARGUMENT', violation, reason: details.errorInfo.reason };
+  }
+  throw new Error('UpdateGroup with an unknown release should fail');
+}
+
+async function main() {
+  const IssueService = loadService();
+  const types = loadStatusTypes();
+  const client = new IssueService(ADDRESS, grpc.credentials.createInsecure());
+  try {
+    const results = {
+      getGroup: await checkGetGroup(client),
+      updateGroup: await checkUpdateGroup(client),
+      bulkUpdateGroups: await checkBulk(client),
+      error: await checkError(client, types),
+    };
+    console.log(JSON.stringify({ ok: true, ...results }, null, 2));
+  } finally {
+    client.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(JSON.stringify({ ok: false, error: String(err && err.stack ? err.stack : err) }));
+  process.exit(1);
+});
