@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.core.context import ActivityView, ActorView, StatusDetailsView, UserView
+from server.core.context import ActivityView, ActorView, CommitView, StatusDetailsView, UserView
 from server.core.enums import (
     LEVEL_NAMES,
     SUBSCRIPTION_REASON_NAMES,
@@ -19,7 +19,6 @@ from server.core.enums import (
     ResolutionType,
     SubscriptionReason,
 )
-from server.core.resolution import commit_view
 from server.core.snooze import user_view
 from server.models import (
     Activity,
@@ -34,6 +33,7 @@ from server.models import (
     GroupSnooze,
     Project,
     Release,
+    Repository,
     Team,
     User,
 )
@@ -98,6 +98,11 @@ def short_id(project: Project, number: int | None) -> str:
         if n == 0:
             break
     return f"{project.slug.upper()}-{digits}"
+
+
+def commit_view(commit: Commit) -> CommitView:
+    repo = Repository.get_by_id(commit.repository_id)
+    return CommitView(id=commit.id, key=commit.key, repository=repo.name)
 
 
 def snooze_is_valid(snooze: GroupSnooze, group: Group, now: dt.datetime) -> bool:

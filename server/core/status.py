@@ -84,12 +84,17 @@ def ignore_activity_data(details: StatusDetailsView) -> dict[str, Any]:
     return {
         "ignoreCount": details.ignore_count,
         "ignoreDuration": None,
-        "ignoreUntil": details.ignore_until.isoformat() + "Z" if details.ignore_until else None,
+        "ignoreUntil": _iso(details.ignore_until),
         "ignoreUserCount": details.ignore_user_count,
         "ignoreUserWindow": details.ignore_user_window,
         "ignoreWindow": details.ignore_window,
         "ignoreUntilEscalating": True if details.ignore_until_escalating else None,
     }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    """Sentry's JSON encoder for datetimes: microseconds and a Z suffix, always."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
 
 
 def _side_effects(
