@@ -192,7 +192,9 @@ def _write_resolutions(
         for r in GroupResolution.select(GroupResolution.group).where(GroupResolution.group.in_(ids))
     }
     rows, per_group_data = _resolution_rows(ctx, targets=targets, resolution=resolution)
-    update = {getattr(GroupResolution, f): getattr(EXCLUDED, f) for f in _ROW_FIELDS}
+    # EXCLUDED names columns, so the release foreign key is EXCLUDED.release_id.
+    fields = GroupResolution._meta.fields
+    update = {fields[f]: getattr(EXCLUDED, fields[f].column_name) for f in _ROW_FIELDS}
     for start in range(0, len(rows), BATCH):
         GroupResolution.insert_many(rows[start : start + BATCH]).on_conflict(
             conflict_target=[GroupResolution.group], update=update
