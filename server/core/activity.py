@@ -161,12 +161,13 @@ def _latest_of(group_ids: list[int], statuses: frozenset[int]) -> dict[int, tupl
         .where(GroupHistory.group.in_(group_ids) & GroupHistory.status.in_(sorted(statuses)))
         .alias("ranked")
     )
-    query = (
+    query: Any = (
         GroupHistory.select(ranked.c.gid, ranked.c.hid, ranked.c.added)
         .from_(ranked)
         .where(ranked.c.rn == 1)
         .tuples()
     )
     # The subquery's columns bypass field conversion (SQLite returns text): parse explicitly.
-    parse = GroupHistory.date_added.python_value
-    return {gid: (hid, parse(added)) for gid, hid, added in query}
+    parse: Any = GroupHistory.date_added.python_value
+    rows: list[tuple[int, int, Any]] = list(query)
+    return {gid: (hid, parse(added)) for gid, hid, added in rows}

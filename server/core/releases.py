@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from typing import Any
+from typing import Any, cast
 
 from peewee import SQL, fn
 
@@ -63,7 +63,8 @@ def _date_order() -> Any:
 def most_recent_release(*, project_id: int) -> Release | None:
     """The project's most recent release by COALESCE(date_released, date_added)."""
     query = _project_releases(project_id).order_by(_date_order().desc(), Release.id.desc())
-    return query.first()
+    found: Release | None = query.first()
+    return found
 
 
 def greatest_semver_release(*, project_id: int) -> Release | None:
@@ -81,7 +82,8 @@ def greatest_semver_release(*, project_id: int) -> Release | None:
             Release.prerelease.desc(),
         )
     )
-    return query.first()
+    found: Release | None = query.first()
+    return found
 
 
 def follows_semver(*, project_id: int, release_version: str | None = None) -> bool:
@@ -107,11 +109,12 @@ def follows_semver(*, project_id: int, release_version: str | None = None) -> bo
 
 
 def find_release(*, organization_id: int, project_id: int, version: str) -> Release | None:
-    return (
+    found: Release | None = (
         _project_releases(project_id)
         .where((Release.organization == organization_id) & (Release.version == version))
         .first()
     )
+    return found
 
 
 def last_releases(group_ids: list[int]) -> dict[int, Release]:
@@ -136,7 +139,7 @@ def last_releases(group_ids: list[int]) -> dict[int, Release]:
         .where(ranked.c.rn == 1)
         .objects()
     )
-    return {row.gid: row for row in rows}
+    return {cast(Any, row).gid: row for row in rows}
 
 
 def first_releases_after(*, project_id: int, bases: list[Release]) -> dict[int, Release]:

@@ -108,13 +108,14 @@ def _default_next(ctx: UpdateContext) -> Release | None:
 
 def _release_with_commit(ctx: UpdateContext, commit: Commit) -> Release | None:
     """The newest release of the organization that contains the commit, if any."""
-    return (
+    found: Release | None = (
         Release.select()
         .join(ReleaseCommit, on=(ReleaseCommit.release == Release.id))
         .where((ReleaseCommit.commit == commit.id) & (Release.organization == ctx.organization.id))
         .order_by(fn.COALESCE(Release.date_released, Release.date_added).desc(), Release.id.desc())
         .first()
     )
+    return found
 
 
 def resolve(ctx: UpdateContext, *, resolution: Plan) -> None:

@@ -226,7 +226,8 @@ def activities_for(group: Group, *, limit: int = ACTIVITIES_COUNT) -> list[Activ
         if key == previous and r.type != ActivityType.NOTE:
             continue
         previous = key
-        views.append(ActivityView(r.id, r.type, user_view(users.get(r.user_id)), r.data or {}, r.datetime))
+        actor = users.get(r.user_id) if r.user_id is not None else None
+        views.append(ActivityView(r.id, r.type, user_view(actor), r.data or {}, r.datetime))
     first = ActivityView(0, int(ActivityType.FIRST_SEEN), None, {"priority": _priority_name(_initial_priority(group))}, group.first_seen)
     return [*views, first][:limit]
 
