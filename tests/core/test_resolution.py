@@ -611,3 +611,35 @@ def test_history_link_is_per_group_in_bulk(w: dict[str, Any]) -> None:
     first = GroupHistory.get((GroupHistory.group == a.id) & (GroupHistory.status == 1))
     assert rows[a.id].prev_history_id == first.id
     assert rows[b.id].prev_history_id is None
+
+
+def test_release_version_is_trimmed_like_a_drf_string_field(w: dict[str, Any]) -> None:
+    r = f.release(w["project"], "1.0")
+    g = f.group(w["project"])
+    bulk(w["org"].id, [g.id], status="resolved", status_details=in_release(" 1.0 "))
+    assert _resolution(g.id).release_id == r.id
+
+
+@pytest.mark.parametrize(
+    ("details", "path"),
+    [
+        (StatusDetails(in_release="1.0\x00"), "status_details.in_release"),
+        (
+            StatusDetails(in_commit=InCommit("abc\x00", "acme/app")),
+            "status_details.in_commit.commit",
+        ),
+        (
+            StatusDetails(in_commit=InCommit("abc123", "acme\x00")),
+            "status_details.in_commit.repository",
+        ),
+    ],
+)
+def test_names_with_a_nul_character_are_not_found_on_every_backend(
+    w: dict[str, Any], details: StatusDetails, path: str
+) -> None:
+    f.release(w["project"], "1.0")
+    f.commit(w["org"])
+    g = f.group(w["project"])
+    with pytest.raises(InvalidArgument) as err:
+        bulk(w["org"].id, [g.id], status="resolved", status_details=details)
+    assert err.value.violations[0].field == path

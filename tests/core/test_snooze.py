@@ -296,3 +296,24 @@ def test_archived_until_escalating_reads_back_its_flag(w: dict[str, Any]) -> Non
         w["org"].id, g.id, status="ignored", substatus=int(GroupSubStatus.UNTIL_ESCALATING)
     )
     assert view.status == "ignored" and view.status_details.ignore_until_escalating
+
+
+@pytest.mark.parametrize("name", ["duration", "count", "user_count"])
+def test_amounts_past_the_largest_32_bit_value_are_refused_not_crashed(
+    w: dict[str, Any], name: str
+) -> None:
+    g = f.group(w["project"])
+    with pytest.raises(InvalidArgument) as err:
+        bulk(w["org"].id, [g.id], status="ignored", status_details=nested(**{name: 2**62}))
+    assert [(v.field, v.description) for v in err.value.violations] == [
+        (f"status_details.ignore_{name}", "Ensure this value is less than or equal to 2147483647.")
+    ]
+    assert not GroupSnooze.select().exists()
+
+
+def test_negative_amounts_are_refused(w: dict[str, Any]) -> None:
+    g = f.group(w["project"])
+    with pytest.raises(InvalidArgument) as err:
+        bulk(w["org"].id, [g.id], status="ignored", top_level_ignore=IgnoreConditions(count=-1))
+    assert err.value.violations[0].field == "ignore_count"
+    assert Group.get_by_id(g.id).status == GroupStatus.UNRESOLVED
