@@ -8,7 +8,8 @@ from typing import Any
 from peewee import EXCLUDED, fn
 
 from server.core import activity, releases, snooze, subscriptions
-from server.core.context import StatusDetailsView, UpdateContext
+from server.core.commands import StatusDetails
+from server.core.context import StatusDetailsView, UpdateContext, UserView
 from server.core.enums import (
     ActivityType,
     GroupHistoryStatus,
@@ -65,35 +66,56 @@ class Plan:
 
 
 def plan(ctx: UpdateContext, *, validated: Validated) -> Plan:
-    """Pick the kind; refuse release and commit kinds across projects before any write."""
-    details = ctx.command.status_details
+    """Pick the kind (first match wins); refuse release and commit kinds across projects
+    before anything is written."""
+    details = ctx.command.status_details or StatusDetails()
     actor = snooze.user_view(ctx.actor)
-    if ctx.command.status == "resolvedInNextRelease" or (
-        details and details.in_next_release is not None
-    ):
-        result = Plan("in_next_release", release=validated.release or _default_next(ctx))
-        result.activity_type = ActivityType.SET_RESOLVED_IN_RELEASE
-        result.activity_data = {"version": ""}
-        result.details = StatusDetailsView(in_next_release=True, actor=actor)
-    elif details and details.in_release is not None:
-        release = validated.release
-        assert release is not None  # validation looked it up or refused the call
-        result = Plan("in_release", release=release)
-        result.activity_type = ActivityType.SET_RESOLVED_IN_RELEASE
-        result.activity_data = {"version": release.version}
-        result.details = StatusDetailsView(in_release=release.version, actor=actor)
-    elif details and details.in_commit is not None:
-        commit = validated.commit
-        assert commit is not None
-        result = Plan("in_commit", commit=commit, release=_release_with_commit(ctx, commit))
-        result.activity_type = ActivityType.SET_RESOLVED_IN_COMMIT
-        result.activity_data = {"commit": commit.id}
-        result.details = StatusDetailsView(in_commit=commit_view(commit), actor=actor)
+    if ctx.command.status == "resolvedInNextRelease" or details.in_next_release is not None:
+        # Only an in_next_release detail names the release; other details are not used here.
+        named = details.in_next_release is not None
+        result = _next_release_plan(validated.release if named else _default_next(ctx), actor)
+    elif details.in_release is not None:
+        assert validated.release is not None  # validation looked it up or refused the call
+        result = _in_release_plan(validated.release, actor)
+    elif details.in_commit is not None:
+        assert validated.commit is not None
+        result = _in_commit_plan(ctx, validated.commit, actor)
     else:
         return Plan("now")
     if len(ctx.projects) > 1:
         raise InvalidArgument(MULTI_PROJECT, reason="MULTIPLE_PROJECTS")
     return result
+
+
+def _next_release_plan(release: Release | None, actor: UserView | None) -> Plan:
+    return Plan(
+        "in_next_release",
+        release=release,
+        activity_type=ActivityType.SET_RESOLVED_IN_RELEASE,
+        activity_data={"version": ""},
+        details=StatusDetailsView(in_next_release=True, actor=actor),
+    )
+
+
+def _in_release_plan(release: Release, actor: UserView | None) -> Plan:
+    return Plan(
+        "in_release",
+        release=release,
+        activity_type=ActivityType.SET_RESOLVED_IN_RELEASE,
+        activity_data={"version": release.version},
+        details=StatusDetailsView(in_release=release.version, actor=actor),
+    )
+
+
+def _in_commit_plan(ctx: UpdateContext, commit: Commit, actor: UserView | None) -> Plan:
+    return Plan(
+        "in_commit",
+        release=_release_with_commit(ctx, commit),
+        commit=commit,
+        activity_type=ActivityType.SET_RESOLVED_IN_COMMIT,
+        activity_data={"commit": commit.id},
+        details=StatusDetailsView(in_commit=commit_view(commit), actor=actor),
+    )
 
 
 def _default_next(ctx: UpdateContext) -> Release | None:

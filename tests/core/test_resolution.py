@@ -643,3 +643,18 @@ def test_names_with_a_nul_character_are_not_found_on_every_backend(
     with pytest.raises(InvalidArgument) as err:
         bulk(w["org"].id, [g.id], status="resolved", status_details=details)
     assert err.value.violations[0].field == path
+
+
+def test_resolved_in_next_release_ignores_an_in_release_detail(w: dict[str, Any]) -> None:
+    # Sentry reads the release only from an inNextRelease detail; otherwise it picks its own.
+    named = f.release(w["project"], "1.0", added=_hours(0))
+    latest = f.release(w["project"], "2.0", added=_hours(1))
+    g = f.group(w["project"])
+    bulk(
+        w["org"].id,
+        [g.id],
+        status="resolvedInNextRelease",
+        status_details=in_release(named.version),
+    )
+    res = _resolution(g.id)
+    assert (res.release_id, res.type) == (latest.id, ResolutionType.IN_NEXT_RELEASE)
