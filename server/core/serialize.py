@@ -115,13 +115,18 @@ def snooze_is_valid(snooze: GroupSnooze, group: Group, now: dt.datetime) -> bool
     return True
 
 
-def _status(group: Group, project: Project, snooze: GroupSnooze | None, now: dt.datetime) -> tuple[str, bool]:
+def _status(
+    group: Group, project: Project, snooze: GroupSnooze | None, now: dt.datetime
+) -> tuple[str, bool]:
     """(label, auto_resolved) as Sentry's serializer derives them."""
-    if group.status == GroupStatus.IGNORED and snooze is not None and not snooze_is_valid(snooze, group, now):
+    # An expired or exhausted snooze reads as unresolved.
+    snoozed = snooze is not None and snooze_is_valid(snooze, group, now)
+    if group.status == GroupStatus.IGNORED and snooze is not None and not snoozed:
         return "unresolved", False
-    if group.status == GroupStatus.UNRESOLVED and project.auto_resolve_age_hours:
-        if group.last_seen < now - dt.timedelta(hours=project.auto_resolve_age_hours):
-            return "resolved", True
+    age = project.auto_resolve_age_hours
+    stale = bool(age) and group.last_seen < now - dt.timedelta(hours=age or 0)
+    if group.status == GroupStatus.UNRESOLVED and stale:
+        return "resolved", True
     return STATUS_LABELS.get(GroupStatus(group.status), "unresolved"), False
 
 
@@ -147,7 +152,7 @@ def _ignore_details(snooze: GroupSnooze, group: Group) -> StatusDetailsView:
 def _resolved_details(group: Group) -> StatusDetailsView:
     resolution = GroupResolution.get_or_none(GroupResolution.group == group.id)
     if resolution is not None:
-        actor = user_view(User.get_or_none(User.id == resolution.actor_id)) if resolution.actor_id else None
+        actor = user_by_id(resolution.actor_id)
         if resolution.type in (None, ResolutionType.IN_NEXT_RELEASE):
             return StatusDetailsView(in_next_release=True, actor=actor)
         release = Release.get_by_id(resolution.release_id)

@@ -317,3 +317,14 @@ def test_negative_amounts_are_refused(w: dict[str, Any]) -> None:
         bulk(w["org"].id, [g.id], status="ignored", top_level_ignore=IgnoreConditions(count=-1))
     assert err.value.violations[0].field == "ignore_count"
     assert Group.get_by_id(g.id).status == GroupStatus.UNRESOLVED
+
+
+def test_unresolved_group_past_the_auto_resolve_age_reads_as_auto_resolved(
+    w: dict[str, Any],
+) -> None:
+    p = f.project(w["org"], auto_resolve_age_hours=24)
+    stale = f.group(p, last_seen=utcnow() - dt.timedelta(hours=25))
+    fresh = f.group(p, last_seen=utcnow() - dt.timedelta(hours=23))
+    view = _view(stale)
+    assert (view.status, view.status_details.auto_resolved) == ("resolved", True)
+    assert (_view(fresh).status, _view(fresh).status_details.auto_resolved) == ("unresolved", False)
