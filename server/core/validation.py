@@ -12,6 +12,9 @@ from server.models import Commit, Project, Release, Repository
 
 NO_RELEASE = "No release data present in the system to form a basis for 'Next Release'"
 MAX_WINDOW = 10080
+# Sentry sets no upper bound on durations and counts; a duration past the calendar's end would
+# overflow the snooze's datetime, so amounts stop at the largest 32-bit value (~4000 years).
+MAX_AMOUNT = 2**31 - 1
 RELEASE_KINDS = ("in_release", "in_next_release", "in_commit")
 
 
@@ -62,10 +65,11 @@ def _check_ignore_ranges(cmd: UpdateCommand, errors: ViolationCollector) -> None
         for name in ("duration", "count", "window", "user_count", "user_window"):
             value = getattr(cond, name)
             path = f"{prefix}ignore_{name}"
+            limit = MAX_WINDOW if name.endswith("window") else MAX_AMOUNT
             if value is not None and value < 0:
                 errors.add(path, "Ensure this value is greater than or equal to 0.")
-            elif value is not None and name.endswith("window") and value > MAX_WINDOW:
-                errors.add(path, f"Ensure this value is less than or equal to {MAX_WINDOW}.")
+            elif value is not None and value > limit:
+                errors.add(path, f"Ensure this value is less than or equal to {limit}.")
 
 
 def _validate_for_project(ctx: UpdateContext, project: Project, out: Validated) -> None:
@@ -101,12 +105,17 @@ def _release_for(org_id: int, project: Project, version: str) -> Release:
     path = "status_details.in_release"
     if not version.strip():
         raise InvalidArgument.field(path, "This field may not be blank.")
+    version = version.strip()  # DRF trims string fields before validating them
     if version == "latest":
         release = releases.most_recent_release(project_id=project.id)
         if release is None:
             raise InvalidArgument.field(path, NO_RELEASE)
         return release
-    found = releases.find_release(organization_id=org_id, project_id=project.id, version=version)
+    found = None
+    if _storable(version):
+        found = releases.find_release(
+            organization_id=org_id, project_id=project.id, version=version
+        )
     if found is None:
         raise InvalidArgument.field(path, "Unable to find a release with the given version.")
     return found
@@ -120,12 +129,21 @@ def _commit_for(org_id: int, repository_name: str, key: str) -> Commit:
     if not key:
         errors.add(f"{base}.commit", "This field is required.")
     errors.raise_if_any()
-    repo = Repository.get_or_none(
-        (Repository.organization == org_id) & (Repository.name == repository_name)
-    )
+    repo = None
+    if _storable(repository_name):
+        repo = Repository.get_or_none(
+            (Repository.organization == org_id) & (Repository.name == repository_name)
+        )
     if repo is None:
         raise InvalidArgument.field(f"{base}.repository", "Unable to find the given repository.")
-    commit = Commit.get_or_none((Commit.repository == repo.id) & (Commit.key == key))
+    commit = None
+    if _storable(key):
+        commit = Commit.get_or_none((Commit.repository == repo.id) & (Commit.key == key))
     if commit is None:
         raise InvalidArgument.field(f"{base}.commit", "Unable to find the given commit.")
     return commit
+
+
+def _storable(text: str) -> bool:
+    """A NUL character cannot be in any stored name (PostgreSQL refuses it in a query)."""
+    return "\x00" not in text
