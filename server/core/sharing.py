@@ -11,7 +11,10 @@ from server.models import GroupShare
 
 
 def set_public(ctx: UpdateContext, *, is_public: bool) -> None:
-    existing = {s.group_id for s in GroupShare.select(GroupShare.group).where(GroupShare.group.in_(ctx.group_ids))}
+    existing = {
+        s.group_id
+        for s in GroupShare.select(GroupShare.group).where(GroupShare.group.in_(ctx.group_ids))
+    }
     if existing:
         GroupShare.delete().where(GroupShare.group.in_(list(existing))).execute()
         removed = [g for g in ctx.groups if g.id in existing]
