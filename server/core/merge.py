@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from peewee import fn
+
 from server.core import activity
 from server.core.context import MergeView, UpdateContext
 from server.core.enums import ERROR_CATEGORY_TYPES, HIDDEN_STATUSES, ActivityType, GroupStatus
@@ -108,7 +110,7 @@ def _move_unique(model: Any, owner: Any, *, primary_id: int, child_ids: list[int
         other.group.in_(child_ids) & (getattr(other, owner.name) == owner) & (other.id < model.id)
     )
     model.delete().where(
-        model.group.in_(child_ids) & owner.is_null(False) & earlier.exists()
+        model.group.in_(child_ids) & owner.is_null(False) & fn.EXISTS(earlier)
     ).execute()
     model.update(group=primary_id).where(
         model.group.in_(child_ids) & owner.is_null(False)

@@ -109,6 +109,7 @@ def _apply(ctx: UpdateContext) -> None:
     validated = validation.validate(ctx)
     if cmd.discard:
         discard.discard(ctx)
+        _finish(ctx)  # the outbox carries issue.deleted
         return
     plan = resolution.plan(ctx, validated=validated) if cmd.status in RESOLVE_STATUSES else None
     subscriptions.check_actor(ctx)
