@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from server.core.commands import ADMIN_SCOPES, READ_SCOPES, Selection, UpdateCom
 from server.core.context import BulkResult
 from server.core.enums import GroupStatus, InboxReason
 from server.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from server.models import Group, GroupHash, GroupInbox, GroupTombstone, OutboxEvent
+from server.models import Group, GroupHash, GroupInbox, GroupTombstone, OutboxEvent, db
 from tests import factories as f
 from tests.core.helpers import caller
 
@@ -136,3 +137,20 @@ def test_discard_false_alone_changes_nothing(w: dict) -> None:
     result = _discard(w, [g.id], discard=False)
     assert _untouched(g)
     assert result.applied.discard is None
+
+
+def test_discard_statement_count_is_the_same_for_1_and_200_groups(w: dict) -> None:
+    counts = []
+    for n in (1, 200):
+        groups = [f.group(w["project"]) for _ in range(n)]
+        for g in groups:
+            GroupHash.create(project=w["project"], hash=uuid.uuid4().hex, group=g)
+            GroupInbox.create(group=g, project=w["project"], organization=w["org"], reason=0)
+        seen: list[str] = []
+        db.obj.query_hooks.append(lambda event, seen=seen: seen.append(event.sql))
+        try:
+            _discard(w, [g.id for g in groups])
+        finally:
+            db.obj.query_hooks.pop()
+        counts.append(len(seen))
+    assert counts[0] == counts[1] <= 25

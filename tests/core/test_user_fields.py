@@ -1,12 +1,14 @@
-"""Bookmarks, subscriptions, seen, sharing, priority and inbox at the core tier (§3.7, §3.9, §3.10)."""
+"""Bookmarks, subscriptions, seen, sharing, priority, inbox at the core tier (§3.7, §3.9, §3.10)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
 
+from server.core.commands import Assignee
 from server.core.enums import (
     ActivityType,
     GroupHistoryStatus,
@@ -19,12 +21,14 @@ from server.core.errors import InvalidArgument
 from server.models import (
     Activity,
     Group,
+    GroupAssignee,
     GroupBookmark,
     GroupHistory,
     GroupInbox,
     GroupSeen,
     GroupShare,
     GroupSubscription,
+    db,
     utcnow,
 )
 from tests import factories as f
@@ -318,3 +322,71 @@ def test_inbox_is_ignored_when_the_same_patch_resolves(w: dict) -> None:
     assert GroupInbox.select().count() == 0
     assert ActivityType.MARK_REVIEWED not in _types(g.id)
     assert result.applied.inbox == "removed"
+
+
+# --- statements do not grow with the selection (set-based writes) --------------------------------
+
+PATCHES: dict[str, dict[str, Any]] = {
+    "assign-user": {"assigned_to": Assignee("user_id", 0)},  # id filled in by the test
+    "assign-team": {"assigned_to": Assignee("actor", "")},  # team filled in by the test
+    "unassign": {"assigned_to": Assignee("unassign", True)},
+    "bookmark": {"is_bookmarked": True},
+    "unbookmark": {"is_bookmarked": False},
+    "subscribe": {"is_subscribed": True},
+    "seen": {"has_seen": True},
+    "share": {"is_public": True},
+    "unshare": {"is_public": False},
+    "priority": {"priority": 75},
+    "inbox-add": {"inbox": True},
+    "mark-reviewed": {"inbox": False},
+    "merge": {"merge": True},
+}
+
+
+def _prepared(w: dict, n: int, previous: Any) -> list[int]:
+    """n groups, each with prior state so the change, removal and activity paths all run."""
+    ids = []
+    for _ in range(n):
+        g = f.group(w["project"], substatus=GroupSubStatus.ESCALATING, priority=25,
+                    data={"metadata": {"initial_priority": 50}})  # fmt: skip
+        GroupAssignee.create(group=g, project=w["project"], team=previous)
+        GroupShare.create(group=g, project=w["project"], uuid=uuid.uuid4().hex)
+        GroupBookmark.create(group=g, project=w["project"], user=w["user"])
+        _inbox(g)
+        ids.append(g.id)
+    return ids
+
+
+def _statements(run: Any) -> list[str]:
+    seen: list[str] = []
+
+    def hook(event: Any) -> None:
+        seen.append(event.sql)
+
+    db.obj.query_hooks.append(hook)
+    try:
+        run()
+    finally:
+        db.obj.query_hooks.remove(hook)
+    return seen
+
+
+@pytest.mark.parametrize("kind", sorted(PATCHES))
+def test_statement_count_is_the_same_for_1_and_200_groups(w: dict, kind: str) -> None:
+    previous = f.team(w["org"], projects=(w["project"],))
+    for extra in (f.user(), f.user()):  # two members: 200 groups stay within one 500-row batch
+        f.member(w["org"], extra, teams=(previous,))
+    patch = dict(PATCHES[kind])
+    if kind == "assign-user":
+        patch["assigned_to"] = Assignee("user_id", w["user"].id)
+    if kind == "assign-team":
+        patch["assigned_to"] = Assignee("actor", f"team:{w['team'].id}")
+    counts = []
+    for n in (2 if kind == "merge" else 1, 200):  # merging one group is a no-op
+        ids = _prepared(w, n, previous)
+        statements = _statements(
+            lambda ids=ids: bulk(w["org"].id, ids, user_id=w["user"].id, **patch)
+        )
+        counts.append(len(statements))
+    assert counts[0] == counts[1], kind
+    assert counts[0] <= 25
