@@ -40,7 +40,7 @@ from server.models import (
 )
 
 ACTIVITIES_COUNT = 100
-BASE32 = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"[:32]
+BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Sentry utils.numbers (Crockford)
 STATUS_LABELS = {
     GroupStatus.RESOLVED: "resolved",
     GroupStatus.IGNORED: "ignored",
