@@ -134,9 +134,8 @@ def _drop_old_subscriptions(
         if row.user_id is not None:
             if row.user_id not in keep_previous_user:
                 pairs.append((row.group_id, row.user_id))
-        else:
-            pairs.extend(
-                (row.group_id, uid) for uid in members.get(row.team_id, []) if uid != new_user
-            )
+        elif row.team_id is not None:
+            team = members.get(row.team_id, [])
+            pairs.extend((row.group_id, uid) for uid in team if uid != new_user)
     if pairs:
         subscriptions.unsubscribe_pairs(pairs=pairs, reason=SubscriptionReason.ASSIGNED)
