@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from server.core.commands import Assignee
 from server.core.context import ActorView, UpdateContext
@@ -20,6 +21,7 @@ FIELD = "assigned_to"
 PARSE_ERROR = "Could not parse actor. Format should be `type:id` where type is `team` or `user`."
 NON_TEAM_MEMBER = "Cannot assign to non-team member"
 TEAM_WITHOUT_ACCESS = "Cannot assign to a team without access to the project"
+MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -51,38 +53,50 @@ def user_actor(user: User) -> ActorView:
     return ActorView(type="user", id=user.id, name=display_name(user), email=user.email)
 
 
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # "²".isdigit() is true but int("²") fails
+
+
 def _parse_actor_string(text: str) -> _Target:
     text = text.strip()
     if text in ("", "0"):  # Sentry treats null, "" and 0 as unassign
         return _Target("unassign")
-    if text.isdigit():
+    if "\x00" in text:  # no name contains NUL, and PostgreSQL refuses it in a query
+        raise _invalid(PARSE_ERROR)
+    if _is_number(text):
         return _Target("user", int(text))
     kind, sep, rest = text.partition(":")
     if sep and kind in ("user", "team"):
-        if not rest.isdigit():
+        if not _is_number(rest):
             raise _invalid(PARSE_ERROR)
         return _Target(kind, int(rest))
     return _Target("user", username=text)
+
+
+def _by_id(model: Any, object_id: int) -> Any:
+    """The row with this id, or None; ids beyond a bigint cannot exist (and would fail on PG)."""
+    return model.get_or_none(model.id == object_id) if 0 < object_id <= MAX_ID else None
 
 
 def _parse(assignee: Assignee) -> _Target:
     kind, value = assignee.kind, assignee.value
     if kind == "unassign" or (kind == "user_id" and not value):
         return _Target("unassign")
-    if kind == "user_id":
-        return _Target("user", int(value or 0))
-    if kind == "team_id":
-        return _Target("team", int(value or 0))
+    if kind in ("user_id", "team_id"):
+        return _Target(kind.removesuffix("_id"), int(value or 0))
+    text = str(value or "")
+    if kind in ("username", "email") and "\x00" in text:
+        raise _invalid(PARSE_ERROR)
     if kind == "username":
-        return _Target("user", username=str(value))
+        return _Target("user", username=text)
     if kind == "email":
-        return _Target("user", email=str(value))
-    return _parse_actor_string(str(value or ""))
+        return _Target("user", email=text)
+    return _parse_actor_string(text)
 
 
 def _lookup_user(target: _Target) -> User:
     if target.username is None and target.email is None:
-        user = User.get_or_none(User.id == target.id)
+        user: User | None = _by_id(User, target.id)
         if user is None:
             raise _invalid("User does not exist")
         return user
@@ -108,7 +122,7 @@ def check_assignee(ctx: UpdateContext, *, assignee: Assignee) -> AssigneeCheck:
 
 
 def _check_team(ctx: UpdateContext, *, team_id: int) -> AssigneeCheck:
-    team = Team.get_or_none(Team.id == team_id)
+    team = _by_id(Team, team_id)
     if team is None:
         raise _invalid("Team does not exist")
     if team.organization_id != ctx.organization.id:

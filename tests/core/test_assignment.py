@@ -328,3 +328,34 @@ def test_refused_assignment_leaves_other_fields_of_the_patch_unwritten(w: dict) 
     g2 = type(g).get_by_id(g.id)
     assert (g2.priority, g2.priority_locked_at) == (50, None)
     assert GroupSubscription.select().count() == 0
+
+
+@pytest.mark.parametrize(
+    ("assignee", "message"),
+    [
+        (Assignee("actor", "9" * 30), "User does not exist"),
+        (Assignee("actor", f"team:{'9' * 30}"), "Team does not exist"),
+        (Assignee("user_id", -5), "User does not exist"),
+        (Assignee("team_id", 2**63 - 1), "Team does not exist"),
+        (Assignee("actor", "user:²"), PARSE_ERROR),
+        (Assignee("actor", "²"), PARSE_ERROR),
+        (Assignee("actor", "bad\x00name"), PARSE_ERROR),
+        (Assignee("username", "bad\x00name"), PARSE_ERROR),
+        (Assignee("email", "bad\x00@example.com"), PARSE_ERROR),
+    ],
+    ids=[
+        "huge-user",
+        "huge-team",
+        "negative",
+        "max-bigint-team",
+        "sup-digit",
+        "sup-alone",
+        "nul",
+        "nul-username",
+        "nul-email",
+    ],
+)
+def test_hostile_assignee_input_is_a_field_error_not_a_crash(
+    w: dict, assignee: Assignee, message: str
+) -> None:
+    assert _refused(w, assignee) == ("assigned_to", message)
