@@ -11,6 +11,7 @@ from server.core.enums import ActivityType, GroupHistoryStatus, SubscriptionReas
 from server.models import Group, GroupAssignee, OrganizationMember, OrganizationMemberTeam
 
 CHAT_INTEGRATIONS = frozenset({"slack", "msteams"})
+TEAM_WORKFLOW = "organizations:team-workflow-notifications"
 BATCH = 500
 
 
@@ -57,17 +58,13 @@ def _same(row: GroupAssignee, assignee: ActorView) -> bool:
 
 
 def _assign(ctx: UpdateContext, *, assignee: ActorView, current: dict[int, GroupAssignee]) -> None:
-    new_user_ids = [assignee.id] if assignee.type == "user" else team_member_ids(assignee.id)
-    # Step 1 runs even when the assignee does not change (§3.8 item 4).
-    subscriptions.subscribe_users(
-        ctx, groups=ctx.groups, user_ids=new_user_ids, reason=SubscriptionReason.ASSIGNED
-    )
+    new_user_ids = _subscribe_assignee(ctx, assignee=assignee)
     changed = [g for g in ctx.groups if g.id not in current or not _same(current[g.id], assignee)]
     if not changed:
         return
     _upsert_assignees(ctx, groups=changed, assignee=assignee)
     previous = [current[g.id] for g in changed if g.id in current]
-    _drop_old_subscriptions(previous=previous, assignee=assignee, new_members=new_user_ids)
+    _drop_old_subscriptions(ctx, previous=previous, assignee=assignee, new_members=new_user_ids)
     data: dict[str, object] = {
         "assignee": str(assignee.id),
         "assigneeEmail": (assignee.email or None) if assignee.type == "user" else None,
@@ -80,6 +77,24 @@ def _assign(ctx: UpdateContext, *, assignee: ActorView, current: dict[int, Group
     ctx.mark_changed([g.id for g in changed])
     for g in changed:
         ctx.notify("issue.assigned", group_id=g.id, assignee=data)
+
+
+def _team_workflow(ctx: UpdateContext) -> bool:
+    return TEAM_WORKFLOW in (ctx.organization.features or [])
+
+
+def _subscribe_assignee(ctx: UpdateContext, *, assignee: ActorView) -> list[int]:
+    """Step 1 of §3.8, run even when the assignee does not change; returns the new member ids."""
+    reason = SubscriptionReason.ASSIGNED
+    if assignee.type == "user":
+        subscriptions.subscribe_users(ctx, groups=ctx.groups, user_ids=[assignee.id], reason=reason)
+        return [assignee.id]
+    members = team_member_ids(assignee.id)
+    if _team_workflow(ctx):
+        subscriptions.subscribe_team(ctx, groups=ctx.groups, team_id=assignee.id, reason=reason)
+    else:
+        subscriptions.subscribe_users(ctx, groups=ctx.groups, user_ids=members, reason=reason)
+    return members
 
 
 def _upsert_assignees(ctx: UpdateContext, *, groups: list[Group], assignee: ActorView) -> None:
@@ -111,7 +126,7 @@ def _unassign(ctx: UpdateContext, *, current: dict[int, GroupAssignee]) -> None:
     if not groups:
         return
     GroupAssignee.delete().where(GroupAssignee.group.in_([g.id for g in groups])).execute()
-    _drop_old_subscriptions(previous=list(current.values()), assignee=None, new_members=[])
+    _drop_old_subscriptions(ctx, previous=list(current.values()), assignee=None, new_members=[])
     activity.record_activities(ctx, groups=groups, type=ActivityType.UNASSIGNED, data={})
     activity.record_history(ctx, groups=groups, status=GroupHistoryStatus.UNASSIGNED)
     ctx.mark_changed([g.id for g in groups])
@@ -120,10 +135,18 @@ def _unassign(ctx: UpdateContext, *, current: dict[int, GroupAssignee]) -> None:
 
 
 def _drop_old_subscriptions(
-    *, previous: list[GroupAssignee], assignee: ActorView | None, new_members: list[int]
+    ctx: UpdateContext,
+    *,
+    previous: list[GroupAssignee],
+    assignee: ActorView | None,
+    new_members: list[int],
 ) -> None:
     """Sentry's remove_old_assignees: a previous team's members lose their assignment subscription
-    except the new user assignee; a previous user keeps it only when the new team includes them."""
+    except the new user assignee; a previous user keeps it only when the new team includes them.
+    With team workflow notifications the team's own row goes, and a previous user's always."""
+    if _team_workflow(ctx):
+        _drop_team_workflow_subscriptions(previous=previous)
+        return
     new_user = assignee.id if assignee is not None and assignee.type == "user" else None
     keep_previous_user = (
         set(new_members) if assignee is not None and assignee.type == "team" else set()
@@ -139,3 +162,13 @@ def _drop_old_subscriptions(
             pairs.extend((row.group_id, uid) for uid in team if uid != new_user)
     if pairs:
         subscriptions.unsubscribe_pairs(pairs=pairs, reason=SubscriptionReason.ASSIGNED)
+
+
+def _drop_team_workflow_subscriptions(*, previous: list[GroupAssignee]) -> None:
+    users = [(r.group_id, r.user_id) for r in previous if r.user_id is not None]
+    teams = [(r.group_id, r.team_id) for r in previous if r.team_id is not None]
+    reason = SubscriptionReason.ASSIGNED
+    if users:
+        subscriptions.unsubscribe_pairs(pairs=users, reason=reason)
+    if teams:
+        subscriptions.unsubscribe_pairs(pairs=teams, reason=reason, teams=True)

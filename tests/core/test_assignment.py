@@ -359,3 +359,32 @@ def test_hostile_assignee_input_is_a_field_error_not_a_crash(
     w: dict, assignee: Assignee, message: str
 ) -> None:
     assert _refused(w, assignee) == ("assigned_to", message)
+
+
+def _team_subs(group_id: int) -> dict[int, int]:
+    query = GroupSubscription.select().where(
+        (GroupSubscription.group == group_id) & GroupSubscription.team.is_null(False)
+    )
+    return {s.team_id: s.reason for s in query}
+
+
+def test_with_team_workflow_notifications_the_team_itself_subscribes(w: dict) -> None:
+    w["org"].features = ["organizations:team-workflow-notifications"]
+    w["org"].save()
+    g = f.group(w["project"])
+    bulk(w["org"].id, [g.id], assigned_to=Assignee("team_id", w["team"].id))
+    assert _team_subs(g.id) == {w["team"].id: SubscriptionReason.ASSIGNED}
+    assert _subs(g.id) == {None: SubscriptionReason.ASSIGNED}  # only the team's row
+
+
+def test_with_team_workflow_notifications_reassignment_drops_the_previous_rows(w: dict) -> None:
+    w["org"].features = ["organizations:team-workflow-notifications"]
+    w["org"].save()
+    g = f.group(w["project"])
+    bulk(w["org"].id, [g.id], assigned_to=Assignee("team_id", w["team"].id))
+    bulk(w["org"].id, [g.id], assigned_to=Assignee("user_id", w["user"].id))
+    assert _team_subs(g.id) == {}
+    assert _subs(g.id) == {w["user"].id: SubscriptionReason.ASSIGNED}
+    # A previous user loses the row even when the new team includes them (no exception here).
+    bulk(w["org"].id, [g.id], assigned_to=Assignee("team_id", w["team"].id))
+    assert _subs(g.id) == {None: SubscriptionReason.ASSIGNED}
