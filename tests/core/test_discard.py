@@ -154,3 +154,15 @@ def test_discard_statement_count_is_the_same_for_1_and_200_groups(w: dict) -> No
             db.obj.query_hooks.pop()
         counts.append(len(seen))
     assert counts[0] == counts[1] <= 25
+
+
+def test_discard_through_the_single_update_returns_the_group_pending_deletion(w: dict) -> None:
+    g = f.group(w["project"])
+    view = update.update_group(
+        caller=caller(w["user"].id, scopes=ADMIN),
+        organization_id=w["org"].id,
+        group_id=g.id,
+        command=UpdateCommand(discard=True),
+    )
+    assert view.status == "pending_deletion"
+    assert GroupTombstone.get().previous_group_id == g.id
