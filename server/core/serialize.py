@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.core.assignee import user_actor
 from server.core.context import ActivityView, ActorView, CommitView, StatusDetailsView, UserView
 from server.core.enums import (
     LEVEL_NAMES,
@@ -191,8 +192,7 @@ def assignee_view(group_id: int) -> ActorView | None:
     if row is None:
         return None
     if row.user_id is not None:
-        user = User.get_by_id(row.user_id)
-        return ActorView(type="user", id=user.id, name=user.name or user.username, email=user.email)
+        return user_actor(User.get_by_id(row.user_id))
     team = Team.get_by_id(row.team_id)
     return ActorView(type="team", id=team.id, name=team.slug)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server.core import (
+    assignee,
     assignment,
     bookmarks,
     discard,
@@ -10,18 +11,17 @@ from server.core import (
     merge,
     priority,
     resolution,
-    selection,
     seen,
+    selection,
     sharing,
     status,
     subscriptions,
     validation,
 )
 from server.core.commands import READ_SCOPES, WRITE_SCOPES, Caller, Selection, UpdateCommand
-from server.core.context import ActorView, BulkResult, GroupOutcome, UpdateContext
+from server.core.context import BulkResult, GroupOutcome, UpdateContext
 from server.core.errors import Conflict, PermissionDenied
 from server.core.serialize import GroupView, etag_of, group_view
-from server.core.snooze import user_view
 from server.core.unit_of_work import in_transaction
 from server.models import Group, Organization, OutboxEvent, User, utcnow
 
@@ -109,8 +109,10 @@ def _apply(ctx: UpdateContext) -> None:
     validated = validation.validate(ctx)
     if cmd.discard:
         discard.discard(ctx)
+        _finish(ctx)  # the outbox carries issue.deleted
         return
     plan = resolution.plan(ctx, validated=validated) if cmd.status in RESOLVE_STATUSES else None
+    subscriptions.check_actor(ctx)
     merge.check(ctx)
     if cmd.priority is not None:
         priority.set_priority(ctx, priority=cmd.priority)
@@ -129,9 +131,7 @@ def _apply(ctx: UpdateContext) -> None:
 def _apply_user_fields(ctx: UpdateContext, *, validated: validation.Validated) -> None:
     cmd = ctx.command
     if ctx.self_assign and ctx.actor is not None:
-        me = user_view(ctx.actor)
-        assert me is not None
-        assignment.apply(ctx, assignee=ActorView(type="user", id=me.id, name=me.name, email=me.email))
+        assignment.apply(ctx, assignee=assignee.user_actor(ctx.actor))
     elif validated.assignee_set:
         assignment.apply(ctx, assignee=validated.assignee)
     if cmd.has_seen is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from server.core import assignment, releases
+from server.core import assignee, releases
 from server.core.commands import ADMIN_SCOPES, IgnoreConditions, UpdateCommand
 from server.core.context import ActorView, UpdateContext
 from server.core.errors import InvalidArgument, PermissionDenied, ViolationCollector
@@ -36,8 +36,14 @@ def validate(ctx: UpdateContext) -> Validated:
     _check_ignore_ranges(cmd, errors)
     errors.raise_if_any()
     validated = Validated()
+    check = None
+    if cmd.assigned_to is not None:
+        check = assignee.check_assignee(ctx, assignee=cmd.assigned_to)
+        validated.assignee, validated.assignee_set = check.view, True
     for project in sorted(ctx.projects.values(), key=lambda p: p.id):
         _validate_for_project(ctx, project, validated)
+        if check is not None:
+            assignee.check_project(check, project=project)
     return validated
 
 
@@ -76,11 +82,6 @@ def _validate_for_project(ctx: UpdateContext, project: Project, out: Validated) 
     details = ctx.command.status_details
     if details is not None:
         _validate_resolution(ctx, project, out)
-    if ctx.command.assigned_to is not None:
-        out.assignee = assignment.validate_assignee(
-            ctx, assignee=ctx.command.assigned_to, project=project
-        )
-        out.assignee_set = True
 
 
 def _validate_resolution(ctx: UpdateContext, project: Project, out: Validated) -> None:
