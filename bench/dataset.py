@@ -185,9 +185,8 @@ def _reset_sequences(shape: Shape) -> None:
         m.Group,
     ):
         table = model._meta.table_name
-        m.db.execute_sql(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
-        )
+        sequence = f"""pg_get_serial_sequence('"{table}"', 'id')"""
+        m.db.execute_sql(f'SELECT setval({sequence}, (SELECT MAX(id) FROM "{table}"))')
 
 
 def seed(url: str, shape: Shape) -> dict[str, int]:
