@@ -22,7 +22,7 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 def scenarios(quick: bool) -> list[load.Scenario]:
     """Each scenario owns a disjoint block of group ids, so none undoes another's work."""
-    secs, warm = (2.0, 0.5) if quick else (6.0, 1.5)
+    secs, warm = (2.0, 0.5) if quick else (5.0, 1.5)
     s = 1 if quick else 8  # block scale: quick data has 12k groups, full 100k
     base = {"seconds": secs, "warmup": warm}
     return [
@@ -54,7 +54,7 @@ def memory_calls(quick: bool, backend: str) -> int:
     # under 10 minutes on 2 vCPUs.
     if quick:
         return 2000
-    return 20_000 if backend == "postgresql" else 5000
+    return 20_000 if backend == "postgresql" else 3000
 
 
 def _pg_admin(sql: str, admin_url: str) -> None:
@@ -73,9 +73,10 @@ def _pg_reachable(admin_url: str) -> str | None:
 
 
 def _run_scenario(server: ServerProcess, sc: load.Scenario, target: load.Target) -> dict[str, Any]:
-    offset = server.log_offset()
+    offset, cpu = server.log_offset(), server.cpu()
     raw = load.run(sc, target)
     time.sleep(0.3)  # let the server's last access lines reach its log
+    cpu = server.cpu() - cpu
     lines = [
         x
         for x in server.access_lines(offset)
@@ -85,6 +86,8 @@ def _run_scenario(server: ServerProcess, sc: load.Scenario, target: load.Target)
         "in_flight": sc.procs * sc.conc,
         **report.latency_figures(raw),
         **report.server_figures(lines),
+        # Server process CPU (all threads) per call, warm-up calls included when they are logged.
+        "server_cpu_ms_per_call": round(1000 * cpu / max(len(lines) or raw["calls"], 1), 3),
     }
     print(
         f"  {sc.name:28s} {figures['throughput_rps']:8.1f} req/s  p50 {figures['p50_ms']} ms  "
@@ -164,7 +167,7 @@ def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
 
 def _memory(server: ServerProcess, sc: load.Scenario, target: load.Target) -> dict[str, Any]:
     # Warm first (caches, pools, lazily built protobuf classes), then measure RSS across the run.
-    load.run(replace(sc, name="memory_warm", total_calls=sc.total_calls // 10), target)
+    load.run(replace(sc, name="memory_warm", total_calls=min(sc.total_calls // 10, 1000)), target)
     before = server.memory()
     run = load.run(sc, target)
     after = server.memory()
