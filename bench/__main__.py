@@ -22,7 +22,7 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 def scenarios(quick: bool) -> list[load.Scenario]:
     """Each scenario owns a disjoint block of group ids, so none undoes another's work."""
-    secs, warm = (2.0, 0.5) if quick else (5.0, 1.5)
+    secs, warm = (1.5, 0.5) if quick else (5.0, 1.5)
     s = 1 if quick else 8  # block scale: quick data has 12k groups, full 100k
     base = {"seconds": secs, "warmup": warm}
     return [
@@ -53,7 +53,7 @@ def memory_calls(quick: bool, backend: str) -> int:
     # The 20,000-call target is PostgreSQL's; SQLite gets a shorter run to keep `make bench`
     # under 10 minutes on 2 vCPUs.
     if quick:
-        return 2000
+        return 1000
     return 20_000 if backend == "postgresql" else 3000
 
 
@@ -257,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"unknown backend {backend!r}", file=sys.stderr)
                 return 2
+    load.close_pools()
     report.write(results, json_path=json_path, md_path=md_path)
     print(f"wrote {json_path}" + (f" and {md_path}" if md_path else ""))
     return 0

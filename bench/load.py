@@ -190,11 +190,27 @@ def _run_process(args: tuple[dict[str, Any], dict[str, Any], int]) -> dict[str, 
     return asyncio.run(_process_main(sc, Target(**target_dict), index))
 
 
+_pools: dict[int, Any] = {}
+
+
+def _pool(procs: int) -> Any:
+    """Client processes are spawned once and reused: spawning (and importing grpc) costs ~1 s."""
+    if procs not in _pools:
+        _pools[procs] = multiprocessing.get_context("spawn").Pool(procs)
+    return _pools[procs]
+
+
+def close_pools() -> None:
+    for pool in _pools.values():
+        pool.close()
+        pool.join()
+    _pools.clear()
+
+
 def run(sc: Scenario, target: Target) -> dict[str, Any]:
-    """Run a scenario from sc.procs spawned processes; merged latencies, codes and throughput."""
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(sc.procs) as pool:
-        parts = pool.map(_run_process, [(asdict(sc), asdict(target), i) for i in range(sc.procs)])
+    """Run a scenario from sc.procs client processes; merged latencies, codes and throughput."""
+    tasks = [(asdict(sc), asdict(target), i) for i in range(sc.procs)]
+    parts = _pool(sc.procs).map(_run_process, tasks)
     latencies = sorted(x for p in parts for x in p["latencies"])
     codes: Counter[str] = Counter()
     for p in parts:
