@@ -185,7 +185,11 @@ def _code_name(context: grpc.ServicerContext, failed: bool) -> str:
     code = context.code()  # type: ignore[attr-defined]  # grpc >= 1.38; missing from the stubs
     if isinstance(code, grpc.StatusCode):
         return str(code.name)
-    return "UNKNOWN" if failed else "OK"
+    if failed:
+        return "UNKNOWN"
+    # The handler returned, but the client had gone (cancelled, or its deadline passed): the
+    # reply was never delivered, so "OK" would be a lie in the log.
+    return "OK" if context.is_active() else "CANCELLED"
 
 
 def _echo_request_id(context: grpc.ServicerContext, request_id: str) -> None:

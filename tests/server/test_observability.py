@@ -231,3 +231,30 @@ def test_json_formatter_writes_plain_records_as_json_objects() -> None:
     record = logging.LogRecord("issue_service", logging.WARNING, __file__, 1, "x %s", ("y",), None)
     out = json.loads(observability.JsonFormatter().format(record))
     assert (out["level"], out["logger"], out["message"]) == ("WARNING", "issue_service", "x y")
+
+
+class _FakeContext:
+    def __init__(self, code: grpc.StatusCode | None, active: bool) -> None:
+        self._code, self._active = code, active
+
+    def code(self) -> grpc.StatusCode | None:
+        return self._code
+
+    def is_active(self) -> bool:
+        return self._active
+
+
+@pytest.mark.parametrize(
+    ("code", "active", "failed", "expected"),
+    [
+        (None, True, False, "OK"),
+        (None, False, False, "CANCELLED"),
+        (None, True, True, "UNKNOWN"),
+        (grpc.StatusCode.NOT_FOUND, True, True, "NOT_FOUND"),
+    ],
+)
+def test_logged_code_reflects_what_the_client_got(
+    code: grpc.StatusCode | None, active: bool, failed: bool, expected: str
+) -> None:
+    context: Any = _FakeContext(code, active)
+    assert observability._code_name(context, failed) == expected
