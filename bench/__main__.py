@@ -42,6 +42,11 @@ def scenarios(quick: bool) -> list[load.Scenario]:
     ]
 
 
+def query_scenario(quick: bool) -> load.Scenario:
+    secs, warm = (1.5, 0.5) if quick else (5.0, 1.5)
+    return load.Scenario("bulk_query_1000", "bulk_query", conc=1, seconds=secs, warmup=warm)
+
+
 def memory_scenario(quick: bool, calls: int) -> load.Scenario:
     first = 11001 if quick else 90_001
     return load.Scenario(
@@ -98,7 +103,8 @@ def _run_scenario(server: ServerProcess, sc: load.Scenario, target: load.Target)
     return figures
 
 
-def _query_selection_note(server: ServerProcess) -> str:
+def _query_selection(server: ServerProcess) -> tuple[bool, str]:
+    """Whether the server can select by search query, and a note for the report."""
     import grpc
     from issues.v1 import issue_service_pb2 as pb
     from issues.v1 import issue_service_pb2_grpc
@@ -117,12 +123,15 @@ def _query_selection_note(server: ServerProcess) -> str:
             stub.BulkUpdateGroups(req, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=30)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-                return (
+                return False, (
                     "BulkUpdateGroups by query skipped: the server answers UNIMPLEMENTED "
                     "(search is not built yet)."
                 )
-            return f"BulkUpdateGroups by query probe failed: {exc.code().name} {exc.details()}"
-    return "BulkUpdateGroups by query is implemented but not yet part of this harness."
+            return False, f"BulkUpdateGroups by query skipped: probe failed: {exc.code().name}"
+    return True, (
+        "bulk_query_1000: BulkUpdateGroups by query (is:unresolved / is:resolved in one project, "
+        "first page of 1000), run after the memory run."
+    )
 
 
 def _targets(figures: dict[str, dict[str, Any]], memory: dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +160,12 @@ def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
         figures = {sc.name: _run_scenario(server, sc, target) for sc in scenarios(quick)}
         report.add_ratios(figures)
         memory = _memory(server, memory_scenario(quick, memory_calls(quick, backend)), target)
-        notes = [_query_selection_note(server)]
+        searchable, note = _query_selection(server)
+        if searchable:
+            by_query = query_scenario(quick)
+            figures[by_query.name] = _run_scenario(server, by_query, target)
+            report.add_ratios(figures)
+        notes = [note]
     finally:
         code = server.stop()
     notes.append(f"server exit code after SIGTERM: {code}")

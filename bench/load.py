@@ -82,29 +82,48 @@ def _builder(
     if sc.kind == "noop":
         return lambda k: stubs.health.Check(health_pb2.HealthCheckRequest(), timeout=30)
     if sc.kind == "get":
-        import random
-
-        rng = random.Random(slot)
-        return lambda k: stubs.issues.GetGroup(
-            pb.GetGroupRequest(organization_id=org, group_id=rng.randint(1, target.groups)),
-            metadata=md(k),
-            timeout=30,
-        )
+        return _get(target, slot, stubs, md)
     if sc.kind in patches:
         on, off = patches[sc.kind]
         return lambda k: single(k, on, off)
     if sc.kind == "mix":  # the memory run: reads and the three most common single updates in turn
-        get = _builder(Scenario(**{**asdict(sc), "kind": "get"}), target, slot, stubs)
         kinds = [patches["resolve"], patches["bookmark"], patches["assign"]]
-
-        def mix(k: int) -> Awaitable[Any]:
-            if k % 4 == 0:
-                return get(k)
-            on, off = kinds[k % 4 - 1]
-            return single(k // 4, on, off)
-
-        return mix
+        return _mix(_get(target, slot, stubs, md), single, kinds)
+    if sc.kind == "bulk_query":
+        return _bulk_query(org, 1 + slot % 10, stubs, md)
     return _bulk(sc, ids, org, stubs, md)
+
+
+def _mix(
+    get: Callable[[int], Awaitable[Any]],
+    single: Callable[[int, Any, Any], Awaitable[Any]],
+    kinds: list[tuple[Any, Any]],
+) -> Callable[[int], Awaitable[Any]]:
+    def mix(k: int) -> Awaitable[Any]:
+        if k % 4 == 0:
+            return get(k)
+        on, off = kinds[k % 4 - 1]
+        return single(k // 4, on, off)
+
+    return mix
+
+
+def _get(
+    target: Target, slot: int, stubs: Any, md: Callable[[int], Any]
+) -> Callable[[int], Awaitable[Any]]:
+    """GetGroup of a random group among all of them (a fixed seed per slot)."""
+    import random
+
+    from issues.v1 import issue_service_pb2 as pb
+
+    rng = random.Random(slot)
+    return lambda k: stubs.issues.GetGroup(
+        pb.GetGroupRequest(
+            organization_id=target.organization_id, group_id=rng.randint(1, target.groups)
+        ),
+        metadata=md(k),
+        timeout=30,
+    )
 
 
 def _bulk(
@@ -123,6 +142,28 @@ def _bulk(
             organization_id=org,
             group_ids=chunks[k % len(chunks)],
             patch=pb.GroupPatch(status=status),
+        )
+        return stubs.issues.BulkUpdateGroups(req, metadata=md(k), timeout=60)
+
+    return bulk
+
+
+def _bulk_query(
+    org: int, project: int, stubs: Any, md: Callable[[int], Any]
+) -> Callable[[int], Awaitable[Any]]:
+    """BulkUpdateGroups by search: resolve the first page (1000) of the project's unresolved
+    issues, then unresolve the first page of its resolved ones, in turn; one project per slot."""
+    from issues.v1 import issue_service_pb2 as pb
+
+    def bulk(k: int) -> Awaitable[Any]:
+        on = k % 2 == 0
+        req = pb.BulkUpdateGroupsRequest(
+            organization_id=org,
+            project_ids=[project],
+            query="is:unresolved" if on else "is:resolved",
+            patch=pb.GroupPatch(
+                status=pb.STATUS_UPDATE_RESOLVED if on else pb.STATUS_UPDATE_UNRESOLVED
+            ),
         )
         return stubs.issues.BulkUpdateGroups(req, metadata=md(k), timeout=60)
 
