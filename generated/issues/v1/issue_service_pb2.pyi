@@ -962,3 +962,46 @@ class BulkUpdateGroupsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BulkUpdateGroupsResponse: _TypeAlias = BulkUpdateGroupsResponse  # noqa: Y015
+
+@_typing.final
+class BulkUpdateGroupsProgress(_message.Message):
+    """BulkUpdateGroupsProgress reports one committed chunk of a StreamBulkUpdateGroups call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNK_INDEX_FIELD_NUMBER: _builtins.int
+    PROCESSED_COUNT_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    COMMITTED_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    chunk_index: _builtins.int
+    """Index of this chunk, from 0."""
+    processed_count: _builtins.int
+    """Issues processed so far (matched ids of this and all earlier chunks)."""
+    committed: _builtins.bool
+    """True when the chunk's transaction committed; false for validate_only chunks."""
+    done: _builtins.bool
+    """True on the last message: the whole selection was processed."""
+    @_builtins.property
+    def chunk(self) -> Global___BulkUpdateGroupsResponse:
+        """This chunk's reply: the change applied, its matched ids and per-issue outcomes,
+        matched_count (all issues matching when the chunk ran) and next_page_token (where the rest
+        of the selection starts; empty after the last chunk).
+        """
+
+    def __init__(
+        self,
+        *,
+        chunk_index: _builtins.int = ...,
+        processed_count: _builtins.int = ...,
+        chunk: Global___BulkUpdateGroupsResponse | None = ...,
+        committed: _builtins.bool = ...,
+        done: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "chunk_index", b"chunk_index", "committed", b"committed", "done", b"done", "processed_count", b"processed_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkUpdateGroupsProgress: _TypeAlias = BulkUpdateGroupsProgress  # noqa: Y015
