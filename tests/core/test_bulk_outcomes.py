@@ -1,4 +1,4 @@
-"""Bulk replies say what happened to each group; multi-project rules refuse before writing (§5.1)."""
+"""Bulk replies say what happened to each group; multi-project rules refuse before writes (§5.1)."""
 
 from __future__ import annotations
 

@@ -92,9 +92,12 @@ def test_pages_follow_the_sort_key_then_id_both_descending(
 ) -> None:
     monkeypatch.setattr(selection, "MAX_IDS", 2)
     base = utcnow()
-    values = {"last_seen": [base, base, base - dt.timedelta(hours=1)] * 2,
-              "first_seen": [base - dt.timedelta(days=d) for d in (3, 1, 1, 2, 5, 1)],
-              "times_seen": [5, 7, 7, 1, 7, 2], "priority": [75, None, 25, 75, 50, None]}  # fmt: skip
+    values = {
+        "last_seen": [base, base, base - dt.timedelta(hours=1)] * 2,
+        "first_seen": [base - dt.timedelta(days=d) for d in (3, 1, 1, 2, 5, 1)],
+        "times_seen": [5, 7, 7, 1, 7, 2],
+        "priority": [75, None, 25, 75, 50, None],
+    }
     groups = [f.group(w["project"], **{column: v}) for v in values[column]]
     order: list[int] = []
     token = ""

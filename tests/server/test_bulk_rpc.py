@@ -10,8 +10,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-
 from issues.v1 import issue_service_pb2 as pb
+
 from server import auth
 from server.core import selection, update
 from server.core.commands import Caller
