@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 
@@ -77,3 +78,21 @@ def test_a_record_older_than_a_day_no_longer_counts(g: Group) -> None:
     assert idempotency.run(lambda: bump(g.id), IdempotencyKey("t/M/1", "new"), encode=str) == 3
     record = IdempotencyRecord.get()
     assert (record.body_hash, record.response) == ("new", "3")
+
+
+def test_concurrent_calls_with_one_key_apply_once_and_the_rest_replay(g: Group) -> None:
+    key = IdempotencyKey("t/M/race", "body")
+    start = threading.Barrier(4)
+    results: list[object] = []
+
+    def call() -> None:
+        start.wait()
+        results.append(idempotency.run(lambda: bump(g.id), key, encode=str))
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(map(repr, results)) == sorted([repr(2)] + [repr(Replay("2"))] * 3)
+    assert Group.get_by_id(g.id).times_seen == 2
