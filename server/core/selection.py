@@ -123,7 +123,9 @@ def _environments(org: Organization, names: tuple[str, ...]) -> tuple[int, ...]:
     if not names:
         return ()
     in_org = Environment.organization == org.id
-    rows = Environment.select().where(in_org & Environment.name.in_(sorted(set(names))))
+    # A NUL cannot be in a name and PostgreSQL refuses it in a parameter: such a name is unknown.
+    valid = sorted({n for n in names if "\x00" not in n})
+    rows = Environment.select().where(in_org & Environment.name.in_(valid))
     found = {e.name: e.id for e in rows}
     missing = sorted(set(names) - set(found))
     if missing:

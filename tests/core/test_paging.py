@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -129,7 +131,8 @@ def test_a_token_used_with_another_filter_is_an_invalid_cursor(w: dict) -> None:
 
 
 @pytest.mark.parametrize(
-    "token", ["garbage", "e30", paging.encode(paging.Cursor(5, 1), fingerprint="x")]
+    "token",
+    ["garbage", "e30", paging.encode(paging.Cursor(5, 1), fingerprint="x"), "\u00e9"],
 )
 def test_a_malformed_token_is_an_invalid_cursor(w: dict, token: str) -> None:
     f.group(w["project"])
@@ -137,3 +140,22 @@ def test_a_malformed_token_is_an_invalid_cursor(w: dict, token: str) -> None:
         call(w, page_token=token)
     assert caught.value.violations[0].description == "Invalid cursor parameter."
     assert Group.select().where(Group.status == 1).count() == 0
+
+
+def test_a_forged_token_with_out_of_range_values_is_an_invalid_cursor(w: dict) -> None:
+    f.group(w["project"])
+    bound = paging.fingerprint(Selection(organization_id=w["org"].id), query="is:unresolved")
+    forged = [
+        {"k": "2026-01-01T00:00:00", "i": 2**70, "f": bound},
+        {"k": "2026-01-01T00:00:00+02:00", "i": 1, "f": bound},
+        {"k": 5, "i": 1, "f": bound},
+        {"k": "2026-01-01T00:00:00", "i": True, "f": bound},
+    ]
+    for raw in forged:
+        token = base64.urlsafe_b64encode(json.dumps(raw).encode()).decode()
+        with pytest.raises(InvalidArgument) as caught:
+            call(w, page_token=token)
+        assert caught.value.violations[0].description == "Invalid cursor parameter."
+    good = {"k": "2999-01-01T00:00:00", "i": 2**62, "f": bound}
+    token = base64.urlsafe_b64encode(json.dumps(good).encode()).decode()
+    assert call(w, page_token=token, validate_only=True).matched_count == 1

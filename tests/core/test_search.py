@@ -161,7 +161,10 @@ def test_free_text_matches_title_culprit_or_message_ignoring_case(w: dict) -> No
     assert matched(w, "zero") == {title.id, message.id}
     assert matched(w, "views") == {title.id, culprit.id}
     assert matched(w, '"by zero" is:unresolved') == {message.id}
-    assert matched(w, "100%") == set()  # a literal percent sign, not a wildcard
+    hundred = f.group(w["project"], title="100% of requests fail")
+    f.group(w["project"], title="1000 errors")
+    assert matched(w, "100%") == {hundred.id}  # a literal percent sign, not a wildcard
+    assert matched(w, "views_py") == set()  # a literal underscore, not "any character"
 
 
 def test_environments_limit_the_selection_and_unknown_names_are_not_found(w: dict) -> None:

@@ -103,3 +103,18 @@ def test_unterminated_quotes_lists_and_missing_values_are_refused() -> None:
     assert problem('release:"api@1.0') == "unterminated quote at position 8"
     assert problem("priority:[high") == "unterminated list at position 9"
     assert problem("is: resolved") == 'missing value for key "is" at position 3'
+
+
+def test_numbers_and_dates_out_of_range_are_invalid_values_not_crashes() -> None:
+    assert problem("timesSeen:>99999999999999999999") == (
+        'invalid value ">99999999999999999999" for key "timesSeen" at position 10'
+    )
+    assert problem("firstSeen:-99999999999999w").startswith('invalid value "-99999999999999w"')
+    assert problem("lastSeen:>0001-01-01T00:00:00+05:00").startswith("invalid value")
+
+
+def test_nul_characters_and_oversized_queries_are_refused() -> None:
+    assert problem("is:resolved \x00") == "invalid character NUL at position 12"
+    assert problem(" ".join(["is:resolved"] * 101)).startswith("too many terms at position 1200")
+    items = ",".join(["a"] * 101)
+    assert problem(f"release:[{items}]") == "too many list items at position 8 (at most 100)"

@@ -138,7 +138,7 @@ def _users(values: tuple[str, ...], scope: Scope) -> Any:
     """User ids named by "me", a numeric id, a username or an e-mail; None when none can match."""
     named = [v for v in values if v != "me"]
     exprs: list[ColumnBase] = [(User.username == v) | (User.email == v) for v in named]
-    exprs += [User.id == int(v) for v in named if v.isdigit()]
+    exprs += [User.id == int(v) for v in named if v.isdigit() and int(v) < 2**63]
     if "me" in values and scope.actor_id is not None:
         exprs.append(User.id == scope.actor_id)
     return User.select(User.id).where(_any(exprs)) if exprs else None

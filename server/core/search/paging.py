@@ -69,7 +69,7 @@ def decode(token: str, *, fingerprint: str, sort: str) -> Cursor:
     try:
         raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         group_id, key, bound = raw["i"], raw["k"], raw["f"]
-        if bound != fingerprint or type(group_id) is not int:
+        if bound != fingerprint or not _is_int64(group_id):
             raise ValueError("cursor of another filter")
         return Cursor(_key(key, sort), group_id)
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
@@ -80,10 +80,17 @@ def _key(value: Any, sort: str) -> Key:
     if sort in ("date", "new"):
         if not isinstance(value, str):
             raise TypeError("date cursor must be a string")
-        return dt.datetime.fromisoformat(value)
-    if type(value) is not int:
-        raise TypeError("count cursor must be an integer")
+        moment = dt.datetime.fromisoformat(value)
+        if moment.tzinfo is not None:
+            raise TypeError("date cursors are naive UTC")
+        return moment
+    if not _is_int64(value):
+        raise TypeError("count cursor must be a 64-bit integer")
     return int(value)
+
+
+def _is_int64(value: Any) -> bool:
+    return type(value) is int and -(2**63) <= value < 2**63
 
 
 def key_of(group: Any, sort: str) -> Key:

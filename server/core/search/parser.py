@@ -28,6 +28,10 @@ _KEY = re.compile(r"(!?)([A-Za-z_][A-Za-z0-9_.]*):")
 _RELATIVE = re.compile(r"^([+-])(\d+)([smhdw])$")
 _COMPARISON = re.compile(r"^(>=|<=|>|<|=)?(.+)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Bounds that keep any query a small SQL statement and every number inside a 64-bit column.
+MAX_TERMS = 100
+MAX_LIST = 100
+MAX_INT = 2**63 - 1
 
 IS_VALUES: dict[str, Term] = {
     "unresolved": OneOf("status", (0,)),
@@ -76,9 +80,16 @@ class Token:
 
 def parse(query: str, *, now: dt.datetime) -> SearchFilter:
     """Parse a whole query; raise QueryError naming the first bad token."""
+    if "\x00" in query:
+        raise QueryError(f"invalid character NUL at position {query.index(chr(0))}")
+    tokens = _tokens(query)
+    if len(tokens) > MAX_TERMS:
+        raise QueryError(
+            f"too many terms at position {tokens[MAX_TERMS].position} (at most {MAX_TERMS})"
+        )
     terms: list[Term] = []
     words: list[str] = []
-    for token in _tokens(query):
+    for token in tokens:
         if not token.key:
             words.append(token.values[0])
             continue
@@ -121,6 +132,8 @@ def _read_values(query: str, i: int) -> tuple[tuple[str, ...], int]:
     items = tuple(item.strip().strip('"') for item in query[i + 1 : close].split(","))
     if not all(items):
         raise QueryError(f"empty list item at position {i}")
+    if len(items) > MAX_LIST:
+        raise QueryError(f"too many list items at position {i} (at most {MAX_LIST})")
     return items, close + 1
 
 
@@ -185,7 +198,7 @@ def _related(relation: str) -> Callable[[Token, dt.datetime], Term]:
 def _times_seen(token: Token, now: dt.datetime) -> Term:
     value = _single(token)
     match = _COMPARISON.match(value)
-    if match is None or not match.group(2).isdigit():
+    if match is None or not match.group(2).isdigit() or int(match.group(2)) > MAX_INT:
         raise _invalid(token, value)
     return Compare("times_seen", match.group(1) or "=", int(match.group(2)))
 
@@ -199,7 +212,10 @@ def _date_term(token: Token, column: str, now: dt.datetime) -> Term:
     relative = _RELATIVE.match(value)
     if relative is not None:
         sign, amount, unit = relative.groups()
-        cutoff = now - dt.timedelta(**{_UNITS[unit]: int(amount)})
+        try:
+            cutoff = now - dt.timedelta(**{_UNITS[unit]: int(amount)})
+        except OverflowError:
+            raise _invalid(token, value) from None
         # "-24h": within the last 24 hours; "+1w": longer ago than a week.
         return Compare(column, ">=" if sign == "-" else "<=", cutoff)
     match = _COMPARISON.match(value)
@@ -214,10 +230,10 @@ def _date_term(token: Token, column: str, now: dt.datetime) -> Term:
 def _datetime(token: Token, text: str) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise _invalid(token, text) from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
     return moment
 
 
