@@ -558,8 +558,10 @@ class UpdateGroupRequest(_message.Message):
     group_id: _builtins.int
     """Issue id."""
     request_id: _builtins.str
-    """Optional idempotency key (a UUID is recommended): a retry with the same key and body within
-    24 hours returns the first reply without applying anything again.
+    """Optional idempotency key (a UUID is recommended; at most 128 characters): a retry with the
+    same key and body (and acting user) within 24 hours returns the first reply without applying
+    anything again. Keys are per token and method. The same key with another body is
+    INVALID_ARGUMENT on "request_id". A refused call stores nothing, so its retry runs again.
     """
     etag: _builtins.str
     """Optional etag from a previous read: the update is refused with ABORTED if the issue changed
@@ -635,10 +637,14 @@ class BulkUpdateGroupsRequest(_message.Message):
     sort: Global___Sort.ValueType
     """Order of a search selection."""
     page_token: _builtins.str
-    """Continuation token from a previous reply's next_page_token (search selection only)."""
+    """Continuation token from a previous reply's next_page_token (search selection only); valid
+    only with the same query, sort, project_ids and environments.
+    """
     request_id: _builtins.str
-    """Optional idempotency key (a UUID is recommended): a retry with the same key and body within
-    24 hours returns the first reply without applying anything again.
+    """Optional idempotency key (a UUID is recommended; at most 128 characters): a retry with the
+    same key and body (and acting user) within 24 hours returns the first reply without applying
+    anything again. Keys are per token and method. The same key with another body is
+    INVALID_ARGUMENT on "request_id". A refused call stores nothing, so its retry runs again.
     """
     validate_only: _builtins.bool
     """Run selection and validation and report what would change, writing nothing."""
