@@ -18,6 +18,7 @@ from server.core import (
     subscriptions,
     validation,
 )
+from server.core.batching import BATCH_ROWS
 from server.core.commands import READ_SCOPES, WRITE_SCOPES, Caller, Selection, UpdateCommand
 from server.core.context import BulkResult, GroupOutcome, UpdateContext
 from server.core.errors import Conflict, PermissionDenied
@@ -150,8 +151,8 @@ def _finish(ctx: UpdateContext) -> None:
     if changed:
         Group.update(version=Group.version + 1).where(Group.id.in_(changed)).execute()
     rows = [{**event, "created_at": ctx.now} for event in ctx.outbox]
-    for start in range(0, len(rows), 500):
-        OutboxEvent.insert_many(rows[start : start + 500]).execute()
+    for start in range(0, len(rows), BATCH_ROWS):
+        OutboxEvent.insert_many(rows[start : start + BATCH_ROWS]).execute()
 
 
 def _bulk_result(ctx: UpdateContext, *, validate_only: bool) -> BulkResult:
