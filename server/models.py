@@ -50,6 +50,7 @@ class Organization(BaseModel):
 
 class Project(BaseModel):
     organization = ForeignKeyField(Organization, backref="projects", on_delete="CASCADE")
+    organization_id: int
     slug = CharField(max_length=64)
     name = CharField(max_length=128)
     platform = CharField(max_length=64, null=True)
@@ -62,6 +63,7 @@ class Project(BaseModel):
 
 class Team(BaseModel):
     organization = ForeignKeyField(Organization, backref="teams", on_delete="CASCADE")
+    organization_id: int
     slug = CharField(max_length=64)
     name = CharField(max_length=128)
 
@@ -71,7 +73,9 @@ class Team(BaseModel):
 
 class ProjectTeam(BaseModel):
     project = ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
     team = ForeignKeyField(Team, on_delete="CASCADE")
+    team_id: int
 
     class Meta:
         indexes = ((("project", "team"), True),)
@@ -86,7 +90,9 @@ class User(BaseModel):
 
 class OrganizationMember(BaseModel):
     organization = ForeignKeyField(Organization, backref="members", on_delete="CASCADE")
+    organization_id: int
     user = ForeignKeyField(User, on_delete="CASCADE")
+    user_id: int
     # member, admin, manager, owner or billing (Sentry's default org roles).
     role = CharField(max_length=32, default="member")
     # False for a deactivated membership (Sentry: user_is_active / invite state).
@@ -98,7 +104,9 @@ class OrganizationMember(BaseModel):
 
 class OrganizationMemberTeam(BaseModel):
     member = ForeignKeyField(OrganizationMember, on_delete="CASCADE")
+    member_id: int
     team = ForeignKeyField(Team, on_delete="CASCADE")
+    team_id: int
 
     class Meta:
         indexes = ((("member", "team"), True),)
@@ -106,6 +114,7 @@ class OrganizationMemberTeam(BaseModel):
 
 class UserOption(BaseModel):
     user = ForeignKeyField(User, on_delete="CASCADE")
+    user_id: int
     key = CharField(max_length=64)
     value = TextField()
 
@@ -115,6 +124,7 @@ class UserOption(BaseModel):
 
 class Release(BaseModel):
     organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    organization_id: int
     version = CharField(max_length=250)
     date_added = DateTimeField(default=utcnow)
     date_released = DateTimeField(null=True)
@@ -134,7 +144,9 @@ class Release(BaseModel):
 
 class ReleaseProject(BaseModel):
     release = ForeignKeyField(Release, on_delete="CASCADE")
+    release_id: int
     project = ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
 
     class Meta:
         indexes = ((("project", "release"), True),)
@@ -142,6 +154,7 @@ class ReleaseProject(BaseModel):
 
 class Repository(BaseModel):
     organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    organization_id: int
     name = CharField(max_length=200)
 
     class Meta:
@@ -150,7 +163,9 @@ class Repository(BaseModel):
 
 class Commit(BaseModel):
     organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    organization_id: int
     repository = ForeignKeyField(Repository, on_delete="CASCADE")
+    repository_id: int
     key = CharField(max_length=64)
     message = TextField(null=True)
 
@@ -160,7 +175,9 @@ class Commit(BaseModel):
 
 class ReleaseCommit(BaseModel):
     release = ForeignKeyField(Release, on_delete="CASCADE")
+    release_id: int
     commit = ForeignKeyField(Commit, on_delete="CASCADE")
+    commit_id: int
     order = IntegerField(default=0)
 
     class Meta:
@@ -169,6 +186,7 @@ class ReleaseCommit(BaseModel):
 
 class Environment(BaseModel):
     organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    organization_id: int
     name = CharField(max_length=64)
 
     class Meta:
@@ -177,6 +195,7 @@ class Environment(BaseModel):
 
 class Group(BaseModel):
     project = ForeignKeyField(Project, backref="groups", on_delete="CASCADE")
+    project_id: int
     status = SmallIntegerField(default=0, index=True)
     substatus = IntegerField(null=True)
     resolved_at = DateTimeField(null=True)
@@ -198,13 +217,16 @@ class Group(BaseModel):
     platform = CharField(max_length=64, null=True)
     logger = CharField(max_length=64, default="")
     first_release = ForeignKeyField(Release, null=True, on_delete="SET NULL")
+    first_release_id: int | None
     # Bumped by every update that selects the group; the etag is derived from it.
     version = BigIntegerField(default=1)
 
 
 class GroupEnvironment(BaseModel):
     group = ForeignKeyField(Group, on_delete="CASCADE")
+    group_id: int
     environment = ForeignKeyField(Environment, on_delete="CASCADE")
+    environment_id: int
 
     class Meta:
         indexes = ((("group", "environment"), True),)
@@ -212,8 +234,11 @@ class GroupEnvironment(BaseModel):
 
 class GroupRelease(BaseModel):
     project = ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
     group = ForeignKeyField(Group, on_delete="CASCADE")
+    group_id: int
     release = ForeignKeyField(Release, on_delete="CASCADE")
+    release_id: int
     environment = CharField(max_length=64, default="")
     first_seen = DateTimeField(default=utcnow)
     last_seen = DateTimeField(default=utcnow)
@@ -224,7 +249,9 @@ class GroupRelease(BaseModel):
 
 class GroupResolution(BaseModel):
     group = ForeignKeyField(Group, unique=True, on_delete="CASCADE")
+    group_id: int
     release = ForeignKeyField(Release, on_delete="CASCADE")
+    release_id: int
     current_release_version = CharField(max_length=250, null=True)
     type = SmallIntegerField(null=True)  # in_release 0, in_next_release 1
     actor_id = BigIntegerField(null=True)
@@ -234,6 +261,7 @@ class GroupResolution(BaseModel):
 
 class GroupSnooze(BaseModel):
     group = ForeignKeyField(Group, unique=True, on_delete="CASCADE")
+    group_id: int
     until = DateTimeField(null=True)
     count = BigIntegerField(null=True, constraints=[Check("count >= 0")])
     window = IntegerField(null=True)
@@ -245,9 +273,13 @@ class GroupSnooze(BaseModel):
 
 class GroupAssignee(BaseModel):
     group = ForeignKeyField(Group, unique=True, on_delete="CASCADE")
+    group_id: int
     project = ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
     user = ForeignKeyField(User, null=True, on_delete="CASCADE")
+    user_id: int | None
     team = ForeignKeyField(Team, null=True, on_delete="CASCADE")
+    team_id: int | None
     date_added = DateTimeField(default=utcnow)
 
     class Meta:
@@ -257,9 +289,13 @@ class GroupAssignee(BaseModel):
 
 class GroupSubscription(BaseModel):
     group = ForeignKeyField(Group, on_delete="CASCADE")
+    group_id: int
     project = ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
     user = ForeignKeyField(User, null=True, on_delete="CASCADE")
+    user_id: int | None
     team = ForeignKeyField(Team, null=True, on_delete="CASCADE")
+    team_id: int | None
     is_active = BooleanField(default=True)
     reason = IntegerField(default=0)
     date_added = DateTimeField(default=utcnow)
@@ -271,8 +307,11 @@ class GroupSubscription(BaseModel):
 
 class GroupBookmark(BaseModel):
     project = ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
     group = ForeignKeyField(Group, on_delete="CASCADE")
+    group_id: int
     user = ForeignKeyField(User, on_delete="CASCADE")
+    user_id: int
     date_added = DateTimeField(default=utcnow)
 
     class Meta:
@@ -281,8 +320,11 @@ class GroupBookmark(BaseModel):
 
 class GroupSeen(BaseModel):
     project = ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
     group = ForeignKeyField(Group, on_delete="CASCADE")
+    group_id: int
     user = ForeignKeyField(User, on_delete="CASCADE")
+    user_id: int
     last_seen = DateTimeField(default=utcnow)
 
     class Meta:
@@ -291,16 +333,22 @@ class GroupSeen(BaseModel):
 
 class GroupShare(BaseModel):
     project = ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
     group = ForeignKeyField(Group, unique=True, on_delete="CASCADE")
+    group_id: int
     uuid = CharField(max_length=32, unique=True)
     user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    user_id: int | None
     date_added = DateTimeField(default=utcnow)
 
 
 class GroupInbox(BaseModel):
     group = ForeignKeyField(Group, unique=True, on_delete="CASCADE")
+    group_id: int
     project = ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
     organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    organization_id: int
     reason = SmallIntegerField(default=0)
     reason_details = JSONField(null=True)
     date_added = DateTimeField(default=utcnow)
@@ -309,6 +357,7 @@ class GroupInbox(BaseModel):
 class GroupTombstone(BaseModel):
     previous_group_id = BigIntegerField(unique=True)
     project = ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
     level = SmallIntegerField(default=40)
     message = TextField(default="")
     culprit = CharField(max_length=200, null=True)
@@ -318,8 +367,10 @@ class GroupTombstone(BaseModel):
 
 class GroupHash(BaseModel):
     project = ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
     hash = CharField(max_length=32)
     group = ForeignKeyField(Group, null=True, on_delete="SET NULL")
+    group_id: int | None
     group_tombstone_id = BigIntegerField(null=True)
 
     class Meta:
@@ -328,7 +379,9 @@ class GroupHash(BaseModel):
 
 class GroupLink(BaseModel):
     group = ForeignKeyField(Group, on_delete="CASCADE")
+    group_id: int
     project = ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
     linked_type = SmallIntegerField(default=1)  # unknown 0, commit 1, pull_request 2, issue 3
     linked_id = BigIntegerField()
     relationship = SmallIntegerField(default=2)  # unknown 0, resolves 1, references 2
@@ -341,13 +394,16 @@ class GroupLink(BaseModel):
 
 class GroupRedirect(BaseModel):
     organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    organization_id: int
     group_id = BigIntegerField(index=True)
     previous_group_id = BigIntegerField(unique=True)
 
 
 class Activity(BaseModel):
     project = ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
     group = ForeignKeyField(Group, null=True, on_delete="CASCADE")
+    group_id: int | None
     type = IntegerField()
     ident = CharField(max_length=64, null=True)
     user_id = BigIntegerField(null=True)
@@ -357,13 +413,18 @@ class Activity(BaseModel):
 
 class GroupHistory(BaseModel):
     organization = ForeignKeyField(Organization, on_delete="CASCADE")
+    organization_id: int
     group = ForeignKeyField(Group, on_delete="CASCADE")
+    group_id: int
     project = ForeignKeyField(Project, on_delete="CASCADE")
+    project_id: int
     release = ForeignKeyField(Release, null=True, on_delete="SET NULL")
+    release_id: int | None
     user_id = BigIntegerField(null=True)
     team_id = BigIntegerField(null=True)
     status = IntegerField()
     prev_history = ForeignKeyField("self", null=True, on_delete="SET NULL")
+    prev_history_id: int | None
     prev_history_date = DateTimeField(null=True)
     date_added = DateTimeField(default=utcnow)
 

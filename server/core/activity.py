@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from peewee import fn
+
+from server.core.batching import BATCH_ROWS
 from server.core.context import UpdateContext
 from server.core.enums import (
     ACTIVITY_HISTORY,
@@ -14,7 +17,35 @@ from server.core.enums import (
 )
 from server.models import Activity, Group, GroupHistory
 
-INSERT_BATCH = 500  # rows per INSERT: stays under every backend's bound-variable limit
+H = GroupHistoryStatus
+
+_UNRESOLVED = frozenset({H.UNRESOLVED, H.REGRESSED, H.ESCALATING})
+_RESOLVED = frozenset(
+    {
+        H.RESOLVED,
+        H.SET_RESOLVED_IN_RELEASE,
+        H.SET_RESOLVED_IN_COMMIT,
+        H.SET_RESOLVED_IN_PULL_REQUEST,
+        H.AUTO_RESOLVED,
+    }
+)
+_ARCHIVED = frozenset(
+    {H.ARCHIVED_UNTIL_ESCALATING, H.ARCHIVED_FOREVER, H.ARCHIVED_UNTIL_CONDITION_MET}
+)
+# Sentry's PREVIOUS_STATUSES (§1.13): the row a new history row points back to. The archive
+# labels pair with unignore like IGNORED does (inferred: the newest table was not read).
+PREVIOUS_HISTORY: dict[H, frozenset[int]] = {
+    **{s: frozenset(_UNRESOLVED) for s in _RESOLVED},
+    H.UNRESOLVED: frozenset(_RESOLVED),
+    H.REGRESSED: frozenset(_RESOLVED),
+    H.IGNORED: frozenset({H.UNIGNORED}),
+    **{s: frozenset({H.UNIGNORED}) for s in _ARCHIVED},
+    H.UNIGNORED: frozenset({H.IGNORED, *_ARCHIVED}),
+    H.ESCALATING: frozenset({H.ARCHIVED_UNTIL_ESCALATING}),
+    H.ASSIGNED: frozenset({H.UNASSIGNED}),
+    H.UNASSIGNED: frozenset({H.ASSIGNED}),
+}
+INSERT_BATCH = BATCH_ROWS
 
 
 def _insert_batched(model: Any, rows: list[dict[str, Any]]) -> None:
@@ -22,7 +53,9 @@ def _insert_batched(model: Any, rows: list[dict[str, Any]]) -> None:
         model.insert_many(rows[start : start + INSERT_BATCH]).execute()
 
 
-def record_activities(
+# Keyword-only options shared by every writer of activities; a parameter object would only
+# move the same five names into each caller.
+def record_activities(  # noqa: PLR0913
     ctx: UpdateContext,
     *,
     groups: list[Group],
@@ -30,7 +63,7 @@ def record_activities(
     data: dict[str, Any] | None = None,
     idents: dict[int, str] | None = None,
     per_group_data: dict[int, dict[str, Any]] | None = None,
-    user_id: int | None | bool = True,
+    user_id: int | bool | None = True,
 ) -> None:
     """One activity per group; user_id=True means the acting user."""
     actor = ctx.actor_id if user_id is True else (user_id or None)
@@ -70,11 +103,17 @@ def record_history(
     release_id: int | None = None,
 ) -> None:
     """GroupHistory rows; with `activity`, each group's status comes from §1.13's mapping."""
+    statuses: dict[int, GroupHistoryStatus] = {}
+    for g in groups:
+        resolved = status if status is not None else _status_for(g, activity)
+        if resolved is not None:
+            statuses[g.id] = resolved
+    previous = _previous_rows(statuses)
     rows = []
     for g in groups:
-        resolved = status if status is not None else history_status_for(g, activity)  # type: ignore[arg-type]
-        if resolved is None:
+        if g.id not in statuses:
             continue
+        prev = previous.get(g.id)
         rows.append(
             {
                 "organization": ctx.organization.id,
@@ -82,8 +121,54 @@ def record_history(
                 "project": g.project_id,
                 "release": release_id,
                 "user_id": ctx.actor_id,
-                "status": int(resolved),
+                "status": int(statuses[g.id]),
+                "prev_history": prev[0] if prev else None,
+                "prev_history_date": prev[1] if prev else None,
                 "date_added": ctx.now,
             }
         )
     _insert_batched(GroupHistory, rows)
+
+
+def _status_for(group: Group, activity: ActivityType | None) -> GroupHistoryStatus | None:
+    return history_status_for(group, activity) if activity is not None else None
+
+
+def _previous_rows(statuses: dict[int, GroupHistoryStatus]) -> dict[int, tuple[int, Any]]:
+    """Per group, the latest history row of the statuses "opposite" to the new one (§1.13);
+    one query per distinct new status, never per group."""
+    by_status: dict[GroupHistoryStatus, list[int]] = {}
+    for group_id, new_status in statuses.items():
+        if new_status in PREVIOUS_HISTORY:
+            by_status.setdefault(new_status, []).append(group_id)
+    found: dict[int, tuple[int, Any]] = {}
+    for new_status, group_ids in by_status.items():
+        found.update(_latest_of(group_ids, PREVIOUS_HISTORY[new_status]))
+    return found
+
+
+def _latest_of(group_ids: list[int], statuses: frozenset[int]) -> dict[int, tuple[int, Any]]:
+    rank = fn.ROW_NUMBER().over(
+        partition_by=[GroupHistory.group],
+        order_by=[GroupHistory.date_added.desc(), GroupHistory.id.desc()],
+    )
+    ranked = (
+        GroupHistory.select(
+            GroupHistory.id.alias("hid"),
+            GroupHistory.group.alias("gid"),
+            GroupHistory.date_added.alias("added"),
+            rank.alias("rn"),
+        )
+        .where(GroupHistory.group.in_(group_ids) & GroupHistory.status.in_(sorted(statuses)))
+        .alias("ranked")
+    )
+    query: Any = (
+        GroupHistory.select(ranked.c.gid, ranked.c.hid, ranked.c.added)
+        .from_(ranked)
+        .where(ranked.c.rn == 1)
+        .tuples()
+    )
+    # The subquery's columns bypass field conversion (SQLite returns text): parse explicitly.
+    parse: Any = GroupHistory.date_added.python_value
+    rows: list[tuple[int, int, Any]] = list(query)
+    return {gid: (hid, parse(added)) for gid, hid, added in rows}

@@ -1,33 +1,40 @@
-"""Bookmarks (§3.10): bookmarking subscribes; un-bookmarking drops every subscription of the user."""
+"""Bookmarks (§3.10): bookmarking subscribes; un-bookmarking drops all the user's subscriptions."""
 
 from __future__ import annotations
 
 from server.core import subscriptions
+from server.core.batching import BATCH_ROWS
 from server.core.context import UpdateContext
 from server.core.enums import SubscriptionReason
-from server.core.errors import InvalidArgument
 from server.models import GroupBookmark, GroupSubscription
+
+BATCH = BATCH_ROWS
 
 
 def set_bookmarked(ctx: UpdateContext, *, is_bookmarked: bool) -> None:
-    if ctx.actor_id is None:
-        raise InvalidArgument.field("is_bookmarked", "An acting user is required to bookmark.")
+    user_id = subscriptions.actor_id_for(ctx, field="is_bookmarked")
     ctx.delta.is_bookmarked = is_bookmarked
+    mine = (GroupBookmark.user == user_id) & GroupBookmark.group.in_(ctx.group_ids)
+    had = {b.group_id for b in GroupBookmark.select(GroupBookmark.group).where(mine)}
     if is_bookmarked:
-        rows = [
-            {"project": g.project_id, "group": g.id, "user": ctx.actor_id, "date_added": ctx.now}
-            for g in ctx.groups
-        ]
-        for start in range(0, len(rows), 500):
-            GroupBookmark.insert_many(rows[start : start + 500]).on_conflict_ignore().execute()
-        subscriptions.subscribe_users(
-            ctx, groups=ctx.groups, user_ids=[ctx.actor_id], reason=SubscriptionReason.BOOKMARK
-        )
+        _bookmark(ctx, user_id=user_id)
+        ctx.mark_changed([g.id for g in ctx.groups if g.id not in had])
         return
-    GroupBookmark.delete().where(
-        (GroupBookmark.user == ctx.actor_id) & GroupBookmark.group.in_(ctx.group_ids)
-    ).execute()
+    GroupBookmark.delete().where(mine).execute()
     # Sentry removes all of the user's subscriptions here, whatever their reason (§5 item 15).
     GroupSubscription.delete().where(
-        (GroupSubscription.user == ctx.actor_id) & GroupSubscription.group.in_(ctx.group_ids)
+        (GroupSubscription.user == user_id) & GroupSubscription.group.in_(ctx.group_ids)
     ).execute()
+    ctx.mark_changed(had)
+
+
+def _bookmark(ctx: UpdateContext, *, user_id: int) -> None:
+    rows = [
+        {"project": g.project_id, "group": g.id, "user": user_id, "date_added": ctx.now}
+        for g in ctx.groups
+    ]
+    for start in range(0, len(rows), BATCH):
+        GroupBookmark.insert_many(rows[start : start + BATCH]).on_conflict_ignore().execute()
+    subscriptions.subscribe_users(
+        ctx, groups=ctx.groups, user_ids=[user_id], reason=SubscriptionReason.BOOKMARK
+    )

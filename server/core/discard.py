@@ -1,10 +1,68 @@
-"""Discard (§3.11). Not implemented yet: refused loudly, never silently ignored."""
+"""Discard (§3.11): tombstone the groups so their future events are dropped, then delete them."""
 
 from __future__ import annotations
 
+from server.core.batching import BATCH_ROWS
 from server.core.context import UpdateContext
-from server.core.errors import Unimplemented
+from server.core.enums import ERROR_CATEGORY_TYPES, GroupStatus
+from server.core.errors import FailedPrecondition, InvalidArgument
+from server.models import Group, GroupHash, GroupInbox, GroupTombstone
+
+FEATURE = "projects:discard-groups"
+BATCH = BATCH_ROWS
+DELETING = (int(GroupStatus.PENDING_DELETION), int(GroupStatus.DELETION_IN_PROGRESS))
+
+
+def check(ctx: UpdateContext) -> None:
+    """Feature first, then the issue category, as Sentry; nothing is written before both pass."""
+    if FEATURE not in (ctx.organization.features or []):
+        raise FailedPrecondition(
+            "You do not have that feature enabled", reason="FEATURE_DISABLED", feature=FEATURE
+        )
+    if any(g.type not in ERROR_CATEGORY_TYPES for g in ctx.groups):
+        raise InvalidArgument.field("discard", "Only error issues can be discarded.")
 
 
 def discard(ctx: UpdateContext) -> None:
-    raise Unimplemented("discard is not implemented yet", reason="FIELD_UNIMPLEMENTED", field="discard")
+    check(ctx)
+    ctx.delta.discard = True
+    ids = ctx.group_ids
+    known = GroupTombstone.select(GroupTombstone.previous_group_id)
+    tombstoned = {
+        t.previous_group_id for t in known.where(GroupTombstone.previous_group_id.in_(ids))
+    }
+    groups = [g for g in ctx.groups if g.id not in tombstoned]  # Sentry skips these entirely
+    if not groups:
+        return
+    _tombstone(ctx, groups=groups)
+    _delete(ctx, ids=[g.id for g in groups])
+
+
+def _tombstone(ctx: UpdateContext, *, groups: list[Group]) -> None:
+    """One tombstone per group, then its hashes point at the tombstone instead of the group."""
+    rows = [
+        {"previous_group_id": g.id, "project": g.project_id, "level": g.level, "message": g.message,
+         "culprit": g.culprit, "data": g.data, "actor_id": ctx.actor_id}
+        for g in groups
+    ]  # fmt: skip
+    for start in range(0, len(rows), BATCH):
+        GroupTombstone.insert_many(rows[start : start + BATCH]).execute()
+    ids = [g.id for g in groups]
+    # SET expressions see the row before the update, so the subquery still reads the old group id.
+    tombstone_id = GroupTombstone.select(GroupTombstone.id).where(
+        GroupTombstone.previous_group_id == GroupHash.group
+    )
+    GroupHash.update(group_tombstone_id=tombstone_id, group=None).where(
+        GroupHash.group.in_(ids)
+    ).execute()
+
+
+def _delete(ctx: UpdateContext, *, ids: list[int]) -> None:
+    """Sentry's delete path, minus the async task: pending deletion, out of the inbox, announced."""
+    Group.update(status=int(GroupStatus.PENDING_DELETION), substatus=None).where(
+        Group.id.in_(ids) & Group.status.not_in(DELETING)
+    ).execute()
+    GroupInbox.delete().where(GroupInbox.group.in_(ids)).execute()
+    ctx.mark_changed(ids)
+    for gid in ids:
+        ctx.notify("issue.deleted", group_id=gid, delete_type="discard")

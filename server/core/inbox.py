@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from server.core import activity
+from server.core.batching import BATCH_ROWS
 from server.core.context import UpdateContext
 from server.core.enums import (
     ActivityType,
@@ -10,7 +13,9 @@ from server.core.enums import (
     GroupStatus,
     GroupSubStatus,
     InboxReason,
+    PriorityLevel,
 )
+from server.core.priority import PRIORITY_HISTORY
 from server.models import Group, GroupInbox
 
 
@@ -28,20 +33,28 @@ def _add(ctx: UpdateContext) -> None:
          "reason": int(InboxReason.MANUAL), "reason_details": None, "date_added": ctx.now}
         for g in ctx.groups
     ]  # fmt: skip
-    existing = {r.group_id for r in GroupInbox.select(GroupInbox.group).where(GroupInbox.group.in_(ctx.group_ids))}
-    for start in range(0, len(rows), 500):
-        GroupInbox.insert_many(rows[start : start + 500]).on_conflict_ignore().execute()
+    existing = {
+        r.group_id
+        for r in GroupInbox.select(GroupInbox.group).where(GroupInbox.group.in_(ctx.group_ids))
+    }
+    for start in range(0, len(rows), BATCH_ROWS):
+        GroupInbox.insert_many(rows[start : start + BATCH_ROWS]).on_conflict_ignore().execute()
     ctx.mark_changed([g.id for g in ctx.groups if g.id not in existing])
 
 
 def _mark_reviewed(ctx: UpdateContext) -> None:
     ctx.delta.inbox = "reviewed"
-    existing = {r.group_id for r in GroupInbox.select(GroupInbox.group).where(GroupInbox.group.in_(ctx.group_ids))}
+    existing = {
+        r.group_id
+        for r in GroupInbox.select(GroupInbox.group).where(GroupInbox.group.in_(ctx.group_ids))
+    }
     if existing:
         GroupInbox.delete().where(GroupInbox.group.in_(list(existing))).execute()
         reviewed = [g for g in ctx.groups if g.id in existing]
         if ctx.actor_id is not None:
-            activity.record_activities(ctx, groups=reviewed, type=ActivityType.MARK_REVIEWED, data={})
+            activity.record_activities(
+                ctx, groups=reviewed, type=ActivityType.MARK_REVIEWED, data={}
+            )
             activity.record_history(ctx, groups=reviewed, status=GroupHistoryStatus.REVIEWED)
         ctx.mark_changed(list(existing))
     _to_ongoing(ctx)
@@ -58,13 +71,48 @@ def _to_ongoing(ctx: UpdateContext) -> None:
     if not movers:
         return
     ids = [g.id for g in movers]
+    escalating = [g for g in movers if g.substatus == GroupSubStatus.ESCALATING]
     Group.update(substatus=int(GroupSubStatus.ONGOING)).where(
         Group.id.in_(ids) & (Group.status == int(GroupStatus.UNRESOLVED))
     ).execute()
     for g in movers:
         g.substatus = int(GroupSubStatus.ONGOING)
     activity.record_activities(
-        ctx, groups=movers, type=ActivityType.AUTO_SET_ONGOING, data={"manually": True}, user_id=None
+        ctx,
+        groups=movers,
+        type=ActivityType.AUTO_SET_ONGOING,
+        data={"manually": True},
+        user_id=None,
     )
     activity.record_history(ctx, groups=movers, status=GroupHistoryStatus.UNRESOLVED)
+    _reset_priority(ctx, groups=escalating)
     ctx.mark_changed(ids)
+
+
+def initial_priority(group: Group) -> int | None:
+    """The priority the group was created with, from its metadata (get_initial_priority)."""
+    data: Any = group.data if isinstance(group.data, dict) else {}
+    metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    for value in (metadata.get("initial_priority"), data.get("initial_priority")):
+        if isinstance(value, int) and value in PriorityLevel._value2member_map_:
+            return value
+    return None
+
+
+def _reset_priority(ctx: UpdateContext, *, groups: list[Group]) -> None:
+    """A group leaving ESCALATING gets its initial priority back, even if locked (§3.7 step 2)."""
+    by_level: dict[int, list[Group]] = {}
+    for g in groups:
+        level = initial_priority(g)
+        if level is not None and level != g.priority:
+            by_level.setdefault(level, []).append(g)
+    for level, members in by_level.items():  # at most three levels: bounded statements
+        Group.update(priority=level).where(Group.id.in_([g.id for g in members])).execute()
+        name = PriorityLevel(level).name.lower()
+        data = {"priority": name, "reason": "ongoing"}
+        activity.record_activities(
+            ctx, groups=members, type=ActivityType.SET_PRIORITY, data=data, user_id=None
+        )
+        activity.record_history(ctx, groups=members, status=PRIORITY_HISTORY[PriorityLevel(level)])
+        for g in members:
+            g.priority = level

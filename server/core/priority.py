@@ -23,11 +23,16 @@ def set_priority(ctx: UpdateContext, *, priority: int) -> None:
         Group.update(priority=int(level)).where(Group.id.in_([g.id for g in changed])).execute()
         name = level.name.lower()
         activity.record_activities(
-            ctx, groups=changed, type=ActivityType.SET_PRIORITY, data={"priority": name, "reason": None}
+            ctx,
+            groups=changed,
+            type=ActivityType.SET_PRIORITY,
+            data={"priority": name, "reason": None},
         )
         activity.record_history(ctx, groups=changed, status=PRIORITY_HISTORY[level])
         for g in changed:
-            ctx.notify("issue.priority_updated", group_id=g.id, new=name, previous=_name(g.priority))
+            ctx.notify(
+                "issue.priority_updated", group_id=g.id, new=name, previous=_name(g.priority)
+            )
             g.priority = int(level)
         ctx.mark_changed([g.id for g in changed])
     ctx.delta.priority = int(level)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import re
-from typing import Any
+from typing import Any, cast
 
 from peewee import SQL, fn
 
@@ -41,7 +42,9 @@ def parse_semver(version: str) -> dict[str, Any] | None:
         **nums,
         "prerelease": m.group("prerelease") or "",
         "build_code": build,
-        "build_number": int(build) if build and build.isdigit() and int(build) <= BIGINT_MAX else None,
+        "build_number": int(build)
+        if build and build.isdigit() and int(build) <= BIGINT_MAX
+        else None,
     }
 
 
@@ -60,7 +63,8 @@ def _date_order() -> Any:
 def most_recent_release(*, project_id: int) -> Release | None:
     """The project's most recent release by COALESCE(date_released, date_added)."""
     query = _project_releases(project_id).order_by(_date_order().desc(), Release.id.desc())
-    return query.first()
+    found: Release | None = query.first()
+    return found
 
 
 def greatest_semver_release(*, project_id: int) -> Release | None:
@@ -78,7 +82,8 @@ def greatest_semver_release(*, project_id: int) -> Release | None:
             Release.prerelease.desc(),
         )
     )
-    return query.first()
+    found: Release | None = query.first()
+    return found
 
 
 def follows_semver(*, project_id: int, release_version: str | None = None) -> bool:
@@ -104,39 +109,64 @@ def follows_semver(*, project_id: int, release_version: str | None = None) -> bo
 
 
 def find_release(*, organization_id: int, project_id: int, version: str) -> Release | None:
-    return (
+    found: Release | None = (
         _project_releases(project_id)
         .where((Release.organization == organization_id) & (Release.version == version))
         .first()
     )
+    return found
 
 
-def last_release_versions(group_ids: list[int]) -> dict[int, str]:
-    """Each group's last release: the GroupRelease row with the latest last_seen (one query)."""
-    rows = (
-        GroupRelease.select(GroupRelease.group, GroupRelease.last_seen, Release.version, Release.id)
-        .join(Release)
+def last_releases(group_ids: list[int]) -> dict[int, Release]:
+    """Each group's last release (§1.14 get_last_release): the GroupRelease row with the latest
+    last_seen, ties broken by the newest row; one query for the whole selection."""
+    if not group_ids:
+        return {}
+    rank = fn.ROW_NUMBER().over(
+        partition_by=[GroupRelease.group],
+        order_by=[GroupRelease.last_seen.desc(), GroupRelease.id.desc()],
+    )
+    ranked = (
+        GroupRelease.select(
+            GroupRelease.group.alias("gid"), GroupRelease.release.alias("rid"), rank.alias("rn")
+        )
         .where(GroupRelease.group.in_(group_ids))
-        .order_by(GroupRelease.last_seen.asc(), GroupRelease.id.asc())
-        .tuples()
+        .alias("ranked")
     )
-    latest: dict[int, str] = {}
-    for group_id, _last_seen, version, _rid in rows:
-        latest[group_id] = version  # ascending order: the last one seen wins
-    return latest
+    rows = (
+        Release.select(Release, ranked.c.gid.alias("gid"))
+        .join(ranked, on=(ranked.c.rid == Release.id))
+        .where(ranked.c.rn == 1)
+        .objects()
+    )
+    return {cast(Any, row).gid: row for row in rows}
 
 
-def first_release_after(*, organization_id: int, project_id: int, version: str) -> Release | None:
-    """The first release of the project added after the release `version` (date projects)."""
-    base = Release.get_or_none(
-        (Release.organization == organization_id) & (Release.version == version)
+def first_releases_after(*, project_id: int, bases: list[Release]) -> dict[int, Release]:
+    """For each base release (by id), the first release of the project added after it (date
+    projects, §3.4 a): date_added greater, or equal with a larger id; the earliest by
+    COALESCE(date_released, date_added) then id wins. One query, whatever the number of bases."""
+    if not bases:
+        return {}
+    earliest = min(b.date_added for b in bases)
+    candidates = list(
+        _project_releases(project_id)
+        .where(Release.date_added >= earliest)
+        .order_by(Release.date_added.asc(), Release.id.asc())
     )
-    if base is None:
-        return None
-    later = (Release.date_added > base.date_added) | (
-        (Release.date_added == base.date_added) & (Release.id > base.id)
-    )
-    query = (
-        _project_releases(project_id).where(later).order_by(_date_order().asc(), Release.id.asc())
-    )
-    return query.first()
+    keys = [(c.date_added, c.id) for c in candidates]
+    # best[i] is the preferred release among candidates[i:], so each base costs one bisect.
+    best: list[Release | None] = [None] * (len(candidates) + 1)
+    for i in range(len(candidates) - 1, -1, -1):
+        here, later = candidates[i], best[i + 1]
+        best[i] = here if later is None or _date_key(here) <= _date_key(later) else later
+    found: dict[int, Release] = {}
+    for base in bases:
+        nxt = best[bisect.bisect_right(keys, (base.date_added, base.id))]
+        if nxt is not None:
+            found[base.id] = nxt
+    return found
+
+
+def _date_key(release: Release) -> tuple[Any, int]:
+    return (release.date_released or release.date_added, release.id)

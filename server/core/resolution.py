@@ -8,7 +8,9 @@ from typing import Any
 from peewee import EXCLUDED, fn
 
 from server.core import activity, releases, snooze, subscriptions
-from server.core.context import CommitView, StatusDetailsView, UpdateContext
+from server.core.batching import BATCH_ROWS
+from server.core.commands import StatusDetails
+from server.core.context import StatusDetailsView, UpdateContext, UserView
 from server.core.enums import (
     ActivityType,
     GroupHistoryStatus,
@@ -20,6 +22,7 @@ from server.core.enums import (
     SubscriptionReason,
 )
 from server.core.errors import InvalidArgument
+from server.core.serialize import activities_for, commit_view
 from server.core.validation import Validated
 from server.models import (
     Commit,
@@ -31,23 +34,31 @@ from server.models import (
     GroupSnooze,
     Release,
     ReleaseCommit,
-    Repository,
     UserOption,
 )
 
 MULTI_PROJECT = "Cannot set resolved for multiple projects."
+BATCH = BATCH_ROWS
 HISTORY = {
     ActivityType.SET_RESOLVED: GroupHistoryStatus.RESOLVED,
     ActivityType.SET_RESOLVED_IN_RELEASE: GroupHistoryStatus.SET_RESOLVED_IN_RELEASE,
     ActivityType.SET_RESOLVED_IN_COMMIT: GroupHistoryStatus.SET_RESOLVED_IN_COMMIT,
 }
+# §3.13 item 1: only these kinds put the group's activities in a single-group bulk reply.
+KINDS_WITH_ACTIVITIES = frozenset({"in_next_release", "in_release"})
+_ROW_FIELDS = ("release", "current_release_version", "type", "status", "actor_id", "datetime")
+
+# Per-group refinements of the resolution row and of the activity data.
+Rows = list[dict[str, Any]]
+DataByGroup = dict[int, dict[str, Any]]
 
 
 @dataclass
 class Plan:
-    """The resolution kind picked once per request (§3.4 step 2)."""
+    """The resolution kind picked once per request (§3.4 step 2); kind is Sentry's
+    resolution_type string: now, in_release, in_next_release or in_commit."""
 
-    kind: str  # next_release, in_release, in_commit, now
+    kind: str
     release: Release | None = None
     commit: Commit | None = None
     activity_type: ActivityType = ActivityType.SET_RESOLVED
@@ -56,27 +67,20 @@ class Plan:
 
 
 def plan(ctx: UpdateContext, *, validated: Validated) -> Plan:
-    """Pick the kind; refuse release and commit kinds across projects before any write."""
-    cmd = ctx.command
-    details = cmd.status_details
+    """Pick the kind (first match wins); refuse release and commit kinds across projects
+    before anything is written."""
+    details = ctx.command.status_details or StatusDetails()
     actor = snooze.user_view(ctx.actor)
-    if cmd.status == "resolvedInNextRelease" or (details and details.in_next_release is not None):
-        result = Plan("next_release", release=validated.release or _default_next(ctx))
-        result.activity_type, result.activity_data = ActivityType.SET_RESOLVED_IN_RELEASE, {"version": ""}
-        result.details = StatusDetailsView(in_next_release=True, actor=actor)
-    elif details and details.in_release is not None:
-        release = validated.release
-        assert release is not None
-        result = Plan("in_release", release=release)
-        result.activity_type = ActivityType.SET_RESOLVED_IN_RELEASE
-        result.activity_data = {"version": release.version}
-        result.details = StatusDetailsView(in_release=release.version, actor=actor)
-    elif details and details.in_commit is not None:
-        commit = validated.commit
-        assert commit is not None
-        result = Plan("in_commit", commit=commit, release=_release_with_commit(ctx, commit))
-        result.activity_type, result.activity_data = ActivityType.SET_RESOLVED_IN_COMMIT, {"commit": commit.id}
-        result.details = StatusDetailsView(in_commit=commit_view(commit), actor=actor)
+    if ctx.command.status == "resolvedInNextRelease" or details.in_next_release is not None:
+        # Only an in_next_release detail names the release; other details are not used here.
+        named = details.in_next_release is not None
+        result = _next_release_plan(validated.release if named else _default_next(ctx), actor)
+    elif details.in_release is not None:
+        assert validated.release is not None  # validation looked it up or refused the call
+        result = _in_release_plan(validated.release, actor)
+    elif details.in_commit is not None:
+        assert validated.commit is not None
+        result = _in_commit_plan(ctx, validated.commit, actor)
     else:
         return Plan("now")
     if len(ctx.projects) > 1:
@@ -84,9 +88,41 @@ def plan(ctx: UpdateContext, *, validated: Validated) -> Plan:
     return result
 
 
+def _next_release_plan(release: Release | None, actor: UserView | None) -> Plan:
+    return Plan(
+        "in_next_release",
+        release=release,
+        activity_type=ActivityType.SET_RESOLVED_IN_RELEASE,
+        activity_data={"version": ""},
+        details=StatusDetailsView(in_next_release=True, actor=actor),
+    )
+
+
+def _in_release_plan(release: Release, actor: UserView | None) -> Plan:
+    return Plan(
+        "in_release",
+        release=release,
+        activity_type=ActivityType.SET_RESOLVED_IN_RELEASE,
+        activity_data={"version": release.version},
+        details=StatusDetailsView(in_release=release.version, actor=actor),
+    )
+
+
+def _in_commit_plan(ctx: UpdateContext, commit: Commit, actor: UserView | None) -> Plan:
+    return Plan(
+        "in_commit",
+        release=_release_with_commit(ctx, commit),
+        commit=commit,
+        activity_type=ActivityType.SET_RESOLVED_IN_COMMIT,
+        activity_data={"commit": commit.id},
+        details=StatusDetailsView(in_commit=commit_view(commit), actor=actor),
+    )
+
+
 def _default_next(ctx: UpdateContext) -> Release | None:
+    """resolvedInNextRelease without details: greatest semver release, else the most recent."""
     if len(ctx.projects) != 1:
-        return None
+        return None  # refused by plan() anyway
     project_id = next(iter(ctx.projects))
     if releases.follows_semver(project_id=project_id):
         return releases.greatest_semver_release(project_id=project_id)
@@ -94,18 +130,15 @@ def _default_next(ctx: UpdateContext) -> Release | None:
 
 
 def _release_with_commit(ctx: UpdateContext, commit: Commit) -> Release | None:
-    return (
+    """The newest release of the organization that contains the commit, if any."""
+    found: Release | None = (
         Release.select()
         .join(ReleaseCommit, on=(ReleaseCommit.release == Release.id))
         .where((ReleaseCommit.commit == commit.id) & (Release.organization == ctx.organization.id))
         .order_by(fn.COALESCE(Release.date_released, Release.date_added).desc(), Release.id.desc())
         .first()
     )
-
-
-def commit_view(commit: Commit) -> CommitView:
-    repo = Repository.get_by_id(commit.repository_id)
-    return CommitView(id=commit.id, key=commit.key, repository=repo.name)
+    return found
 
 
 def resolve(ctx: UpdateContext, *, resolution: Plan) -> None:
@@ -114,22 +147,34 @@ def resolve(ctx: UpdateContext, *, resolution: Plan) -> None:
     ctx.delta.status_details = resolution.details
     ctx.delta.inbox = "removed"
     targets = [g for g in ctx.groups if g.status != GroupStatus.RESOLVED]
-    if not targets:
-        return
+    if targets:
+        _resolve_groups(ctx, targets=targets, resolution=resolution)
+    if len(ctx.groups) == 1 and resolution.kind in KINDS_WITH_ACTIVITIES:
+        ctx.delta.activities = activities_for(ctx.groups[0])
+
+
+def _resolve_groups(ctx: UpdateContext, *, targets: list[Group], resolution: Plan) -> None:
     ids = [g.id for g in targets]
-    created, per_group_data, idents = _write_resolutions(ctx, targets=targets, resolution=resolution)
+    _maybe_self_assign(ctx, targets=targets)  # reads assignees before anything changes them
+    created, per_group_data, idents = _write_resolutions(
+        ctx, targets=targets, resolution=resolution
+    )
     if resolution.commit is not None:
         _link_commit(ctx, targets=targets, commit=resolution.commit)
     Group.update(status=int(GroupStatus.RESOLVED), resolved_at=ctx.now, substatus=None).where(
         Group.id.in_(ids)
     ).execute()
     GroupInbox.delete().where(GroupInbox.group.in_(ids)).execute()
+    # Sentry drops the snooze in an issue-resolved receiver; here it is the same transaction.
     GroupSnooze.delete().where(GroupSnooze.group.in_(ids)).execute()
     subscriptions.subscribe_actor(ctx, groups=targets, reason=SubscriptionReason.STATUS_CHANGE)
-    _maybe_self_assign(ctx, targets=targets)
     ctx.mark_changed(ids)
-    _record(ctx, groups=[g for g in targets if g.id in created], resolution=resolution,
-            per_group_data=per_group_data, idents=idents)  # fmt: skip
+    for g in targets:
+        g.status, g.substatus = int(GroupStatus.RESOLVED), None
+    recorded = [g for g in targets if g.id in created]
+    _record(
+        ctx, groups=recorded, resolution=resolution, per_group_data=per_group_data, idents=idents
+    )
 
 
 def _record(
@@ -137,103 +182,118 @@ def _record(
     *,
     groups: list[Group],
     resolution: Plan,
-    per_group_data: dict[int, dict[str, Any]],
+    per_group_data: DataByGroup,
     idents: dict[int, str],
 ) -> None:
-    for g in groups:
-        g.status, g.substatus = int(GroupStatus.RESOLVED), None
-    activity.record_activities(ctx, groups=groups, type=resolution.activity_type,
-                               data=resolution.activity_data, per_group_data=per_group_data,
-                               idents=idents)  # fmt: skip
+    """Activity, history and notifications, only for groups whose resolution is new (§3.4 g)."""
+    activity.record_activities(
+        ctx,
+        groups=groups,
+        type=resolution.activity_type,
+        data=resolution.activity_data,
+        per_group_data=per_group_data,
+        idents=idents,
+    )
     release_id = resolution.release.id if resolution.release is not None else None
-    activity.record_history(ctx, groups=groups, status=HISTORY[resolution.activity_type],
-                            release_id=release_id)  # fmt: skip
+    history = HISTORY[resolution.activity_type]
+    activity.record_history(ctx, groups=groups, status=history, release_id=release_id)
     for g in groups:
         ctx.notify("issue.resolved", group_id=g.id, resolution_type=resolution.kind)
     if not ctx.is_bulk and groups:
-        ctx.notify("activity.notification", group_id=groups[0].id,
-                   activity_type=int(resolution.activity_type))  # fmt: skip
+        kind = int(resolution.activity_type)
+        ctx.notify("activity.notification", group_id=groups[0].id, activity_type=kind)
 
 
 def _write_resolutions(
     ctx: UpdateContext, *, targets: list[Group], resolution: Plan
-) -> tuple[set[int], dict[int, dict[str, Any]], dict[int, str]]:
+) -> tuple[set[int], DataByGroup, dict[int, str]]:
     """Upsert GroupResolution rows; returns the groups whose row is new, data and idents."""
     ids = [g.id for g in targets]
     if resolution.release is None:
         return set(ids), {}, {}
-    existing = {r.group_id for r in GroupResolution.select(GroupResolution.group).where(GroupResolution.group.in_(ids))}
+    existing = {
+        r.group_id
+        for r in GroupResolution.select(GroupResolution.group).where(GroupResolution.group.in_(ids))
+    }
     rows, per_group_data = _resolution_rows(ctx, targets=targets, resolution=resolution)
-    update = {getattr(GroupResolution, f): getattr(EXCLUDED, f) for f in _ROW_FIELDS}
-    for start in range(0, len(rows), 500):
-        GroupResolution.insert_many(rows[start : start + 500]).on_conflict(
+    # EXCLUDED names columns, so the release foreign key is EXCLUDED.release_id.
+    fields = GroupResolution._meta.fields
+    update = {fields[f]: getattr(EXCLUDED, fields[f].column_name) for f in _ROW_FIELDS}
+    for start in range(0, len(rows), BATCH):
+        GroupResolution.insert_many(rows[start : start + BATCH]).on_conflict(
             conflict_target=[GroupResolution.group], update=update
         ).execute()
-    idents = {
-        r.group_id: str(r.id)
-        for r in GroupResolution.select(GroupResolution.id, GroupResolution.group).where(GroupResolution.group.in_(ids))
-    }
+    query = GroupResolution.select(GroupResolution.id, GroupResolution.group)
+    idents = {r.group_id: str(r.id) for r in query.where(GroupResolution.group.in_(ids))}
     return set(ids) - existing, per_group_data, idents
-
-
-_ROW_FIELDS = ("release", "current_release_version", "type", "status", "actor_id", "datetime")
 
 
 def _resolution_rows(
     ctx: UpdateContext, *, targets: list[Group], resolution: Plan
-) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+) -> tuple[Rows, DataByGroup]:
     release = resolution.release
     assert release is not None
-    base = {"release": release.id, "actor_id": ctx.actor_id, "datetime": ctx.now,
-            "current_release_version": None}  # fmt: skip
-    if resolution.kind != "next_release":
-        base.update(type=int(ResolutionType.IN_RELEASE), status=int(ResolutionStatus.RESOLVED))
+    base: dict[str, Any] = {
+        "release": release.id,
+        "actor_id": ctx.actor_id,
+        "datetime": ctx.now,
+        "current_release_version": None,
+    }
+    if resolution.kind != "in_next_release":
+        base.update(_resolved_now())
         return [{**base, "group": g.id} for g in targets], {}
     base.update(type=int(ResolutionType.IN_NEXT_RELEASE), status=int(ResolutionStatus.PENDING))
-    return _next_release_rows(ctx, targets=targets, base=base, resolution=resolution)
-
-
-def _next_release_rows(
-    ctx: UpdateContext, *, targets: list[Group], base: dict[str, Any], resolution: Plan
-) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
-    """§3.4 a: semver resolves at once past the greatest version; date order jumps ahead if it can."""
-    release = resolution.release
-    assert release is not None
     project_id = targets[0].project_id
-    semver = releases.follows_semver(project_id=project_id, release_version=release.version)
-    rows: list[dict[str, Any]] = []
-    data: dict[int, dict[str, Any]] = {}
-    if semver:
-        greatest = releases.greatest_semver_release(project_id=project_id)
-        current = greatest.version if greatest is not None else None
-        for g in targets:
-            row = {**base, "group": g.id, "current_release_version": current}
-            if current is not None:
-                row.update(type=int(ResolutionType.IN_RELEASE), status=int(ResolutionStatus.RESOLVED))
-                data[g.id] = {**resolution.activity_data, "current_release_version": current}
-            rows.append(row)
-        return rows, data
-    last = releases.last_release_versions([g.id for g in targets])
-    following: dict[str, Release | None] = {}
+    if releases.follows_semver(project_id=project_id, release_version=release.version):
+        return _semver_rows(targets=targets, base=base, resolution=resolution)
+    return _date_rows(targets=targets, base=base, resolution=resolution)
+
+
+def _resolved_now() -> dict[str, int]:
+    return {"type": int(ResolutionType.IN_RELEASE), "status": int(ResolutionStatus.RESOLVED)}
+
+
+def _semver_rows(
+    *, targets: list[Group], base: dict[str, Any], resolution: Plan
+) -> tuple[Rows, DataByGroup]:
+    """Semver projects resolve at once: "resolved in every version after the greatest one"."""
+    greatest = releases.greatest_semver_release(project_id=targets[0].project_id)
+    if greatest is None:
+        return [{**base, "group": g.id} for g in targets], {}
+    row = {**base, **_resolved_now(), "current_release_version": greatest.version}
+    data = {**resolution.activity_data, "current_release_version": greatest.version}
+    # A fresh dict per group: Sentry's shared activity dict leaks refinements across groups.
+    return [{**row, "group": g.id} for g in targets], {g.id: dict(data) for g in targets}
+
+
+def _date_rows(
+    *, targets: list[Group], base: dict[str, Any], resolution: Plan
+) -> tuple[Rows, DataByGroup]:
+    """Date-ordered projects jump to the first release added after the group's last release;
+    without one the row stays pending (Sentry fills it in when a release is created)."""
+    last = releases.last_releases([g.id for g in targets])
+    bases = list({r.id: r for r in last.values()}.values())
+    following = releases.first_releases_after(project_id=targets[0].project_id, bases=bases)
+    rows: Rows = []
+    data: DataByGroup = {}
     for g in targets:
         current = last.get(g.id)
-        row = {**base, "group": g.id, "current_release_version": current}
-        if current is not None:
-            if current not in following:
-                following[current] = releases.first_release_after(
-                    organization_id=ctx.organization.id, project_id=project_id, version=current
-                )
-            nxt = following[current]
-            if nxt is not None:
-                row.update(release=nxt.id, type=int(ResolutionType.IN_RELEASE),
-                           status=int(ResolutionStatus.RESOLVED))  # fmt: skip
-                data[g.id] = {**resolution.activity_data, "version": nxt.version}
+        row = {**base, "group": g.id, "current_release_version": _version(current)}
+        nxt = following.get(current.id) if current is not None else None
+        if nxt is not None:
+            row.update(release=nxt.id, **_resolved_now())
+            data[g.id] = {**resolution.activity_data, "version": nxt.version}
         rows.append(row)
     return rows, data
 
 
+def _version(release: Release | None) -> str | None:
+    return release.version if release is not None else None
+
+
 def _link_commit(ctx: UpdateContext, *, targets: list[Group], commit: Commit) -> None:
-    """GroupLink (commit, resolves); a second resolve in the same commit is not an error here."""
+    """GroupLink (commit, resolves). Re-resolving in the same commit after an unresolve is an
+    upsert here, where Sentry hits the unique constraint (§5 item 22)."""
     rows = [
         {
             "group": g.id,
@@ -247,22 +307,24 @@ def _link_commit(ctx: UpdateContext, *, targets: list[Group], commit: Commit) ->
         for g in targets
     ]
     update = {GroupLink.relationship: int(LinkRelationship.RESOLVES), GroupLink.datetime: ctx.now}
-    for start in range(0, len(rows), 500):
-        GroupLink.insert_many(rows[start : start + 500]).on_conflict(
+    for start in range(0, len(rows), BATCH):
+        GroupLink.insert_many(rows[start : start + BATCH]).on_conflict(
             conflict_target=[GroupLink.group, GroupLink.linked_type, GroupLink.linked_id],
             update=update,
         ).execute()
 
 
 def _maybe_self_assign(ctx: UpdateContext, *, targets: list[Group]) -> None:
-    """User option self_assign_issue="1": assign every selected group to the resolver (§5 item 17)."""
+    """Option self_assign_issue="1": once any resolved group lacks an assignee, every selected
+    group goes to the resolver, overriding an assigned_to in the same patch (§5 item 17)."""
     if ctx.actor is None:
         return
-    option = UserOption.get_or_none((UserOption.user == ctx.actor.id) & (UserOption.key == "self_assign_issue"))
+    option = UserOption.get_or_none(
+        (UserOption.user == ctx.actor.id) & (UserOption.key == "self_assign_issue")
+    )
     if option is None or option.value != "1":
         return
-    assigned = {
-        a.group_id for a in GroupAssignee.select(GroupAssignee.group).where(GroupAssignee.group.in_([g.id for g in targets]))
-    }
-    if any(g.id not in assigned for g in targets):
+    ids = [g.id for g in targets]
+    assigned = GroupAssignee.select(GroupAssignee.group).where(GroupAssignee.group.in_(ids))
+    if len({a.group_id for a in assigned}) < len(ids):
         ctx.self_assign = True

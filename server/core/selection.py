@@ -57,7 +57,8 @@ def lock_groups(ids: list[int]) -> list[Group]:
 def single(*, org: Organization, group_id: int) -> Group:
     """One group of the organization; a merged-away id is followed to the group it merged into."""
     found = lock_groups(_ids_in_scope(org, [group_id]))
-    if not found:
+    # A merged child stays PENDING_MERGE until deleted; it redirects like a gone one (§5 item 20).
+    if not found or found[0].status == GroupStatus.PENDING_MERGE:
         redirect = GroupRedirect.get_or_none(
             (GroupRedirect.previous_group_id == group_id) & (GroupRedirect.organization == org.id)
         )

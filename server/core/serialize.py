@@ -7,7 +7,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.core.context import ActivityView, ActorView, StatusDetailsView, UserView
+from server.core.assignee import user_actor
+from server.core.context import ActivityView, ActorView, CommitView, StatusDetailsView, UserView
 from server.core.enums import (
     LEVEL_NAMES,
     SUBSCRIPTION_REASON_NAMES,
@@ -19,7 +20,6 @@ from server.core.enums import (
     ResolutionType,
     SubscriptionReason,
 )
-from server.core.resolution import commit_view
 from server.core.snooze import user_view
 from server.models import (
     Activity,
@@ -34,12 +34,13 @@ from server.models import (
     GroupSnooze,
     Project,
     Release,
+    Repository,
     Team,
     User,
 )
 
 ACTIVITIES_COUNT = 100
-BASE32 = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"[:32]
+BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Sentry utils.numbers (Crockford)
 STATUS_LABELS = {
     GroupStatus.RESOLVED: "resolved",
     GroupStatus.IGNORED: "ignored",
@@ -100,6 +101,11 @@ def short_id(project: Project, number: int | None) -> str:
     return f"{project.slug.upper()}-{digits}"
 
 
+def commit_view(commit: Commit) -> CommitView:
+    repo = Repository.get_by_id(commit.repository_id)
+    return CommitView(id=commit.id, key=commit.key, repository=repo.name)
+
+
 def snooze_is_valid(snooze: GroupSnooze, group: Group, now: dt.datetime) -> bool:
     if snooze.until is not None and snooze.until <= now:
         return False
@@ -110,13 +116,18 @@ def snooze_is_valid(snooze: GroupSnooze, group: Group, now: dt.datetime) -> bool
     return True
 
 
-def _status(group: Group, project: Project, snooze: GroupSnooze | None, now: dt.datetime) -> tuple[str, bool]:
+def _status(
+    group: Group, project: Project, snooze: GroupSnooze | None, now: dt.datetime
+) -> tuple[str, bool]:
     """(label, auto_resolved) as Sentry's serializer derives them."""
-    if group.status == GroupStatus.IGNORED and snooze is not None and not snooze_is_valid(snooze, group, now):
+    # An expired or exhausted snooze reads as unresolved.
+    snoozed = snooze is not None and snooze_is_valid(snooze, group, now)
+    if group.status == GroupStatus.IGNORED and snooze is not None and not snoozed:
         return "unresolved", False
-    if group.status == GroupStatus.UNRESOLVED and project.auto_resolve_age_hours:
-        if group.last_seen < now - dt.timedelta(hours=project.auto_resolve_age_hours):
-            return "resolved", True
+    age = project.auto_resolve_age_hours
+    stale = bool(age) and group.last_seen < now - dt.timedelta(hours=age or 0)
+    if group.status == GroupStatus.UNRESOLVED and stale:
+        return "resolved", True
     return STATUS_LABELS.get(GroupStatus(group.status), "unresolved"), False
 
 
@@ -142,7 +153,7 @@ def _ignore_details(snooze: GroupSnooze, group: Group) -> StatusDetailsView:
 def _resolved_details(group: Group) -> StatusDetailsView:
     resolution = GroupResolution.get_or_none(GroupResolution.group == group.id)
     if resolution is not None:
-        actor = user_view(User.get_or_none(User.id == resolution.actor_id)) if resolution.actor_id else None
+        actor = user_by_id(resolution.actor_id)
         if resolution.type in (None, ResolutionType.IN_NEXT_RELEASE):
             return StatusDetailsView(in_next_release=True, actor=actor)
         release = Release.get_by_id(resolution.release_id)
@@ -181,8 +192,7 @@ def assignee_view(group_id: int) -> ActorView | None:
     if row is None:
         return None
     if row.user_id is not None:
-        user = User.get_by_id(row.user_id)
-        return ActorView(type="user", id=user.id, name=user.name or user.username, email=user.email)
+        return user_actor(User.get_by_id(row.user_id))
     team = Team.get_by_id(row.team_id)
     return ActorView(type="team", id=team.id, name=team.slug)
 
@@ -221,7 +231,8 @@ def activities_for(group: Group, *, limit: int = ACTIVITIES_COUNT) -> list[Activ
         if key == previous and r.type != ActivityType.NOTE:
             continue
         previous = key
-        views.append(ActivityView(r.id, r.type, user_view(users.get(r.user_id)), r.data or {}, r.datetime))
+        actor = users.get(r.user_id) if r.user_id is not None else None
+        views.append(ActivityView(r.id, r.type, user_view(actor), r.data or {}, r.datetime))
     first = ActivityView(0, int(ActivityType.FIRST_SEEN), None, {"priority": _priority_name(_initial_priority(group))}, group.first_seen)
     return [*views, first][:limit]
 

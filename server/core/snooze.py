@@ -7,17 +7,20 @@ from typing import Any
 
 from peewee import EXCLUDED
 
+from server.core.batching import BATCH_ROWS
 from server.core.commands import IgnoreConditions
 from server.core.context import StatusDetailsView, UpdateContext, UserView
-from server.models import GroupInbox, GroupSnooze, User
+from server.models import Group, GroupInbox, GroupSnooze, User
 
-BATCH = 500
+BATCH = BATCH_ROWS
 
 
 def user_view(user: User | None) -> UserView | None:
     if user is None:
         return None
-    return UserView(id=user.id, name=user.name or user.username, username=user.username, email=user.email)
+    return UserView(
+        id=user.id, name=user.name or user.username, username=user.username, email=user.email
+    )
 
 
 def _normalise(value: int | None) -> int | None:
@@ -35,56 +38,53 @@ def archive_until_escalating(ctx: UpdateContext) -> StatusDetailsView:
     return StatusDetailsView(ignore_until_escalating=True)
 
 
-def archive_with_conditions(ctx: UpdateContext, *, conditions: IgnoreConditions) -> StatusDetailsView:
+def archive_with_conditions(
+    ctx: UpdateContext, *, conditions: IgnoreConditions
+) -> StatusDetailsView:
     """Snooze until a condition is met, or archive forever when no condition is set."""
     remove_from_inbox(ctx)
-    duration = _normalise(conditions.duration)
-    count = _normalise(conditions.count)
-    window = _normalise(conditions.window)
-    user_count = _normalise(conditions.user_count)
-    user_window = _normalise(conditions.user_window)
-    if not (duration or count or user_count):
+    c = IgnoreConditions(
+        duration=_normalise(conditions.duration),
+        count=_normalise(conditions.count),
+        window=_normalise(conditions.window),
+        user_count=_normalise(conditions.user_count),
+        user_window=_normalise(conditions.user_window),
+    )
+    if not (c.duration or c.count or c.user_count):
         GroupSnooze.delete().where(GroupSnooze.group.in_(ctx.group_ids)).execute()
         return StatusDetailsView()
-    until = ctx.now + dt.timedelta(minutes=duration) if duration else None
+    until = ctx.now + dt.timedelta(minutes=c.duration) if c.duration else None
     rows = [
         {
             "group": g.id,
             "until": until,
-            "count": count,
-            "window": window,
-            "user_count": user_count,
-            "user_window": user_window,
-            "state": _state(g.times_seen, g.user_count, count, window, user_count, user_window),
+            "count": c.count,
+            "window": c.window,
+            "user_count": c.user_count,
+            "user_window": c.user_window,
+            "state": _state(g, conditions=c),
             "actor_id": ctx.actor_id,
         }
         for g in ctx.groups
     ]
     _upsert(rows)
     return StatusDetailsView(
-        ignore_count=count,
+        ignore_count=c.count,
         ignore_until=until,
-        ignore_user_count=user_count,
-        ignore_user_window=user_window,
-        ignore_window=window,
+        ignore_user_count=c.user_count,
+        ignore_user_window=c.user_window,
+        ignore_window=c.window,
         actor=user_view(ctx.actor),
     )
 
 
-def _state(
-    times_seen: int,
-    users_seen: int,
-    count: int | None,
-    window: int | None,
-    user_count: int | None,
-    user_window: int | None,
-) -> dict[str, Any]:
+def _state(group: Group, *, conditions: IgnoreConditions) -> dict[str, Any]:
     """Baselines for conditions without a window, so the snooze counts only what comes after."""
     state: dict[str, Any] = {}
-    if count and not window:
-        state["times_seen"] = times_seen
-    if user_count and not user_window:
-        state["users_seen"] = users_seen
+    if conditions.count and not conditions.window:
+        state["times_seen"] = group.times_seen
+    if conditions.user_count and not conditions.user_window:
+        state["users_seen"] = group.user_count  # the group's distinct users so far
     return state
 
 

@@ -17,7 +17,11 @@ from server.core.enums import (
 )
 from server.models import Group, GroupResolution
 
-NEW_STATUS = {"unresolved": GroupStatus.UNRESOLVED, "ignored": GroupStatus.IGNORED, "muted": GroupStatus.IGNORED}
+NEW_STATUS = {
+    "unresolved": GroupStatus.UNRESOLVED,
+    "ignored": GroupStatus.IGNORED,
+    "muted": GroupStatus.IGNORED,
+}
 TRANSITION_AFTER_DAYS = 7
 
 
@@ -60,13 +64,19 @@ def change_status(ctx: UpdateContext, *, status: str) -> None:
         .execute()
     )
     GroupResolution.delete().where(GroupResolution.group.in_(ctx.group_ids)).execute()
-    details = _archive(ctx, substatus=new_substatus) if new_status == GroupStatus.IGNORED else StatusDetailsView()
+    details = (
+        _archive(ctx, substatus=new_substatus)
+        if new_status == GroupStatus.IGNORED
+        else StatusDetailsView()
+    )
     ctx.delta.status = status
     ctx.delta.status_details = details
     changed = [gid for gid, old in previous.items() if old != new_status]
     ctx.mark_changed(changed)
     if updated:
-        _side_effects(ctx, new_status=new_status, substatus=new_substatus, details=details, previous=previous)
+        _side_effects(
+            ctx, new_status=new_status, substatus=new_substatus, details=details, previous=previous
+        )
 
 
 def _archive(ctx: UpdateContext, *, substatus: int | None) -> StatusDetailsView:
@@ -84,12 +94,17 @@ def ignore_activity_data(details: StatusDetailsView) -> dict[str, Any]:
     return {
         "ignoreCount": details.ignore_count,
         "ignoreDuration": None,
-        "ignoreUntil": details.ignore_until.isoformat() + "Z" if details.ignore_until else None,
+        "ignoreUntil": _iso(details.ignore_until),
         "ignoreUserCount": details.ignore_user_count,
         "ignoreUserWindow": details.ignore_user_window,
         "ignoreWindow": details.ignore_window,
         "ignoreUntilEscalating": True if details.ignore_until_escalating else None,
     }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    """Sentry's JSON encoder for datetimes: microseconds and a Z suffix, always."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
 
 
 def _side_effects(
@@ -116,5 +131,7 @@ def _side_effects(
         else:
             ctx.notify(event, group_id=g.id)
     if not ctx.is_bulk:
-        subscriptions.subscribe_actor(ctx, groups=ctx.groups, reason=SubscriptionReason.STATUS_CHANGE)
+        subscriptions.subscribe_actor(
+            ctx, groups=ctx.groups, reason=SubscriptionReason.STATUS_CHANGE
+        )
         ctx.notify("activity.notification", group_id=ctx.groups[0].id, activity_type=int(kind))

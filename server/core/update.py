@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from server.core import (
+    assignee,
     assignment,
     bookmarks,
     discard,
@@ -13,18 +14,18 @@ from server.core import (
     merge,
     priority,
     resolution,
-    selection,
     seen,
+    selection,
     sharing,
     status,
     subscriptions,
     validation,
 )
+from server.core.batching import BATCH_ROWS
 from server.core.commands import READ_SCOPES, WRITE_SCOPES, Caller, Selection, UpdateCommand
-from server.core.context import ActorView, BulkResult, GroupOutcome, UpdateContext
+from server.core.context import BulkResult, GroupOutcome, UpdateContext
 from server.core.errors import Conflict, NotFound, PermissionDenied
 from server.core.serialize import GroupView, etag_of, group_view
-from server.core.snooze import user_view
 from server.core.unit_of_work import in_transaction
 from server.models import Group, Organization, OutboxEvent, User, utcnow
 
@@ -139,8 +140,10 @@ def _apply(ctx: UpdateContext) -> None:
     validated = validation.validate(ctx)
     if cmd.discard:
         discard.discard(ctx)
+        _finish(ctx)  # the outbox carries issue.deleted
         return
     plan = resolution.plan(ctx, validated=validated) if cmd.status in RESOLVE_STATUSES else None
+    subscriptions.check_actor(ctx)
     merge.check(ctx)
     if cmd.priority is not None:
         priority.set_priority(ctx, priority=cmd.priority)
@@ -159,9 +162,7 @@ def _apply(ctx: UpdateContext) -> None:
 def _apply_user_fields(ctx: UpdateContext, *, validated: validation.Validated) -> None:
     cmd = ctx.command
     if ctx.self_assign and ctx.actor is not None:
-        me = user_view(ctx.actor)
-        assert me is not None
-        assignment.apply(ctx, assignee=ActorView(type="user", id=me.id, name=me.name, email=me.email))
+        assignment.apply(ctx, assignee=assignee.user_actor(ctx.actor))
     elif validated.assignee_set:
         assignment.apply(ctx, assignee=validated.assignee)
     if cmd.has_seen is not None:
@@ -180,8 +181,8 @@ def _finish(ctx: UpdateContext) -> None:
     if changed:
         Group.update(version=Group.version + 1).where(Group.id.in_(changed)).execute()
     rows = [{**event, "created_at": ctx.now} for event in ctx.outbox]
-    for start in range(0, len(rows), 500):
-        OutboxEvent.insert_many(rows[start : start + 500]).execute()
+    for start in range(0, len(rows), BATCH_ROWS):
+        OutboxEvent.insert_many(rows[start : start + BATCH_ROWS]).execute()
 
 
 def _bulk_result(ctx: UpdateContext, *, picked: selection.Selected, validate_only: bool) -> BulkResult:

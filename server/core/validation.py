@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from server.core import assignment, releases
+from server.core import assignee, releases
 from server.core.commands import ADMIN_SCOPES, IgnoreConditions, UpdateCommand
 from server.core.context import ActorView, UpdateContext
 from server.core.errors import InvalidArgument, PermissionDenied, ViolationCollector
@@ -12,6 +12,9 @@ from server.models import Commit, Project, Release, Repository
 
 NO_RELEASE = "No release data present in the system to form a basis for 'Next Release'"
 MAX_WINDOW = 10080
+# Sentry sets no upper bound on durations and counts; a duration past the calendar's end would
+# overflow the snooze's datetime, so amounts stop at the largest 32-bit value (~4000 years).
+MAX_AMOUNT = 2**31 - 1
 RELEASE_KINDS = ("in_release", "in_next_release", "in_commit")
 
 
@@ -33,8 +36,14 @@ def validate(ctx: UpdateContext) -> Validated:
     _check_ignore_ranges(cmd, errors)
     errors.raise_if_any()
     validated = Validated()
+    check = None
+    if cmd.assigned_to is not None:
+        check = assignee.check_assignee(ctx, assignee=cmd.assigned_to)
+        validated.assignee, validated.assignee_set = check.view, True
     for project in sorted(ctx.projects.values(), key=lambda p: p.id):
         _validate_for_project(ctx, project, validated)
+        if check is not None:
+            assignee.check_project(check, project=project)
     return validated
 
 
@@ -62,21 +71,17 @@ def _check_ignore_ranges(cmd: UpdateCommand, errors: ViolationCollector) -> None
         for name in ("duration", "count", "window", "user_count", "user_window"):
             value = getattr(cond, name)
             path = f"{prefix}ignore_{name}"
+            limit = MAX_WINDOW if name.endswith("window") else MAX_AMOUNT
             if value is not None and value < 0:
                 errors.add(path, "Ensure this value is greater than or equal to 0.")
-            elif value is not None and name.endswith("window") and value > MAX_WINDOW:
-                errors.add(path, f"Ensure this value is less than or equal to {MAX_WINDOW}.")
+            elif value is not None and value > limit:
+                errors.add(path, f"Ensure this value is less than or equal to {limit}.")
 
 
 def _validate_for_project(ctx: UpdateContext, project: Project, out: Validated) -> None:
     details = ctx.command.status_details
     if details is not None:
         _validate_resolution(ctx, project, out)
-    if ctx.command.assigned_to is not None:
-        out.assignee = assignment.validate_assignee(
-            ctx, assignee=ctx.command.assigned_to, project=project
-        )
-        out.assignee_set = True
 
 
 def _validate_resolution(ctx: UpdateContext, project: Project, out: Validated) -> None:
@@ -101,12 +106,17 @@ def _release_for(org_id: int, project: Project, version: str) -> Release:
     path = "status_details.in_release"
     if not version.strip():
         raise InvalidArgument.field(path, "This field may not be blank.")
+    version = version.strip()  # DRF trims string fields before validating them
     if version == "latest":
         release = releases.most_recent_release(project_id=project.id)
         if release is None:
             raise InvalidArgument.field(path, NO_RELEASE)
         return release
-    found = releases.find_release(organization_id=org_id, project_id=project.id, version=version)
+    found = None
+    if _storable(version):
+        found = releases.find_release(
+            organization_id=org_id, project_id=project.id, version=version
+        )
     if found is None:
         raise InvalidArgument.field(path, "Unable to find a release with the given version.")
     return found
@@ -120,12 +130,21 @@ def _commit_for(org_id: int, repository_name: str, key: str) -> Commit:
     if not key:
         errors.add(f"{base}.commit", "This field is required.")
     errors.raise_if_any()
-    repo = Repository.get_or_none(
-        (Repository.organization == org_id) & (Repository.name == repository_name)
-    )
+    repo = None
+    if _storable(repository_name):
+        repo = Repository.get_or_none(
+            (Repository.organization == org_id) & (Repository.name == repository_name)
+        )
     if repo is None:
         raise InvalidArgument.field(f"{base}.repository", "Unable to find the given repository.")
-    commit = Commit.get_or_none((Commit.repository == repo.id) & (Commit.key == key))
+    commit = None
+    if _storable(key):
+        commit = Commit.get_or_none((Commit.repository == repo.id) & (Commit.key == key))
     if commit is None:
         raise InvalidArgument.field(f"{base}.commit", "Unable to find the given commit.")
     return commit
+
+
+def _storable(text: str) -> bool:
+    """A NUL character cannot be in any stored name (PostgreSQL refuses it in a query)."""
+    return "\x00" not in text
