@@ -80,6 +80,9 @@ def _guarded(fn: Callable[[], T], key: IdempotencyKey, encode: Callable[[T], str
 
 def _claim(key: IdempotencyKey, *, now: dt.datetime, expired: IdempotencyRecord | None) -> None:
     """Take the key: a new row, or the expired row reused (its old reply no longer counts)."""
+    # Expired records of other keys go too, so the table holds about one day of request ids.
+    stale = (IdempotencyRecord.created_at <= now - TTL) & (IdempotencyRecord.scope != key.scope)
+    IdempotencyRecord.delete().where(stale).execute()
     if expired is None:
         IdempotencyRecord.insert(
             scope=key.scope, body_hash=key.body_hash, response="", created_at=now

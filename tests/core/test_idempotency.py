@@ -80,6 +80,16 @@ def test_a_record_older_than_a_day_no_longer_counts(g: Group) -> None:
     assert (record.body_hash, record.response) == ("new", "3")
 
 
+def test_claiming_a_key_purges_expired_records_of_other_keys(g: Group) -> None:
+    idempotency.run(lambda: bump(g.id), IdempotencyKey("t/M/old", "body"), encode=str)
+    idempotency.run(lambda: bump(g.id), IdempotencyKey("t/M/recent", "body"), encode=str)
+    IdempotencyRecord.update(created_at=utcnow() - dt.timedelta(days=2)).where(
+        IdempotencyRecord.scope == "t/M/old"
+    ).execute()
+    idempotency.run(lambda: bump(g.id), IdempotencyKey("t/M/new", "body"), encode=str)
+    assert {r.scope for r in IdempotencyRecord.select()} == {"t/M/recent", "t/M/new"}
+
+
 def test_concurrent_calls_with_one_key_apply_once_and_the_rest_replay(g: Group) -> None:
     key = IdempotencyKey("t/M/race", "body")
     start = threading.Barrier(4)
