@@ -899,7 +899,7 @@ class GroupOutcome(_message.Message):
     outcome: Global___Outcome.ValueType
     """What happened."""
     reason: _builtins.str
-    """Why, for skipped issues (e.g. "already resolved")."""
+    """Why, for skipped issues: "pending deletion" or "merged into another issue"."""
     def __init__(
         self,
         *,
@@ -929,7 +929,9 @@ class BulkUpdateGroupsResponse(_message.Message):
     OUTCOMES_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     matched_count: _builtins.int
-    """How many issues matched in all (can exceed the ids processed when truncated)."""
+    """How many issues matched in all when the call ran (for a search: every page, not just this
+    one; can exceed the ids processed when truncated).
+    """
     truncated: _builtins.bool
     """True when more issues matched than one call processes (1000); continue with
     next_page_token. Never silent.
@@ -944,7 +946,7 @@ class BulkUpdateGroupsResponse(_message.Message):
 
     @_builtins.property
     def matched_group_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Ids of the issues the selection matched and the change was applied to, ascending."""
+        """Ids of the issues this call matched (at most 1000, skipped ones included), ascending."""
 
     @_builtins.property
     def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupOutcome]:
