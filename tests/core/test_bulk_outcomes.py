@@ -5,10 +5,19 @@ from __future__ import annotations
 import pytest
 
 from server.core import update
-from server.core.commands import Selection, StatusDetails, UpdateCommand
+from server.core.commands import InCommit, Selection, StatusDetails, UpdateCommand
 from server.core.errors import InvalidArgument, NotFound
+from server.core.merge import ACROSS_PROJECTS
 from server.core.resolution import MULTI_PROJECT
-from server.models import Activity, Group, GroupResolution, OutboxEvent
+from server.models import (
+    Activity,
+    Group,
+    GroupBookmark,
+    GroupLink,
+    GroupResolution,
+    OutboxEvent,
+    ReleaseProject,
+)
 from tests import factories as f
 from tests.core.helpers import bulk, caller
 
@@ -97,3 +106,40 @@ def test_release_resolution_across_projects_is_refused_before_writing(w: dict) -
     )
     assert plain.matched_group_ids == sorted([a.id, b.id])
     assert {g.status for g in Group.select()} == {1}
+
+
+def test_in_release_and_in_commit_across_projects_are_refused_before_writing(w: dict) -> None:
+    second = f.project(w["org"])
+    f.group(w["project"])
+    f.group(second)
+    shared = f.release(w["project"], "2.0")
+    ReleaseProject.create(release=shared, project=second)
+    f.commit(w["org"], key="abc123", releases=(shared,))
+    spec = Selection(organization_id=w["org"].id, query="")
+    for details in (
+        StatusDetails(in_release="2.0"),
+        StatusDetails(in_commit=InCommit(commit="abc123", repository="acme/app")),
+    ):
+        with pytest.raises(InvalidArgument) as caught:
+            update.bulk_update(
+                caller=caller(w["user"].id),
+                selection_spec=spec,
+                command=UpdateCommand(status="resolved", status_details=details, priority=75),
+            )
+        assert MULTI_PROJECT in caught.value.message
+    assert {(g.status, g.priority) for g in Group.select()} == {(0, None)}
+    assert GroupLink.select().count() == Activity.select().count() == 0
+
+
+def test_merge_across_projects_is_refused_before_any_other_field_is_written(w: dict) -> None:
+    second = f.project(w["org"])
+    a, b = f.group(w["project"]), f.group(second)
+    with pytest.raises(InvalidArgument) as caught:
+        update.bulk_update(
+            caller=caller(w["user"].id),
+            selection_spec=Selection(organization_id=w["org"].id, query=""),
+            command=UpdateCommand(merge=True, priority=75, is_bookmarked=True),
+        )
+    assert ACROSS_PROJECTS in caught.value.message
+    assert {g.priority for g in Group.select().where(Group.id.in_([a.id, b.id]))} == {None}
+    assert GroupBookmark.select().count() == 0
