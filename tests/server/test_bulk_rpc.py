@@ -10,6 +10,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from issues.v1 import issue_service_pb2 as pb
 
 from server import auth
@@ -290,3 +292,27 @@ def test_the_stream_stops_before_the_next_chunk_once_the_client_is_gone(
         context.sent += 1
     assert [(m.chunk_index, m.processed_count, m.done) for m in sent] == [(0, 10, False)]
     assert Group.select().where(Group.status == 1).count() == 10
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    query=st.none() | st.text(max_size=30),
+    environments=st.lists(st.text(max_size=8), max_size=2),
+    page_token=st.text(max_size=20),
+    sort=st.integers(min_value=-1, max_value=6),
+    project_ids=st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=2),
+)
+def test_any_selection_gets_a_precise_answer_never_internal(
+    stub: Any, w: dict, query: str | None, environments: list[str], page_token: str, sort: int,
+    project_ids: list[int],
+) -> None:  # fmt: skip
+    request = bulk_request(w, environments=environments, page_token=page_token, sort=sort,  # type: ignore[arg-type]
+                           project_ids=project_ids, validate_only=True)  # fmt: skip
+    if query is not None:
+        request.query = query
+    try:
+        stub.BulkUpdateGroups(request, metadata=metadata())
+    except grpc.RpcError as err:
+        assert err.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
