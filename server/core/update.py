@@ -81,7 +81,9 @@ def bulk_update(
 
     def run() -> BulkResult:
         org = selection.organization(caller=caller, organization_id=selection_spec.organization_id)
-        picked = selection.bulk(org=org, selection=selection_spec, actor_id=caller.user_id, now=utcnow())
+        picked = selection.bulk(
+            org=org, selection=selection_spec, actor_id=caller.user_id, now=utcnow()
+        )
         ctx = _context(caller=caller, command=command, org=org, groups=picked.groups)
         if picked.groups:  # every explicit id may be pending deletion or merge: nothing to apply
             _apply(ctx)
@@ -97,7 +99,11 @@ def bulk_update(
 
 
 def bulk_update_chunks(
-    *, caller: Caller, selection_spec: Selection, command: UpdateCommand, validate_only: bool = False
+    *,
+    caller: Caller,
+    selection_spec: Selection,
+    command: UpdateCommand,
+    validate_only: bool = False,
 ) -> Iterator[BulkResult]:
     """The whole selection, page after page, each page committed before it is yielded.
 
@@ -185,7 +191,9 @@ def _finish(ctx: UpdateContext) -> None:
         OutboxEvent.insert_many(rows[start : start + BATCH_ROWS]).execute()
 
 
-def _bulk_result(ctx: UpdateContext, *, picked: selection.Selected, validate_only: bool) -> BulkResult:
+def _bulk_result(
+    ctx: UpdateContext, *, picked: selection.Selected, validate_only: bool
+) -> BulkResult:
     outcomes = [
         GroupOutcome(group_id=gid, outcome="changed" if gid in ctx.changed_ids else "unchanged")
         for gid in ctx.group_ids
