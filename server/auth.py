@@ -121,6 +121,8 @@ def _unary(fn: Callable[[Any, grpc.ServicerContext], Any]) -> grpc.RpcMethodHand
 
 def _with_caller(handler: grpc.RpcMethodHandler, caller: Caller) -> grpc.RpcMethodHandler:
     """Hand the caller to the servicer through a thread-local set for the handler's duration."""
+    if handler.unary_stream is not None:
+        return _stream_with_caller(handler, caller)
     if handler.unary_unary is None:
         return handler
     inner = handler.unary_unary
@@ -133,6 +135,26 @@ def _with_caller(handler: grpc.RpcMethodHandler, caller: Caller) -> grpc.RpcMeth
             _local.caller = None
 
     return grpc.unary_unary_rpc_method_handler(
+        wrapped,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def _stream_with_caller(handler: Any, caller: Caller) -> grpc.RpcMethodHandler[Any, Any]:
+    """As _with_caller for server streaming: grpc pulls the responses in the handler's thread,
+    so the caller stays set while the iterator runs, not just while it is created."""
+    inner = handler.unary_stream
+    assert inner is not None
+
+    def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+        _local.caller = caller
+        try:
+            yield from inner(request, context)
+        finally:
+            _local.caller = None
+
+    return grpc.unary_stream_rpc_method_handler(
         wrapped,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,

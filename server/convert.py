@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
 
 from issues.v1 import group_pb2, issue_service_pb2
 from server.core import commands
@@ -258,3 +260,25 @@ def bulk_result_to_proto(result: BulkResult) -> issue_service_pb2.BulkUpdateGrou
         ],
         validate_only=result.validate_only,
     )
+
+
+def bulk_progress_to_proto(
+    result: BulkResult, *, chunk_index: int, processed_count: int
+) -> issue_service_pb2.BulkUpdateGroupsProgress:
+    return issue_service_pb2.BulkUpdateGroupsProgress(
+        chunk_index=chunk_index,
+        processed_count=processed_count,
+        chunk=bulk_result_to_proto(result),
+        committed=not result.validate_only,
+        done=not result.next_page_token,
+    )
+
+
+def body_hash(request: Message, *, user_id: int | None) -> str:
+    """What a request id is bound to: the request without its request_id, and the acting user."""
+    body = type(request)()
+    body.CopyFrom(request)
+    body.ClearField("request_id")
+    digest = hashlib.sha256(body.SerializeToString(deterministic=True))
+    digest.update(f"|acting-user={user_id}".encode())
+    return digest.hexdigest()

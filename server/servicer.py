@@ -2,21 +2,71 @@
 
 from __future__ import annotations
 
-import grpc
+import base64
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
+import grpc
+from google.protobuf.message import Message
+from google.rpc import code_pb2
 from issues.v1 import issue_service_pb2 as pb
 from issues.v1 import issue_service_pb2_grpc
+
 from server import convert
 from server.auth import caller_from
-from server.core import update
-from server.core.errors import Unimplemented
-from server.errors import translated
+from server.core import idempotency, update
+from server.core.commands import Caller
+from server.core.errors import CoreError, InvalidArgument
+from server.errors import abort, core_status, log, status_for, translated
+
+T = TypeVar("T")
+R = TypeVar("R", bound=Message)
+STREAM_REQUEST_ID = (
+    "request_id is not accepted by StreamBulkUpdateGroups; resume an interrupted stream with the "
+    "next_page_token of its last message."
+)
 
 
-def _refuse_request_id(request_id: str) -> None:
-    if request_id:
-        raise Unimplemented("idempotency keys are not implemented yet", reason="FIELD_UNIMPLEMENTED",
-                            field="request_id")  # fmt: skip
+def _key(caller: Caller, request: Any, method: str) -> idempotency.IdempotencyKey | None:
+    digest = convert.body_hash(request, user_id=caller.user_id)
+    return idempotency.key_for(
+        token_name=caller.token_name, method=method, request_id=request.request_id, body_hash=digest
+    )
+
+
+def _once(
+    key: idempotency.IdempotencyKey | None,
+    call: Callable[[], T],
+    to_proto: Callable[[T], R],
+    reply_type: type[R],
+) -> R:
+    """Run the core call once per request id; a retry gets the stored reply, byte for byte."""
+    def encode(value: T) -> str:
+        return base64.b64encode(to_proto(value).SerializeToString()).decode()
+
+    out = idempotency.run(call, key, encode=encode)
+    if isinstance(out, idempotency.Replay):
+        return reply_type.FromString(base64.b64decode(out.response))
+    return to_proto(out)
+
+
+def translated_stream(method: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """translated() for server-streaming methods: errors raised while streaming become statuses."""
+
+    @functools.wraps(method)
+    def inner(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from method(self, request, context)
+        except CoreError as exc:
+            abort(context, core_status(exc, field_prefix="patch."))
+        except Exception:
+            if not context.is_active():
+                raise  # the client went away; nothing to answer
+            log.exception("internal error in %s", method.__name__)
+            abort(context, status_for(code_pb2.INTERNAL, "internal error", reason="INTERNAL"))
+
+    return inner
 
 
 class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
@@ -30,26 +80,59 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
     @translated()
     def UpdateGroup(self, request: pb.UpdateGroupRequest, context: grpc.ServicerContext) -> pb.UpdateGroupResponse:
         command = convert.patch_from_proto(request.patch)
-        _refuse_request_id(request.request_id)
-        view = update.update_group(
-            caller=caller_from(context),
-            organization_id=request.organization_id,
-            group_id=request.group_id,
-            command=command,
-            etag=request.etag,
+        caller = caller_from(context)
+        return _once(
+            _key(caller, request, "UpdateGroup"),
+            lambda: update.update_group(
+                caller=caller,
+                organization_id=request.organization_id,
+                group_id=request.group_id,
+                command=command,
+                etag=request.etag,
+            ),
+            lambda view: pb.UpdateGroupResponse(group=convert.group_to_proto(view)),
+            pb.UpdateGroupResponse,
         )
-        return pb.UpdateGroupResponse(group=convert.group_to_proto(view))
 
     @translated()
     def BulkUpdateGroups(
         self, request: pb.BulkUpdateGroupsRequest, context: grpc.ServicerContext
     ) -> pb.BulkUpdateGroupsResponse:
         command = convert.patch_from_proto(request.patch)
-        _refuse_request_id(request.request_id)
-        result = update.bulk_update(
+        caller = caller_from(context)
+        spec = convert.selection_from_proto(request)
+        # A dry run neither stores nor replays: its reply must reflect the database now.
+        key = None if request.validate_only else _key(caller, request, "BulkUpdateGroups")
+        return _once(
+            key,
+            lambda: update.bulk_update(
+                caller=caller,
+                selection_spec=spec,
+                command=command,
+                validate_only=request.validate_only,
+            ),
+            convert.bulk_result_to_proto,
+            pb.BulkUpdateGroupsResponse,
+        )
+
+    @translated_stream
+    def StreamBulkUpdateGroups(
+        self, request: pb.BulkUpdateGroupsRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.BulkUpdateGroupsProgress]:
+        command = convert.patch_from_proto(request.patch)
+        if request.request_id:
+            raise InvalidArgument.field("request_id", STREAM_REQUEST_ID)
+        chunks = update.bulk_update_chunks(
             caller=caller_from(context),
             selection_spec=convert.selection_from_proto(request),
             command=command,
             validate_only=request.validate_only,
         )
-        return convert.bulk_result_to_proto(result)
+        processed = 0
+        for index, result in enumerate(chunks):
+            processed += len(result.matched_group_ids)
+            yield convert.bulk_progress_to_proto(
+                result, chunk_index=index, processed_count=processed
+            )
+            if not context.is_active():
+                return  # cancelled or past its deadline: stop before the next chunk starts

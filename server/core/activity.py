@@ -6,6 +6,7 @@ from typing import Any
 
 from peewee import fn
 
+from server.core.batching import BATCH_ROWS
 from server.core.context import UpdateContext
 from server.core.enums import (
     ACTIVITY_HISTORY,
@@ -44,7 +45,7 @@ PREVIOUS_HISTORY: dict[H, frozenset[int]] = {
     H.ASSIGNED: frozenset({H.UNASSIGNED}),
     H.UNASSIGNED: frozenset({H.ASSIGNED}),
 }
-INSERT_BATCH = 500  # rows per INSERT: stays under every backend's bound-variable limit
+INSERT_BATCH = BATCH_ROWS
 
 
 def _insert_batched(model: Any, rows: list[dict[str, Any]]) -> None:

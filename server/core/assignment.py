@@ -6,13 +6,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from server.core import activity, subscriptions
+from server.core.batching import BATCH_ROWS
 from server.core.context import ActorView, UpdateContext
 from server.core.enums import ActivityType, GroupHistoryStatus, SubscriptionReason
 from server.models import Group, GroupAssignee, OrganizationMember, OrganizationMemberTeam
 
 CHAT_INTEGRATIONS = frozenset({"slack", "msteams"})
 TEAM_WORKFLOW = "organizations:team-workflow-notifications"
-BATCH = 500
+BATCH = BATCH_ROWS
 
 
 def members_by_team(team_ids: Iterable[int], *, active_only: bool = False) -> dict[int, list[int]]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from server.core import subscriptions
+from server.core.batching import BATCH_ROWS
 from server.core.context import UpdateContext
 from server.core.enums import SubscriptionReason
 from server.models import GroupBookmark, GroupSubscription
 
-BATCH = 500
+BATCH = BATCH_ROWS
 
 
 def set_bookmarked(ctx: UpdateContext, *, is_bookmarked: bool) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from server.core.batching import BATCH_ROWS
 from server.core.context import UpdateContext
 from server.core.enums import ERROR_CATEGORY_TYPES, GroupStatus
 from server.core.errors import FailedPrecondition, InvalidArgument
 from server.models import Group, GroupHash, GroupInbox, GroupTombstone
 
 FEATURE = "projects:discard-groups"
-BATCH = 500
+BATCH = BATCH_ROWS
 DELETING = (int(GroupStatus.PENDING_DELETION), int(GroupStatus.DELETION_IN_PROGRESS))
 
 

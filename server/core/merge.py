@@ -7,6 +7,7 @@ from typing import Any
 from peewee import fn
 
 from server.core import activity
+from server.core.batching import BATCH_ROWS
 from server.core.context import MergeView, UpdateContext
 from server.core.enums import ERROR_CATEGORY_TYPES, HIDDEN_STATUSES, ActivityType, GroupStatus
 from server.core.errors import InvalidArgument
@@ -21,7 +22,7 @@ from server.models import (
 
 ACROSS_PROJECTS = "Merging across multiple projects is not supported"
 NOT_ERRORS = "Only error issues can be merged."
-BATCH = 500
+BATCH = BATCH_ROWS
 
 
 def _candidates(ctx: UpdateContext) -> list[Group]:

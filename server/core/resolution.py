@@ -8,6 +8,7 @@ from typing import Any
 from peewee import EXCLUDED, fn
 
 from server.core import activity, releases, snooze, subscriptions
+from server.core.batching import BATCH_ROWS
 from server.core.commands import StatusDetails
 from server.core.context import StatusDetailsView, UpdateContext, UserView
 from server.core.enums import (
@@ -37,7 +38,7 @@ from server.models import (
 )
 
 MULTI_PROJECT = "Cannot set resolved for multiple projects."
-BATCH = 500
+BATCH = BATCH_ROWS
 HISTORY = {
     ActivityType.SET_RESOLVED: GroupHistoryStatus.RESOLVED,
     ActivityType.SET_RESOLVED_IN_RELEASE: GroupHistoryStatus.SET_RESOLVED_IN_RELEASE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from peewee import EXCLUDED
 
 from server.core import subscriptions
+from server.core.batching import BATCH_ROWS
 from server.core.context import UpdateContext
 from server.models import GroupSeen, OrganizationMember, OrganizationMemberTeam, ProjectTeam
 
@@ -38,8 +39,8 @@ def set_seen(ctx: UpdateContext, *, has_seen: bool) -> None:
         for g in ctx.groups
         if g.project_id in allowed
     ]
-    for start in range(0, len(rows), 500):
-        GroupSeen.insert_many(rows[start : start + 500]).on_conflict(
+    for start in range(0, len(rows), BATCH_ROWS):
+        GroupSeen.insert_many(rows[start : start + BATCH_ROWS]).on_conflict(
             conflict_target=[GroupSeen.user, GroupSeen.group],
             update={GroupSeen.last_seen: EXCLUDED.last_seen},
         ).execute()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 
 from server.core import activity
+from server.core.batching import BATCH_ROWS
 from server.core.context import UpdateContext
 from server.core.enums import ActivityType
 from server.models import GroupShare
 
-BATCH = 500
+BATCH = BATCH_ROWS
 
 
 def set_public(ctx: UpdateContext, *, is_public: bool) -> None:

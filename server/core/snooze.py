@@ -7,11 +7,12 @@ from typing import Any
 
 from peewee import EXCLUDED
 
+from server.core.batching import BATCH_ROWS
 from server.core.commands import IgnoreConditions
 from server.core.context import StatusDetailsView, UpdateContext, UserView
 from server.models import Group, GroupInbox, GroupSnooze, User
 
-BATCH = 500
+BATCH = BATCH_ROWS
 
 
 def user_view(user: User | None) -> UserView | None:

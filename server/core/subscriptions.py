@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from peewee import Tuple
 
+from server.core.batching import BATCH_ROWS
 from server.core.context import UpdateContext
 from server.core.enums import SubscriptionReason
 from server.core.errors import InvalidArgument
 from server.models import Group, GroupSubscription
 
-BATCH = 500
+BATCH = BATCH_ROWS
 # Per-user fields need an acting user; Sentry would write rows with a null user (§3.10).
 ACTOR_REQUIRED = {
     "has_seen": "An acting user is required to mark issues seen.",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
+
 from server.core import (
     assignee,
     assignment,
@@ -18,9 +21,10 @@ from server.core import (
     subscriptions,
     validation,
 )
+from server.core.batching import BATCH_ROWS
 from server.core.commands import READ_SCOPES, WRITE_SCOPES, Caller, Selection, UpdateCommand
 from server.core.context import BulkResult, GroupOutcome, UpdateContext
-from server.core.errors import Conflict, PermissionDenied
+from server.core.errors import Conflict, NotFound, PermissionDenied
 from server.core.serialize import GroupView, etag_of, group_view
 from server.core.unit_of_work import in_transaction
 from server.models import Group, Organization, OutboxEvent, User, utcnow
@@ -72,14 +76,18 @@ def update_group(
 def bulk_update(
     *, caller: Caller, selection_spec: Selection, command: UpdateCommand, validate_only: bool = False
 ) -> BulkResult:
+    """One page (at most 1000 groups) in one transaction; validate_only rolls everything back."""
     _require(caller, WRITE_SCOPES, "update issues")
 
     def run() -> BulkResult:
         org = selection.organization(caller=caller, organization_id=selection_spec.organization_id)
-        groups = selection.bulk(org=org, selection=selection_spec)
-        ctx = _context(caller=caller, command=command, org=org, groups=groups)
-        _apply(ctx)
-        result = _bulk_result(ctx, validate_only=validate_only)
+        picked = selection.bulk(
+            org=org, selection=selection_spec, actor_id=caller.user_id, now=utcnow()
+        )
+        ctx = _context(caller=caller, command=command, org=org, groups=picked.groups)
+        if picked.groups:  # every explicit id may be pending deletion or merge: nothing to apply
+            _apply(ctx)
+        result = _bulk_result(ctx, picked=picked, validate_only=validate_only)
         if validate_only:
             raise _Rollback(result)
         return result
@@ -88,6 +96,35 @@ def bulk_update(
         return in_transaction(run)
     except _Rollback as rollback:
         return rollback.result
+
+
+def bulk_update_chunks(
+    *,
+    caller: Caller,
+    selection_spec: Selection,
+    command: UpdateCommand,
+    validate_only: bool = False,
+) -> Iterator[BulkResult]:
+    """The whole selection, page after page, each page committed before it is yielded.
+
+    A consumer that stops iterating stops before the next page starts; what was yielded is
+    committed (or, with validate_only, rolled back like every page).
+    """
+    spec = selection_spec
+    first = True
+    while True:
+        try:
+            result = bulk_update(
+                caller=caller, selection_spec=spec, command=command, validate_only=validate_only
+            )
+        except NotFound as exc:
+            if first or exc.reason != "NO_GROUPS_FOUND":
+                raise
+            return  # the rest of the selection stopped matching since the last page
+        yield result
+        if not result.next_page_token:
+            return
+        spec, first = replace(spec, page_token=result.next_page_token), False
 
 
 def _context(*, caller: Caller, command: UpdateCommand, org: Organization, groups: list[Group]) -> UpdateContext:
@@ -150,24 +187,28 @@ def _finish(ctx: UpdateContext) -> None:
     if changed:
         Group.update(version=Group.version + 1).where(Group.id.in_(changed)).execute()
     rows = [{**event, "created_at": ctx.now} for event in ctx.outbox]
-    for start in range(0, len(rows), 500):
-        OutboxEvent.insert_many(rows[start : start + 500]).execute()
+    for start in range(0, len(rows), BATCH_ROWS):
+        OutboxEvent.insert_many(rows[start : start + BATCH_ROWS]).execute()
 
 
-def _bulk_result(ctx: UpdateContext, *, validate_only: bool) -> BulkResult:
-    ids = ctx.group_ids
+def _bulk_result(
+    ctx: UpdateContext, *, picked: selection.Selected, validate_only: bool
+) -> BulkResult:
     outcomes = [
         GroupOutcome(group_id=gid, outcome="changed" if gid in ctx.changed_ids else "unchanged")
-        for gid in ids
+        for gid in ctx.group_ids
     ]
-    if ctx.delta.status is None and ctx.command.status is not None:
+    outcomes = sorted(outcomes + picked.skipped, key=lambda o: o.group_id)
+    if ctx.delta.status is None and ctx.command.status is not None and picked.groups:
         ctx.delta.status = ctx.command.status
-    if ctx.command.substatus is not None:
+    if ctx.command.substatus is not None and picked.groups:
         ctx.delta.substatus = ctx.command.substatus
     return BulkResult(
         applied=ctx.delta,
-        matched_group_ids=ids,
-        matched_count=len(ids),
+        matched_group_ids=[o.group_id for o in outcomes],
+        matched_count=picked.matched_count,
         outcomes=outcomes,
+        truncated=picked.truncated,
+        next_page_token=picked.next_page_token,
         validate_only=validate_only,
     )

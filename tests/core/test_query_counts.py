@@ -60,6 +60,8 @@ def test_statement_count_does_not_grow_with_group_count(database: str, name: str
     w = f.world()
     patch = CASES[name]
     one = _statements(w, 1, lambda ids: bulk(w["org"].id, ids, user_id=w["user"].id, **patch))
+    two = _statements(w, 2, lambda ids: bulk(w["org"].id, ids, user_id=w["user"].id, **patch))
     many = _statements(w, 1000, lambda ids: bulk(w["org"].id, ids, user_id=w["user"].id, **patch))
-    assert one == many, f"{name}: {one} statements for 1 group, {many} for 1000"
-    assert many <= MAX_STATEMENTS
+    # A single group may cost one or two more (Sentry subscribes and notifies only then).
+    assert two == many, f"{name}: {two} statements for 2 groups, {many} for 1000"
+    assert many <= one <= MAX_STATEMENTS, f"{name}: {one} for 1 group, {many} for 1000"

@@ -558,8 +558,10 @@ class UpdateGroupRequest(_message.Message):
     group_id: _builtins.int
     """Issue id."""
     request_id: _builtins.str
-    """Optional idempotency key (a UUID is recommended): a retry with the same key and body within
-    24 hours returns the first reply without applying anything again.
+    """Optional idempotency key (a UUID is recommended; at most 128 characters): a retry with the
+    same key and body (and acting user) within 24 hours returns the first reply without applying
+    anything again. Keys are per token and method. The same key with another body is
+    INVALID_ARGUMENT on "request_id". A refused call stores nothing, so its retry runs again.
     """
     etag: _builtins.str
     """Optional etag from a previous read: the update is refused with ABORTED if the issue changed
@@ -635,10 +637,14 @@ class BulkUpdateGroupsRequest(_message.Message):
     sort: Global___Sort.ValueType
     """Order of a search selection."""
     page_token: _builtins.str
-    """Continuation token from a previous reply's next_page_token (search selection only)."""
+    """Continuation token from a previous reply's next_page_token (search selection only); valid
+    only with the same query, sort, project_ids and environments.
+    """
     request_id: _builtins.str
-    """Optional idempotency key (a UUID is recommended): a retry with the same key and body within
-    24 hours returns the first reply without applying anything again.
+    """Optional idempotency key (a UUID is recommended; at most 128 characters): a retry with the
+    same key and body (and acting user) within 24 hours returns the first reply without applying
+    anything again. Keys are per token and method. The same key with another body is
+    INVALID_ARGUMENT on "request_id". A refused call stores nothing, so its retry runs again.
     """
     validate_only: _builtins.bool
     """Run selection and validation and report what would change, writing nothing."""
@@ -893,7 +899,7 @@ class GroupOutcome(_message.Message):
     outcome: Global___Outcome.ValueType
     """What happened."""
     reason: _builtins.str
-    """Why, for skipped issues (e.g. "already resolved")."""
+    """Why, for skipped issues: "pending deletion" or "merged into another issue"."""
     def __init__(
         self,
         *,
@@ -923,7 +929,9 @@ class BulkUpdateGroupsResponse(_message.Message):
     OUTCOMES_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     matched_count: _builtins.int
-    """How many issues matched in all (can exceed the ids processed when truncated)."""
+    """How many issues matched in all when the call ran (for a search: every page, not just this
+    one; can exceed the ids processed when truncated).
+    """
     truncated: _builtins.bool
     """True when more issues matched than one call processes (1000); continue with
     next_page_token. Never silent.
@@ -938,7 +946,7 @@ class BulkUpdateGroupsResponse(_message.Message):
 
     @_builtins.property
     def matched_group_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Ids of the issues the selection matched and the change was applied to, ascending."""
+        """Ids of the issues this call matched (at most 1000, skipped ones included), ascending."""
 
     @_builtins.property
     def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupOutcome]:
@@ -962,3 +970,46 @@ class BulkUpdateGroupsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BulkUpdateGroupsResponse: _TypeAlias = BulkUpdateGroupsResponse  # noqa: Y015
+
+@_typing.final
+class BulkUpdateGroupsProgress(_message.Message):
+    """BulkUpdateGroupsProgress reports one committed chunk of a StreamBulkUpdateGroups call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNK_INDEX_FIELD_NUMBER: _builtins.int
+    PROCESSED_COUNT_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    COMMITTED_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    chunk_index: _builtins.int
+    """Index of this chunk, from 0."""
+    processed_count: _builtins.int
+    """Issues processed so far (matched ids of this and all earlier chunks)."""
+    committed: _builtins.bool
+    """True when the chunk's transaction committed; false for validate_only chunks."""
+    done: _builtins.bool
+    """True on the last message: the whole selection was processed."""
+    @_builtins.property
+    def chunk(self) -> Global___BulkUpdateGroupsResponse:
+        """This chunk's reply: the change applied, its matched ids and per-issue outcomes,
+        matched_count (all issues matching when the chunk ran) and next_page_token (where the rest
+        of the selection starts; empty after the last chunk).
+        """
+
+    def __init__(
+        self,
+        *,
+        chunk_index: _builtins.int = ...,
+        processed_count: _builtins.int = ...,
+        chunk: Global___BulkUpdateGroupsResponse | None = ...,
+        committed: _builtins.bool = ...,
+        done: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "chunk_index", b"chunk_index", "committed", b"committed", "done", b"done", "processed_count", b"processed_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkUpdateGroupsProgress: _TypeAlias = BulkUpdateGroupsProgress  # noqa: Y015

@@ -67,6 +67,11 @@ class IssueServiceStub:
                 request_serializer=issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsRequest.SerializeToString,
                 response_deserializer=issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsResponse.FromString,
                 _registered_method=True)
+        self.StreamBulkUpdateGroups = channel.unary_stream(
+                '/issues.v1.IssueService/StreamBulkUpdateGroups',
+                request_serializer=issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsRequest.SerializeToString,
+                response_deserializer=issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsProgress.FromString,
+                _registered_method=True)
 
 
 class IssueServiceServicer:
@@ -113,7 +118,42 @@ class IssueServiceServicer:
         When explicit ids are given and none of them is in scope, the call fails with NOT_FOUND,
         reason NO_GROUPS_FOUND, message "No groups found" (Sentry answers 204 with that reason lost
         on the wire). Ids outside the organization or the given projects are ignored, as in Sentry,
-        and are indistinguishable from ids that do not exist.
+        and are indistinguishable from ids that do not exist. Explicit ids of issues pending
+        deletion or merge are reported as skipped, never changed.
+
+        Without group_ids the selection is a search (`query`, default "is:unresolved"), limited to
+        1000 issues per call, never silently: the reply carries matched_count (all matches),
+        truncated, and next_page_token to continue with the same request plus that token (keyset
+        paging, so issues that stop matching because of the change are not skipped over). A search
+        matching nothing is NOT_FOUND "No groups found" like explicit ids. An invalid query is
+        INVALID_ARGUMENT with a field violation on "query" naming the token and its position
+        (message starting "Invalid query. Error getting group ids and group list"); an unknown
+        environment is NOT_FOUND (reason ENVIRONMENT_NOT_FOUND); a malformed page_token, or one
+        sent with another query, sort, projects or environments, is INVALID_ARGUMENT
+        "Invalid cursor parameter." on field "page_token".
+
+        With request_id, a retry with the same id and body within 24 hours returns the stored
+        reply and applies nothing; the same id with another body is INVALID_ARGUMENT on
+        "request_id". validate_only calls never store or replay a reply.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamBulkUpdateGroups(self, request, context):
+        """StreamBulkUpdateGroups applies one patch to a whole search selection of any size: chunks
+        of at most 1000 issues, each in its own transaction, in the request's sort order. After
+        each chunk commits, one BulkUpdateGroupsProgress is sent. Cancelling the call (or its
+        deadline expiring) stops after the chunk in progress; every chunk reported was committed,
+        and the last message's next_page_token resumes the rest with BulkUpdateGroups or another
+        StreamBulkUpdateGroups. An error in a later chunk ends the stream with that error after the
+        chunks already reported (which stay committed). With validate_only every chunk is rolled
+        back and reported with committed=false. request_id is not accepted here (resume with the
+        page token instead): INVALID_ARGUMENT on "request_id". Explicit group_ids are one chunk.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -136,6 +176,11 @@ def add_IssueServiceServicer_to_server(servicer, server):
                     servicer.BulkUpdateGroups,
                     request_deserializer=issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsRequest.FromString,
                     response_serializer=issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsResponse.SerializeToString,
+            ),
+            'StreamBulkUpdateGroups': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamBulkUpdateGroups,
+                    request_deserializer=issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsRequest.FromString,
+                    response_serializer=issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -237,6 +282,33 @@ class IssueService:
             '/issues.v1.IssueService/BulkUpdateGroups',
             issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsRequest.SerializeToString,
             issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamBulkUpdateGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/issues.v1.IssueService/StreamBulkUpdateGroups',
+            issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsRequest.SerializeToString,
+            issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsProgress.FromString,
             options,
             channel_credentials,
             insecure,

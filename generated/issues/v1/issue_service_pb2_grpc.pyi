@@ -66,7 +66,38 @@ class IssueServiceStub:
     When explicit ids are given and none of them is in scope, the call fails with NOT_FOUND,
     reason NO_GROUPS_FOUND, message "No groups found" (Sentry answers 204 with that reason lost
     on the wire). Ids outside the organization or the given projects are ignored, as in Sentry,
-    and are indistinguishable from ids that do not exist.
+    and are indistinguishable from ids that do not exist. Explicit ids of issues pending
+    deletion or merge are reported as skipped, never changed.
+
+    Without group_ids the selection is a search (`query`, default "is:unresolved"), limited to
+    1000 issues per call, never silently: the reply carries matched_count (all matches),
+    truncated, and next_page_token to continue with the same request plus that token (keyset
+    paging, so issues that stop matching because of the change are not skipped over). A search
+    matching nothing is NOT_FOUND "No groups found" like explicit ids. An invalid query is
+    INVALID_ARGUMENT with a field violation on "query" naming the token and its position
+    (message starting "Invalid query. Error getting group ids and group list"); an unknown
+    environment is NOT_FOUND (reason ENVIRONMENT_NOT_FOUND); a malformed page_token, or one
+    sent with another query, sort, projects or environments, is INVALID_ARGUMENT
+    "Invalid cursor parameter." on field "page_token".
+
+    With request_id, a retry with the same id and body within 24 hours returns the stored
+    reply and applies nothing; the same id with another body is INVALID_ARGUMENT on
+    "request_id". validate_only calls never store or replay a reply.
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    StreamBulkUpdateGroups: _grpc.UnaryStreamMultiCallable[_issue_service_pb2.BulkUpdateGroupsRequest, _issue_service_pb2.BulkUpdateGroupsProgress]
+    """StreamBulkUpdateGroups applies one patch to a whole search selection of any size: chunks
+    of at most 1000 issues, each in its own transaction, in the request's sort order. After
+    each chunk commits, one BulkUpdateGroupsProgress is sent. Cancelling the call (or its
+    deadline expiring) stops after the chunk in progress; every chunk reported was committed,
+    and the last message's next_page_token resumes the rest with BulkUpdateGroups or another
+    StreamBulkUpdateGroups. An error in a later chunk ends the stream with that error after the
+    chunks already reported (which stay committed). With validate_only every chunk is rolled
+    back and reported with committed=false. request_id is not accepted here (resume with the
+    page token instead): INVALID_ARGUMENT on "request_id". Explicit group_ids are one chunk.
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
 
 @_typing.type_check_only
@@ -107,7 +138,38 @@ class IssueServiceAsyncStub(IssueServiceStub):
     When explicit ids are given and none of them is in scope, the call fails with NOT_FOUND,
     reason NO_GROUPS_FOUND, message "No groups found" (Sentry answers 204 with that reason lost
     on the wire). Ids outside the organization or the given projects are ignored, as in Sentry,
-    and are indistinguishable from ids that do not exist.
+    and are indistinguishable from ids that do not exist. Explicit ids of issues pending
+    deletion or merge are reported as skipped, never changed.
+
+    Without group_ids the selection is a search (`query`, default "is:unresolved"), limited to
+    1000 issues per call, never silently: the reply carries matched_count (all matches),
+    truncated, and next_page_token to continue with the same request plus that token (keyset
+    paging, so issues that stop matching because of the change are not skipped over). A search
+    matching nothing is NOT_FOUND "No groups found" like explicit ids. An invalid query is
+    INVALID_ARGUMENT with a field violation on "query" naming the token and its position
+    (message starting "Invalid query. Error getting group ids and group list"); an unknown
+    environment is NOT_FOUND (reason ENVIRONMENT_NOT_FOUND); a malformed page_token, or one
+    sent with another query, sort, projects or environments, is INVALID_ARGUMENT
+    "Invalid cursor parameter." on field "page_token".
+
+    With request_id, a retry with the same id and body within 24 hours returns the stored
+    reply and applies nothing; the same id with another body is INVALID_ARGUMENT on
+    "request_id". validate_only calls never store or replay a reply.
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    StreamBulkUpdateGroups: _aio.UnaryStreamMultiCallable[_issue_service_pb2.BulkUpdateGroupsRequest, _issue_service_pb2.BulkUpdateGroupsProgress]  # type: ignore[assignment]
+    """StreamBulkUpdateGroups applies one patch to a whole search selection of any size: chunks
+    of at most 1000 issues, each in its own transaction, in the request's sort order. After
+    each chunk commits, one BulkUpdateGroupsProgress is sent. Cancelling the call (or its
+    deadline expiring) stops after the chunk in progress; every chunk reported was committed,
+    and the last message's next_page_token resumes the rest with BulkUpdateGroups or another
+    StreamBulkUpdateGroups. An error in a later chunk ends the stream with that error after the
+    chunks already reported (which stay committed). With validate_only every chunk is rolled
+    back and reported with committed=false. request_id is not accepted here (resume with the
+    page token instead): INVALID_ARGUMENT on "request_id". Explicit group_ids are one chunk.
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
 
 class IssueServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -163,7 +225,44 @@ class IssueServiceServicer(metaclass=_abc_1.ABCMeta):
         When explicit ids are given and none of them is in scope, the call fails with NOT_FOUND,
         reason NO_GROUPS_FOUND, message "No groups found" (Sentry answers 204 with that reason lost
         on the wire). Ids outside the organization or the given projects are ignored, as in Sentry,
-        and are indistinguishable from ids that do not exist.
+        and are indistinguishable from ids that do not exist. Explicit ids of issues pending
+        deletion or merge are reported as skipped, never changed.
+
+        Without group_ids the selection is a search (`query`, default "is:unresolved"), limited to
+        1000 issues per call, never silently: the reply carries matched_count (all matches),
+        truncated, and next_page_token to continue with the same request plus that token (keyset
+        paging, so issues that stop matching because of the change are not skipped over). A search
+        matching nothing is NOT_FOUND "No groups found" like explicit ids. An invalid query is
+        INVALID_ARGUMENT with a field violation on "query" naming the token and its position
+        (message starting "Invalid query. Error getting group ids and group list"); an unknown
+        environment is NOT_FOUND (reason ENVIRONMENT_NOT_FOUND); a malformed page_token, or one
+        sent with another query, sort, projects or environments, is INVALID_ARGUMENT
+        "Invalid cursor parameter." on field "page_token".
+
+        With request_id, a retry with the same id and body within 24 hours returns the stored
+        reply and applies nothing; the same id with another body is INVALID_ARGUMENT on
+        "request_id". validate_only calls never store or replay a reply.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def StreamBulkUpdateGroups(
+        self,
+        request: _issue_service_pb2.BulkUpdateGroupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_issue_service_pb2.BulkUpdateGroupsProgress], _abc.AsyncIterator[_issue_service_pb2.BulkUpdateGroupsProgress]]:
+        """StreamBulkUpdateGroups applies one patch to a whole search selection of any size: chunks
+        of at most 1000 issues, each in its own transaction, in the request's sort order. After
+        each chunk commits, one BulkUpdateGroupsProgress is sent. Cancelling the call (or its
+        deadline expiring) stops after the chunk in progress; every chunk reported was committed,
+        and the last message's next_page_token resumes the rest with BulkUpdateGroups or another
+        StreamBulkUpdateGroups. An error in a later chunk ends the stream with that error after the
+        chunks already reported (which stay committed). With validate_only every chunk is rolled
+        back and reported with committed=false. request_id is not accepted here (resume with the
+        page token instead): INVALID_ARGUMENT on "request_id". Explicit group_ids are one chunk.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """
 
 def add_IssueServiceServicer_to_server(servicer: IssueServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,76 @@
+"""Set-based bulk work: the SQL statements of a bulk call do not grow with the number of groups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from server.core import update
+from server.core.commands import Selection, UpdateCommand
+from server.models import Group, db
+from tests import factories as f
+from tests.core.helpers import caller
+from tests.core.test_paging import many_groups
+
+BUDGET = 25  # statements per bulk call, whatever the number of groups
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """Every SQL statement the database runs inside the block (peewee's query_hooks)."""
+    seen: list[str] = []
+
+    def hook(event: Any) -> None:
+        seen.append(event.sql)
+
+    db.obj.query_hooks.append(hook)
+    try:
+        yield seen
+    finally:
+        db.obj.query_hooks.remove(hook)
+
+
+def counted(run: Callable[[], Any]) -> int:
+    with statements() as seen:
+        run()
+    return len(seen)
+
+
+def resolve(org_id: int, **spec: Any) -> Callable[[], Any]:
+    return lambda: update.bulk_update(
+        caller=caller(),
+        selection_spec=Selection(organization_id=org_id, **spec),
+        command=UpdateCommand(status="resolved"),
+    )
+
+
+@pytest.fixture()
+def two_worlds(database: str) -> tuple[dict, dict]:
+    return f.world(), f.world()
+
+
+def test_a_bulk_resolve_by_ids_runs_as_many_statements_for_1000_groups_as_for_1(
+    two_worlds: tuple[dict, dict],
+) -> None:
+    small, large = two_worlds
+    one = many_groups(small["project"], 1)
+    thousand = many_groups(large["project"], 1000)
+    few = counted(resolve(small["org"].id, group_ids=tuple(one)))
+    many = counted(resolve(large["org"].id, group_ids=tuple(thousand)))
+    assert few == many <= BUDGET
+    assert Group.select().where(Group.status == 1).count() == 1001
+
+
+def test_a_bulk_resolve_by_query_runs_as_many_statements_for_1000_groups_as_for_1(
+    two_worlds: tuple[dict, dict],
+) -> None:
+    small, large = two_worlds
+    many_groups(small["project"], 1)
+    many_groups(large["project"], 1000)
+    few = counted(resolve(small["org"].id, query="is:unresolved"))
+    many = counted(resolve(large["org"].id, query="is:unresolved"))
+    assert few == many <= BUDGET
+    assert Group.select().where(Group.status == 1).count() == 1001
