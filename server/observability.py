@@ -44,7 +44,7 @@ RPC_LATENCY = Histogram(
 )
 GROUPS_CHANGED = Counter(
     "issue_service_groups_changed",
-    "Groups changed by successful updates, by patch field",
+    "Groups changed, by patch field: bulk outcome CHANGED; single update: the group updated",
     ["kind"],
     registry=REGISTRY,
 )
