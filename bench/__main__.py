@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import platform
 import sys
 import tempfile
@@ -47,11 +48,34 @@ def query_scenario(quick: bool) -> load.Scenario:
     return load.Scenario("bulk_query_1000", "bulk_query", conc=1, seconds=secs, warmup=warm)
 
 
-def memory_scenario(quick: bool, calls: int) -> load.Scenario:
+def memory_scenario(quick: bool, calls: int, cap_seconds: float) -> load.Scenario:
     first = 11001 if quick else 90_001
     return load.Scenario(
-        "memory_mix", "mix", block=(first, 512), total_calls=calls, warmup=0.5 if quick else 2.0
+        "memory_mix",
+        "mix",
+        block=(first, 512),
+        total_calls=calls,
+        seconds=cap_seconds,
+        warmup=0.5 if quick else 2.0,
     )
+
+
+class Budget:
+    """The whole run's time budget: the memory run (the only open-ended part) is capped by it,
+    so a slow or busy machine gets a shorter memory run, reported as such, instead of a kill."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def memory_cap(self, backend: str, quick: bool) -> float:
+        if quick:
+            return 15.0
+        if backend == "sqlite":  # PostgreSQL still has to run after it
+            return 45.0
+        return max(20.0, self.deadline - time.monotonic() - 30.0)
+
+
+BUDGET = Budget(480.0)
 
 
 def memory_calls(quick: bool, backend: str) -> int:
@@ -159,7 +183,8 @@ def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
     try:
         figures = {sc.name: _run_scenario(server, sc, target) for sc in scenarios(quick)}
         report.add_ratios(figures)
-        memory = _memory(server, memory_scenario(quick, memory_calls(quick, backend)), target)
+        cap = BUDGET.memory_cap(backend, quick)
+        memory = _memory(server, memory_scenario(quick, memory_calls(quick, backend), cap), target)
         searchable, note = _query_selection(server)
         if searchable:
             by_query = query_scenario(quick)
@@ -198,6 +223,8 @@ def _memory(server: ServerProcess, sc: load.Scenario, target: load.Target) -> di
         "after_kb": after["VmRSS"],
         "peak_kb": after["VmHWM"],
         "growth_pct": round(growth, 2),
+        "planned_calls": sc.total_calls,
+        "capped_by_time_budget": run["calls"] < sc.total_calls,
     }
 
 
@@ -229,7 +256,6 @@ def _meta(quick: bool) -> dict[str, Any]:
         ),
         platform.machine(),
     )
-    import os
 
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -239,6 +265,7 @@ def _meta(quick: bool) -> dict[str, Any]:
         "versions": f"Python {platform.python_version()}, grpcio {grpc.__version__}, "
         f"peewee {peewee.__version__}",
         "load": "spawned Python grpc.aio client processes, closed loop, same 2 vCPUs as the server",
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -254,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         "--markdown", type=Path, default=None, help="default BENCHMARKS.md (quick: none)"
     )
     args = parser.parse_args(argv)
+    global BUDGET
+    BUDGET = Budget(100.0 if args.quick else 480.0)
     json_path = args.json or (
         ROOT / "build" / "bench-quick.json" if args.quick else ROOT / "bench" / "results.json"
     )
@@ -272,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"unknown backend {backend!r}", file=sys.stderr)
                 return 2
     load.close_pools()
+    results["meta"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     report.write(results, json_path=json_path, md_path=md_path)
     print(f"wrote {json_path}" + (f" and {md_path}" if md_path else ""))
     return 0

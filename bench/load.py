@@ -209,7 +209,7 @@ async def _process_main(sc: Scenario, target: Target, proc_index: int) -> dict[s
     plan = {
         "measure_from": start + sc.warmup,
         "quota": sc.total_calls // sc.procs if sc.total_calls else 0,
-        "end": start + sc.warmup + (sc.seconds if not sc.total_calls else 600),
+        "end": start + sc.warmup + sc.seconds,  # with total_calls: a cap, not the plan
     }
     out: dict[str, Any] = {"latencies": [], "codes": Counter(), "calls": 0}
     async with grpc.aio.insecure_channel(target.address) as channel:

@@ -72,6 +72,9 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Machine: {meta['machine']}. Versions: {meta['versions']}.",
         "",
+        f"Load average (1, 5, 15 min) at start {meta.get('loadavg_start')}, at end "
+        f"{meta.get('loadavg_end')}: other work on the machine shows up here and in the spread.",
+        "",
     ]
     for backend, data in results["backends"].items():
         out.append(f"### {backend}")
@@ -107,7 +110,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"Memory: peak RSS (VmHWM) {mem.get('peak_kb')} kB; "
             f"RSS {mem.get('before_kb')} kB before and "
             f"{mem.get('after_kb')} kB after {mem.get('calls')} mixed calls: growth "
-            f"{mem.get('growth_pct')} %.",
+            f"{mem.get('growth_pct')} %"
+            + (" (cut short by the time budget)." if mem.get("capped_by_time_budget") else "."),
             "",
         ]
         out += [f"Targets: {json.dumps(data.get('targets', {}))}", ""]
