@@ -30,6 +30,7 @@ CODES: dict[type[core.CoreError], int] = {
     core.Unavailable: code_pb2.UNAVAILABLE,
     core.Unimplemented: code_pb2.UNIMPLEMENTED,
     core.ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
+    core.Cancelled: code_pb2.CANCELLED,
 }
 
 
