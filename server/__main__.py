@@ -6,8 +6,12 @@ import argparse
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from server.db import database_url, make_database
+
+if TYPE_CHECKING:
+    from server.app import Config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,6 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=int(os.environ.get("ISSUES_WORKERS", "8")))
     serve.add_argument("--tokens", default=os.environ.get("ISSUES_TOKENS"), help="token file (JSON)")
     serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on SIGTERM")
+    serve.add_argument("--health-interval", type=float, default=5.0, help="DB probe period (s)")
+    serve.add_argument("--tls-cert", default=None, help="PEM server certificate (enables TLS)")
+    serve.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", default=None, help="PEM CA; requires client certs")
     sub.add_parser("migrate", help="create or upgrade the schema")
     seed = sub.add_parser("seed", help="load a JSON fixture")
     seed.add_argument("file")
@@ -26,18 +34,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _serve_config(args: argparse.Namespace, url: str) -> Config:
+    from server.app import Config  # grpc is imported only when serving
+
+    return Config(
+        database_url=url,
+        tokens_path=args.tokens,
+        workers=args.workers,
+        grace_seconds=args.grace,
+        health_interval=args.health_interval,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     url = database_url(args.database_url)
     if args.command == "serve":
-        from server.app import Config, serve
+        from server.app import serve
 
         if not args.tokens:
             print("serve needs --tokens FILE (or ISSUES_TOKENS)", file=sys.stderr)
             return 2
-        return serve(Config(database_url=url, tokens_path=args.tokens, workers=args.workers,
-                            grace_seconds=args.grace), args.address)  # fmt: skip
+        return serve(_serve_config(args, url), args.address)
     make_database(url)
     if args.command == "migrate":
         from server.migrate import migrate
