@@ -79,9 +79,8 @@ class HealthWatch:
 
     def _set(self, *, serving: bool) -> None:
         if serving != self.serving:
-            log.warning(
-                "health: %s", "SERVING" if serving else "NOT_SERVING (database unreachable)"
-            )
+            level = logging.INFO if serving else logging.WARNING
+            log.log(level, "health: %s", "SERVING" if serving else "NOT_SERVING (no database)")
         self.serving = serving
         for name in self._services:
             self._servicer.set(name, SERVING if serving else NOT_SERVING)

@@ -11,34 +11,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peewee import fn
-
 from server.auth import hash_token
-from server.models import ALL_MODELS, Group, SchemaVersion
+from server.models import ALL_MODELS, Group, SchemaVersion, db
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def fingerprint() -> dict[str, tuple[Any, ...]]:
-    """A cheap picture of the whole database: row count and max id per table, plus group state."""
-    picture: dict[str, tuple[Any, ...]] = {}
+def fingerprint() -> tuple[Any, ...]:
+    """A cheap picture of the whole database in one query: row count and max id per table, plus
+    sums over the group columns an update changes (version, status, substatus, priority)."""
+    parts = []
     for model in ALL_MODELS:
         if model is SchemaVersion:
             continue
-        row = model.select(fn.COUNT(model.id), fn.MAX(model.id)).tuples().get()
-        picture[model._meta.table_name] = tuple(row)
-    state = (
-        Group.select(
-            fn.SUM(Group.version),
-            fn.SUM(Group.status),
-            fn.SUM(fn.COALESCE(Group.substatus, 0)),
-            fn.SUM(fn.COALESCE(Group.priority, 0)),
-        )
-        .tuples()
-        .get()
-    )
-    picture["group_state"] = tuple(int(v or 0) for v in state)
-    return picture
+        table = f'"{model._meta.table_name}"'
+        parts += [f"(SELECT COUNT(*) FROM {table})", f"(SELECT MAX(id) FROM {table})"]
+    group = f'"{Group._meta.table_name}"'
+    for column in ("version", "status", "COALESCE(substatus, 0)", "COALESCE(priority, 0)"):
+        parts.append(f"(SELECT SUM({column}) FROM {group})")
+    row = db.execute_sql("SELECT " + ", ".join(parts)).fetchone()
+    return tuple(int(v) if v is not None else None for v in row)
 
 
 def write_tokens(path: Path, tokens: dict[str, tuple[str, list[str]]]) -> None:
