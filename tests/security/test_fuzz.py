@@ -300,7 +300,9 @@ def test_ten_thousand_generated_requests_never_fail_internally(
 
     run()
     assert checker.sent >= 10_000
-    assert checker.codes.get(grpc.StatusCode.OK, 0) > 0  # the generator reaches the happy path
+    # The mix reaches deep code: a tenth of the calls succeed, many more fail validation.
+    assert checker.codes.get(grpc.StatusCode.OK, 0) >= checker.sent // 10
+    assert checker.codes.get(grpc.StatusCode.INVALID_ARGUMENT, 0) >= checker.sent // 10
 
 
 def mutate(data: bytes, edits: list[tuple[int, int]]) -> bytes:
