@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from server.auth import hash_token
 from server.models import ALL_MODELS, Group, SchemaVersion, db
 
 ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 60.0  # a server that prints no banner by then is broken, not slow
 
 
 def fingerprint() -> tuple[Any, ...]:
@@ -99,25 +103,28 @@ def start_server(database_url: str, tokens: Path, *extra: str) -> ServerProcess:
     proc = subprocess.Popen(
         args, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:  # the banner comes after startup; a crash ends the stream instead
-        lines.append(line)
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_pump, args=(proc, lines), daemon=True).start()
+    seen = []
+    end = time.monotonic() + START_TIMEOUT
+    while (left := end - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:  # the process exited before its banner
+            break
+        seen.append(line)
         match = re.search(r"\(port (\d+)\)", line)
         if match:
-            _drain(proc)
             return ServerProcess(proc, int(match.group(1)))
-    proc.wait(timeout=10)
-    raise AssertionError("server did not start:\n" + "".join(lines))
+    ServerProcess(proc, 0).stop()
+    raise AssertionError("server did not start:\n" + "".join(seen))
 
 
-def _drain(proc: subprocess.Popen[str]) -> None:
-    """Keep reading the child's output so a full pipe never blocks its logging."""
-    import threading
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for _ in proc.stdout:
-            pass
-
-    threading.Thread(target=pump, daemon=True).start()
+def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+    """Read the child's output for its whole life, so a full pipe never blocks its logging."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.put(line)
+    lines.put(None)
