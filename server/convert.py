@@ -7,7 +7,6 @@ import hashlib
 from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
-from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from issues.v1 import group_pb2, issue_service_pb2
@@ -54,33 +53,6 @@ OUTCOMES = {
 }
 SORTS = {0: "date", 1: "date", 2: "new", 3: "freq", 4: "priority"}
 IGNORE_FIELDS = ("duration", "count", "window", "user_count", "user_window")
-NULL_CHARACTERS = "Null characters are not allowed."  # DRF's ProhibitNullCharactersValidator
-# Minutes; now + 2**31 minutes is still before datetime's year 9999, a larger one overflows.
-MAX_DURATION = 2**31 - 1
-DURATION_PATHS = ("ignore_duration", "snooze_duration", "status_details.ignore_duration")
-
-
-def _null_characters(msg: Message, errors: ViolationCollector, prefix: str = "",
-                     skip: tuple[str, ...] = ()) -> None:  # fmt: skip
-    """PostgreSQL text cannot hold NUL: refuse it in every string field, nested ones included."""
-    for field, value in msg.ListFields():
-        path = prefix + field.name
-        if field.name in skip:
-            continue
-        if field.type == FieldDescriptor.TYPE_STRING:
-            values = value if field.is_repeated else [value]
-            if any("\x00" in v for v in values):
-                errors.add(path, NULL_CHARACTERS)
-        elif field.type == FieldDescriptor.TYPE_MESSAGE and not field.is_repeated:
-            _null_characters(value, errors, f"{path}.")
-
-
-def _duration_limits(msg: issue_service_pb2.GroupPatch, errors: ViolationCollector) -> None:
-    for path in DURATION_PATHS:
-        holder, _, name = path.rpartition(".")
-        parent: Any = getattr(msg, holder) if holder else msg
-        if parent.HasField(name) and getattr(parent, name) > MAX_DURATION:
-            errors.add(path, f"Ensure this value is less than or equal to {MAX_DURATION}.")
 
 
 def _choice(errors: ViolationCollector, path: str, value: int, allowed: Any) -> int | None:
@@ -135,8 +107,6 @@ def patch_from_proto(msg: issue_service_pb2.GroupPatch) -> commands.UpdateComman
     substatus = _choice(errors, "substatus", msg.substatus, SUBSTATUSES) if msg.HasField("substatus") else None
     priority = _choice(errors, "priority", msg.priority, PRIORITIES) if msg.HasField("priority") else None
     assignee = assignee_from_proto(msg.assigned_to, errors) if msg.HasField("assigned_to") else None
-    _null_characters(msg, errors)
-    _duration_limits(msg, errors)
     errors.raise_if_any()
     return commands.UpdateCommand(
         status=status,
@@ -158,9 +128,6 @@ def patch_from_proto(msg: issue_service_pb2.GroupPatch) -> commands.UpdateComman
 
 
 def selection_from_proto(msg: issue_service_pb2.BulkUpdateGroupsRequest) -> commands.Selection:
-    errors = ViolationCollector()
-    _null_characters(msg, errors, skip=("patch",))
-    errors.raise_if_any()
     if msg.sort not in SORTS:
         raise InvalidArgument.field("sort", f'"{msg.sort}" is not a valid choice.')
     return commands.Selection(
