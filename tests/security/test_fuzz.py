@@ -21,6 +21,7 @@ from tests.security.support import fingerprint
 I64 = (-(2**63), 2**63 - 1)
 FORBIDDEN = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DEADLINE_EXCEEDED}
 SERVICE = "/issues.v1.IssueService/"
+STREAMING = frozenset({"StreamBulkUpdateGroups"})
 HUGE = "x" * 200_000
 FUZZ = dict(
     deadline=None,
@@ -108,6 +109,8 @@ class Gen:
             if not self.likely(0.95):
                 request.request_id = "r1"
             return method, request, self.meta()
+        if self.likely(0.1):
+            method = "StreamBulkUpdateGroups"
         return method, self.bulk(org), self.meta()
 
     def group(self) -> int:
@@ -267,12 +270,13 @@ class Checker:
 
     def call(self, method: str, payload: Any, metadata: Any, *, raw: bool = False) -> None:
         serializer: Callable[[Any], bytes] | None = None if raw else type(payload).SerializeToString
-        stub = self.channel.unary_unary(
-            SERVICE + method, request_serializer=serializer, response_deserializer=None
-        )
+        kind = self.channel.unary_stream if method in STREAMING else self.channel.unary_unary
+        stub = kind(SERVICE + method, request_serializer=serializer, response_deserializer=None)
         code = grpc.StatusCode.OK
         try:
-            stub(payload, metadata=metadata, timeout=30)
+            reply = stub(payload, metadata=metadata, timeout=30)
+            if method in STREAMING:
+                list(reply)
         except grpc.RpcError as err:
             code = err.code()
             assert code not in FORBIDDEN, (method, payload, metadata, err.details())
@@ -322,7 +326,7 @@ def test_raw_and_mutated_bytes_on_the_wire_never_fail_internally(
 
     @settings(max_examples=1500, **FUZZ)
     @given(
-        st.sampled_from(["GetGroup", "UpdateGroup", "BulkUpdateGroups"]),
+        st.sampled_from(["GetGroup", "UpdateGroup", "BulkUpdateGroups", "StreamBulkUpdateGroups"]),
         st.binary(max_size=300),
         st.randoms(use_true_random=False),
     )
