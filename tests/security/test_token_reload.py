@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -12,9 +13,8 @@ import pytest
 from issues.v1 import issue_service_pb2 as pb
 from issues.v1 import issue_service_pb2_grpc
 
+from server.auth import TokenStore, hash_token, load_tokens
 from tests.security.support import ServerProcess, migrate, start_server, write_tokens
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture()
@@ -44,6 +44,7 @@ def code_for(target: str, secret: str) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
+@pytest.mark.slow
 def test_sighup_swaps_the_token_file(served: tuple[ServerProcess, Path]) -> None:
     server, tokens = served
     assert code_for(server.target, "old-secret") == grpc.StatusCode.NOT_FOUND  # authenticated
@@ -60,3 +61,20 @@ def test_sighup_swaps_the_token_file(served: tuple[ServerProcess, Path]) -> None
     assert code_for(server.target, "new-secret") == grpc.StatusCode.NOT_FOUND
     assert code_for(server.target, "old-secret") == grpc.StatusCode.UNAUTHENTICATED
     assert server.proc.poll() is None
+
+
+def test_tokens_are_kept_as_hashes_only(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    entries = [
+        {"name": "plain", "token": "s3cret", "scopes": ["event:read"]},
+        {"name": "hashed", "sha256": hash_token("other"), "scopes": ["event:write"]},
+    ]
+    path.write_text(json.dumps({"tokens": entries}))
+    tokens = load_tokens(path)
+    assert [t.sha256 for t in tokens] == [hash_token("s3cret"), hash_token("other")]
+    assert "s3cret" not in repr(tokens)
+    store = TokenStore(path)
+    assert store.find("s3cret") == tokens[0]
+    assert store.find("other") == tokens[1]
+    assert store.find(hash_token("s3cret")) is None  # knowing the stored hash is not enough
+    assert store.find("s3cret ") is None
