@@ -11,7 +11,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from issues.v1 import issue_service_pb2 as pb
 
-from server.models import Group, GroupBookmark
+from server.models import Group, GroupBookmark, GroupRedirect, GroupShare
 from tests import factories as f
 from tests.conftest import metadata
 from tests.security.support import fingerprint
@@ -141,3 +141,31 @@ def test_a_member_of_one_org_cannot_act_in_the_other(stub: Any, two_orgs: dict[s
     code, details, _, _ = failure(stub.GetGroup, request, two_orgs["ua"].id)
     assert code == grpc.StatusCode.PERMISSION_DENIED
     assert "not an active member" in details
+
+
+def test_a_merge_redirect_of_another_organization_is_not_followed(
+    stub: Any, two_orgs: dict[str, Any]
+) -> None:
+    org, user = two_orgs["a"].id, two_orgs["ua"].id
+    GroupRedirect.create(
+        organization=two_orgs["b"], group_id=two_orgs["gb"][0], previous_group_id=MISSING - 1
+    )
+    redirected = pb.GetGroupRequest(organization_id=org, group_id=MISSING - 1)
+    missing = pb.GetGroupRequest(organization_id=org, group_id=MISSING)
+    assert failure(stub.GetGroup, redirected, user) == failure(stub.GetGroup, missing, user)
+
+
+def test_the_streaming_bulk_touches_only_own_groups(stub: Any, two_orgs: dict[str, Any]) -> None:
+    ga, gb = two_orgs["ga"], two_orgs["gb"]
+    request = pb.BulkUpdateGroupsRequest(
+        organization_id=two_orgs["a"].id,
+        group_ids=sorted(ga + gb),
+        patch=pb.GroupPatch(is_public=True),
+    )
+    pages = list(
+        stub.StreamBulkUpdateGroups(
+            request, metadata=metadata(user_id=two_orgs["ua"].id), timeout=10
+        )
+    )
+    assert [gid for page in pages for gid in page.chunk.matched_group_ids] == ga
+    assert sorted(s.group_id for s in GroupShare.select()) == ga

@@ -264,3 +264,14 @@ def test_refusals_reach_grpc_clients_as_permission_denied(stub: Any) -> None:
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "role 'billing' lacks a scope to update issues" in info.value.details()
     assert GroupBookmark.select().count() == 0
+
+
+@pytest.mark.parametrize("user_id", [999_999, 0])
+def test_an_unknown_acting_user_is_permission_denied_over_grpc(stub: Any, user_id: int) -> None:
+    w = f.world()
+    g = f.group(w["project"])
+    request = pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.GetGroup(request, metadata=metadata("reader", user_id=user_id), timeout=10)
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert info.value.details() == "Acting user is unknown or inactive"
