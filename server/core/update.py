@@ -68,6 +68,7 @@ def update_group(  # noqa: PLR0913 - keyword-only; the request's fields plus the
     _require(caller, WRITE_SCOPES, "update issues")
 
     def run() -> GroupView:
+        _check_still_wanted(should_continue)  # a call that expired in the queue does no work
         org = selection.organization(caller=caller, organization_id=organization_id)
         access = permissions.authorize(
             caller=caller, org=org, needs=WRITE_SCOPES, what="update issues"
@@ -93,6 +94,7 @@ def bulk_update(
     _require(caller, WRITE_SCOPES, "update issues")
 
     def run() -> BulkResult:
+        _check_still_wanted(should_continue)  # a call that expired in the queue does no work
         org = selection.organization(caller=caller, organization_id=selection_spec.organization_id)
         access = permissions.authorize(
             caller=caller, org=org, needs=WRITE_SCOPES, what="update issues"

@@ -50,6 +50,7 @@ class Probe:
         self.started = threading.Event()
         self.finished = threading.Event()
         self.outcome: BaseException | None = None
+        self.checks = 0
         self._lock = threading.Lock()
         self._entered = False
         self._closed = False
@@ -71,7 +72,10 @@ class Probe:
             inner = kw["should_continue"]
 
             def slow_should_continue() -> bool:
-                self.started.set()
+                self.checks += 1
+                if self.checks == 1:  # the entry check: let the core do all its writes first
+                    return bool(inner())
+                self.started.set()  # the pre-commit check: every write of the call is done
                 deadline = time.monotonic() + WAIT
                 while self.hold and inner() and time.monotonic() < deadline:
                     time.sleep(0.01)
@@ -108,19 +112,36 @@ def resolve_all(t: dict[str, Any]) -> pb.BulkUpdateGroupsRequest:
     return pb.BulkUpdateGroupsRequest(organization_id=t["org"], group_ids=t["ids"], patch=patch)
 
 
-def test_the_core_rolls_back_when_the_caller_is_gone_before_commit(
+def resolve_1000(t: dict[str, Any], should_continue: Callable[[], bool]) -> Any:
+    return update.bulk_update(
+        caller=Caller("t", frozenset({"event:write"}), t["user"]),
+        selection_spec=Selection(organization_id=t["org"], group_ids=tuple(t["ids"])),
+        command=UpdateCommand(status="resolved", is_bookmarked=True),
+        should_continue=should_continue,
+    )
+
+
+def test_the_core_rolls_back_when_the_caller_leaves_during_the_work(
     thousand: dict[str, Any],
 ) -> None:
+    answers = iter([True, False])  # alive at the start, gone by the pre-commit check
     before = fingerprint()
-    spec = Selection(organization_id=thousand["org"], group_ids=tuple(thousand["ids"]))
     with pytest.raises(Cancelled, match="nothing was changed"):
-        update.bulk_update(
-            caller=Caller("t", frozenset({"event:write"}), thousand["user"]),
-            selection_spec=spec,
-            command=UpdateCommand(status="resolved", is_bookmarked=True),
-            should_continue=lambda: False,
-        )
+        resolve_1000(thousand, lambda: next(answers))
     assert fingerprint() == before
+
+
+def test_a_call_already_gone_when_it_starts_does_no_work(thousand: dict[str, Any]) -> None:
+    before = fingerprint()
+    with pytest.raises(Cancelled):
+        resolve_1000(thousand, lambda: False)
+    assert fingerprint() == before
+
+
+def test_a_live_caller_gets_the_update_committed_by_the_core(thousand: dict[str, Any]) -> None:
+    result = resolve_1000(thousand, lambda: True)
+    assert result.matched_count == 1000
+    assert Group.select().where(Group.status == 1).count() == 1000
 
 
 def test_a_cancelled_bulk_update_of_1000_groups_changes_nothing(
@@ -135,6 +156,7 @@ def test_a_cancelled_bulk_update_of_1000_groups_changes_nothing(
     future.cancel()
     assert p.finished.wait(WAIT)
     assert isinstance(p.outcome, Cancelled)
+    assert p.checks == 2  # refused at the pre-commit check, after the core's writes
     assert future.cancelled()
     assert fingerprint() == before
 
@@ -151,6 +173,7 @@ def test_an_expired_deadline_rolls_the_update_back(
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert p.finished.wait(WAIT)
     assert isinstance(p.outcome, Cancelled)
+    assert p.checks == 2
     assert fingerprint() == before
 
 
