@@ -201,3 +201,19 @@ def test_a_live_call_still_commits(
     assert p.outcome is None
     assert reply.matched_count == 1000
     assert Group.select().where(Group.status == 1).count() == 1000
+
+
+def test_a_single_update_rolls_back_when_the_caller_leaves_during_the_work(
+    thousand: dict[str, Any],
+) -> None:
+    answers = iter([True, False])
+    before = fingerprint()
+    with pytest.raises(Cancelled):
+        update.update_group(
+            caller=Caller("t", frozenset({"event:write"}), thousand["user"]),
+            organization_id=thousand["org"],
+            group_id=thousand["ids"][0],
+            command=UpdateCommand(status="resolved", is_bookmarked=True, is_public=True),
+            should_continue=lambda: next(answers),
+        )
+    assert fingerprint() == before
