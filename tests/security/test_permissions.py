@@ -275,3 +275,27 @@ def test_an_unknown_acting_user_is_permission_denied_over_grpc(stub: Any, user_i
         stub.GetGroup(request, metadata=metadata("reader", user_id=user_id), timeout=10)
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert info.value.details() == "Acting user is unknown or inactive"
+
+
+def test_a_search_selection_only_reaches_accessible_projects(world: dict[str, Any]) -> None:
+    spec = Selection(organization_id=world["org"].id, query="is:unresolved")
+    result = update.bulk_update(
+        caller=caller(world["user"].id),
+        selection_spec=spec,
+        command=UpdateCommand(status="resolved"),
+    )
+    assert result.matched_group_ids == [world["g_mine"].id]
+    assert statuses(world["g_mine"], world["g_other"]) == [1, 0]
+
+
+def test_a_streamed_search_only_reaches_accessible_projects(world: dict[str, Any]) -> None:
+    spec = Selection(organization_id=world["org"].id, query="")
+    pages = list(
+        update.bulk_update_chunks(
+            caller=caller(world["user"].id),
+            selection_spec=spec,
+            command=UpdateCommand(status="resolved"),
+        )
+    )
+    assert [gid for page in pages for gid in page.matched_group_ids] == [world["g_mine"].id]
+    assert statuses(world["g_mine"], world["g_other"]) == [1, 0]
