@@ -22,9 +22,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from issues.v1 import issue_service_pb2 as pb
 from issues.v1 import issue_service_pb2_grpc
 
+from server import errors
 from server.app import SERVICE_NAME
+from server.core import update
+from server.core.errors import Unavailable
 from server.health_watch import NOT_SERVING, SERVING, HealthWatch
-from tests.conftest import BACKEND, PG_ADMIN_URL, _pg_admin
+from tests.conftest import BACKEND, PG_ADMIN_URL, _pg_admin, metadata
 from tests.security.support import ServerProcess, migrate, start_server, write_tokens
 
 WAIT = 60.0
@@ -187,25 +190,50 @@ def test_the_watch_reports_the_probe_result_for_every_service() -> None:
 
 def test_an_unavailable_call_flips_health_at_once_and_a_probe_restores_it() -> None:
     servicer = FakeServicer()
-    probed = threading.Event()
+    gate = threading.Event()
+    gate.set()
 
     def probe() -> bool:
-        probed.set()
+        gate.wait(WAIT)  # the re-probe after a report waits here until the test has looked
         return True
 
     watch = HealthWatch(servicer=servicer, services=("",), interval=3600, probe=probe)
     watch.start()
     try:
         assert servicer.status[""] == SERVING
-        probed.clear()
+        gate.clear()
         watch.report_unavailable()
-        # Either the flip is still visible or the wake-up probe already restored SERVING.
-        assert probed.wait(WAIT)  # woken long before the hour-long interval
-        wait_for(lambda: servicer.status[""] == SERVING, "re-probe after the report")
+        assert servicer.status[""] == NOT_SERVING  # at once, before any probe ran
+        gate.set()
+        wait_for(lambda: servicer.status[""] == SERVING, "the woken probe (interval is an hour)")
     finally:
+        gate.set()
         watch.stop()
+
+
+def test_a_call_that_finds_the_database_unreachable_reports_it(
+    stub: Any, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports: list[str] = []
+    listener = lambda: reports.append("down")  # noqa: E731
+
+    def unreachable(**_: Any) -> Any:
+        raise Unavailable("database unavailable; retry later", reason="DATABASE_UNAVAILABLE")
+
+    monkeypatch.setattr(update, "get_group", unreachable)
+    errors.on_unavailable(listener)
+    try:
+        with pytest.raises(grpc.RpcError) as info:
+            stub.GetGroup(
+                pb.GetGroupRequest(organization_id=1, group_id=1), metadata=metadata(), timeout=10
+            )
+    finally:
+        errors.forget_unavailable_listener(listener)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert reports == ["down"]
 
 
 def test_the_in_process_server_reports_serving(running: Any) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        assert health_of(channel) == SERVING
+        # A test above reported an outage to every watch; this server's probe soon clears it.
+        wait_for(lambda: health_of(channel) == SERVING, "the in-process server to serve")
