@@ -6,8 +6,12 @@ import argparse
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from server.db import database_url, make_database
+
+if TYPE_CHECKING:
+    from server.app import Config
 
 
 def _env_int(name: str) -> int | None:
@@ -28,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     metrics_port = _env_int("ISSUES_METRICS_PORT")
     serve.add_argument("--metrics-port", type=int, default=metrics_port, help=metrics_help)
     serve.add_argument("--metrics-address", default="127.0.0.1", help="address for --metrics-port")
+    serve.add_argument("--health-interval", type=float, default=5.0, help="DB probe period (s)")
+    serve.add_argument("--tls-cert", default=None, help="PEM server certificate (enables TLS)")
+    serve.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", default=None, help="PEM CA; requires client certs")
     sub.add_parser("migrate", help="create or upgrade the schema")
     seed = sub.add_parser("seed", help="load a JSON fixture")
     seed.add_argument("file")
@@ -35,23 +43,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _serve_config(args: argparse.Namespace, url: str) -> Config:
+    from server.app import Config  # grpc is imported only when serving
+    from server.observability import query_counting_requested
+
+    return Config(
+        database_url=url,
+        tokens_path=args.tokens,
+        workers=args.workers,
+        grace_seconds=args.grace,
+        health_interval=args.health_interval,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
+        count_queries=query_counting_requested(),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     url = database_url(args.database_url)
     if args.command == "serve":
-        from server.app import Config, serve
+        from server.app import serve
 
         if not args.tokens:
             print("serve needs --tokens FILE (or ISSUES_TOKENS)", file=sys.stderr)
             return 2
-        from server.observability import query_counting_requested
-
-        config = Config(database_url=url, tokens_path=args.tokens, workers=args.workers,
-                        grace_seconds=args.grace, metrics_port=args.metrics_port,
-                        metrics_address=args.metrics_address,
-                        count_queries=query_counting_requested())  # fmt: skip
-        return serve(config, args.address)
+        return serve(_serve_config(args, url), args.address)
     make_database(url)
     if args.command == "migrate":
         from server.migrate import migrate

@@ -7,6 +7,7 @@ import signal
 import threading
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from issues.v1 import issue_service_pb2, issue_service_pb2_grpc
+from server import errors
 from server.auth import AuthInterceptor, TokenStore
 from server.db import make_database
 from server.observability import (
@@ -22,6 +24,7 @@ from server.observability import (
     enable_query_counting,
     start_metrics_server,
 )
+from server.health_watch import HealthWatch
 from server.servicer import IssueServicer
 
 log = logging.getLogger("issue_service")
@@ -39,6 +42,10 @@ class Config:
     metrics_port: int | None = None  # Prometheus /metrics on this port (0: a free one); None: off
     metrics_address: str = "127.0.0.1"
     count_queries: bool = False  # log SQL statements per RPC (ISSUES_COUNT_QUERIES=1)
+    health_interval: float = 5.0  # seconds between database probes of the health watch
+    tls_cert: str | None = None  # PEM files; with tls_client_ca, clients must present a cert
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
 
 
 @dataclass
@@ -49,8 +56,12 @@ class Running:
     tokens: TokenStore
     metrics: Any = None  # the /metrics HTTP server, when enabled
     metrics_port: int | None = None
+    watch: HealthWatch | None = None
 
     def stop(self, grace: float | None = None) -> None:
+        if self.watch is not None:
+            self.watch.stop()
+            errors.forget_unavailable_listener(self.watch.report_unavailable)
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         if self.metrics is not None:
@@ -76,15 +87,37 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(address)
+    port = _add_port(server, address, config)
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = Running(server, port, health_servicer, store)
+    watch = HealthWatch(
+        servicer=health_servicer, services=("", SERVICE_NAME), interval=config.health_interval
+    )
+    errors.on_unavailable(watch.report_unavailable)
+    watch.start()
+    running = Running(server, port, health_servicer, store, watch=watch)
     if config.metrics_port is not None:
         running.metrics = start_metrics_server(config.metrics_port, config.metrics_address)
         running.metrics_port = running.metrics.server_port
     return running
+
+
+def _add_port(server: grpc.Server, address: str, config: Config) -> int:
+    """Plaintext by default; TLS with a cert and key; mutual TLS when a client CA is given."""
+    if config.tls_cert is None and config.tls_key is None:
+        if config.tls_client_ca is not None:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
+        return server.add_insecure_port(address)
+    if config.tls_cert is None or config.tls_key is None:
+        raise ValueError("TLS needs both --tls-cert and --tls-key")
+    ca = Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
+    credentials = grpc.ssl_server_credentials(
+        [(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())],
+        root_certificates=ca,
+        require_client_auth=ca is not None,
+    )
+    return server.add_secure_port(address, credentials)
 
 
 def _options() -> list[tuple[str, Any]]:

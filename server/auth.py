@@ -126,8 +126,12 @@ def _with_caller(handler: grpc.RpcMethodHandler, caller: Caller) -> grpc.RpcMeth
     if handler.unary_unary is None:
         return handler
     inner = handler.unary_unary
+    parse = handler.request_deserializer
 
-    def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+    def wrapped(raw: Any, context: grpc.ServicerContext) -> Any:
+        # Parsed here, not by grpc: grpc answers unparsable bytes with INTERNAL, the client's
+        # fault is INVALID_ARGUMENT.
+        request = _parse_request(parse, raw, context)
         _local.caller = caller
         try:
             return inner(request, context)
@@ -135,9 +139,7 @@ def _with_caller(handler: grpc.RpcMethodHandler, caller: Caller) -> grpc.RpcMeth
             _local.caller = None
 
     return grpc.unary_unary_rpc_method_handler(
-        wrapped,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
+        wrapped, request_deserializer=None, response_serializer=handler.response_serializer
     )
 
 
@@ -146,8 +148,10 @@ def _stream_with_caller(handler: Any, caller: Caller) -> grpc.RpcMethodHandler[A
     so the caller stays set while the iterator runs, not just while it is created."""
     inner = handler.unary_stream
     assert inner is not None
+    parse = handler.request_deserializer
 
-    def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+    def wrapped(raw: Any, context: grpc.ServicerContext) -> Any:
+        request = _parse_request(parse, raw, context)
         _local.caller = caller
         try:
             yield from inner(request, context)
@@ -155,10 +159,21 @@ def _stream_with_caller(handler: Any, caller: Caller) -> grpc.RpcMethodHandler[A
             _local.caller = None
 
     return grpc.unary_stream_rpc_method_handler(
-        wrapped,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
+        wrapped, request_deserializer=None, response_serializer=handler.response_serializer
     )
+
+
+def _parse_request(
+    parse: Callable[[bytes], Any] | None, raw: Any, context: grpc.ServicerContext
+) -> Any:
+    if parse is None:
+        return raw
+    try:
+        return parse(raw)
+    except Exception:  # DecodeError, invalid UTF-8 in a string field, ...
+        message = "request is not a valid protobuf message"
+        status = status_for(code_pb2.INVALID_ARGUMENT, message, reason="MALFORMED_REQUEST")
+        context.abort_with_status(rpc_status.to_status(status))
 
 
 def caller_from(context: grpc.ServicerContext) -> Caller:

@@ -30,6 +30,7 @@ CODES: dict[type[core.CoreError], int] = {
     core.Unavailable: code_pb2.UNAVAILABLE,
     core.Unimplemented: code_pb2.UNIMPLEMENTED,
     core.ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
+    core.Cancelled: code_pb2.CANCELLED,
 }
 
 
@@ -75,6 +76,25 @@ def _qualify(path: str, prefix: str) -> str:
     return path if path.split(".")[0] in REQUEST_FIELDS else prefix + path
 
 
+# Called when a call found the database unreachable (the health watch listens, see app.py).
+_unavailable_listeners: list[Callable[[], None]] = []
+
+
+def on_unavailable(listener: Callable[[], None]) -> None:
+    _unavailable_listeners.append(listener)
+
+
+def forget_unavailable_listener(listener: Callable[[], None]) -> None:
+    if listener in _unavailable_listeners:
+        _unavailable_listeners.remove(listener)
+
+
+def _report_unavailable(exc: core.CoreError) -> None:
+    if isinstance(exc, core.Unavailable) and exc.reason == "DATABASE_UNAVAILABLE":
+        for listener in list(_unavailable_listeners):
+            listener()
+
+
 def abort(context: grpc.ServicerContext, status: status_pb2.Status) -> None:
     context.abort_with_status(rpc_status.to_status(status))
 
@@ -88,6 +108,7 @@ def translated(field_prefix: str = "patch.") -> Callable[[F], F]:
             try:
                 return method(self, request, context)
             except core.CoreError as exc:
+                _report_unavailable(exc)
                 abort(context, core_status(exc, field_prefix=field_prefix))
             except Exception:
                 if not context.is_active():

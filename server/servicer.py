@@ -89,6 +89,7 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
                 group_id=request.group_id,
                 command=command,
                 etag=request.etag,
+                should_continue=context.is_active,
             ),
             lambda view: pb.UpdateGroupResponse(group=convert.group_to_proto(view)),
             pb.UpdateGroupResponse,
@@ -110,6 +111,7 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
                 selection_spec=spec,
                 command=command,
                 validate_only=request.validate_only,
+                should_continue=context.is_active,
             ),
             convert.bulk_result_to_proto,
             pb.BulkUpdateGroupsResponse,
@@ -127,6 +129,7 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
             selection_spec=convert.selection_from_proto(request),
             command=command,
             validate_only=request.validate_only,
+            should_continue=context.is_active,
         )
         processed = 0
         for index, result in enumerate(chunks):

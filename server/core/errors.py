@@ -62,6 +62,12 @@ class Unavailable(CoreError):
     reason = "UNAVAILABLE"
 
 
+class Cancelled(CoreError):
+    """The caller went away (cancel or deadline) before commit; the transaction was rolled back."""
+
+    reason = "CANCELLED"
+
+
 class Unimplemented(CoreError):
     reason = "UNIMPLEMENTED"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from server.core import (
@@ -12,6 +12,7 @@ from server.core import (
     discard,
     inbox,
     merge,
+    permissions,
     priority,
     resolution,
     seen,
@@ -24,7 +25,7 @@ from server.core import (
 from server.core.batching import BATCH_ROWS
 from server.core.commands import READ_SCOPES, WRITE_SCOPES, Caller, Selection, UpdateCommand
 from server.core.context import BulkResult, GroupOutcome, UpdateContext
-from server.core.errors import Conflict, NotFound, PermissionDenied
+from server.core.errors import Cancelled, Conflict, NotFound, PermissionDenied
 from server.core.serialize import GroupView, etag_of, group_view
 from server.core.unit_of_work import in_transaction
 from server.models import Group, Organization, OutboxEvent, User, utcnow
@@ -50,44 +51,61 @@ def get_group(*, caller: Caller, organization_id: int, group_id: int) -> GroupVi
 
     def read() -> GroupView:
         org = selection.organization(caller=caller, organization_id=organization_id)
+        access = permissions.authorize(
+            caller=caller, org=org, needs=READ_SCOPES, what="read issues"
+        )
         group = selection.single(org=org, group_id=group_id)
+        permissions.check_group(access=access, group=group, group_id=group_id)
         return group_view(group, user_id=caller.user_id, now=utcnow())
 
     return in_transaction(read, write=False)
 
 
-def update_group(
-    *, caller: Caller, organization_id: int, group_id: int, command: UpdateCommand, etag: str = ""
-) -> GroupView:
+def update_group(  # noqa: PLR0913 - keyword-only; the request's fields plus the liveness probe
+    *, caller: Caller, organization_id: int, group_id: int, command: UpdateCommand, etag: str = "",
+    should_continue: Callable[[], bool] = lambda: True,
+) -> GroupView:  # fmt: skip
     _require(caller, WRITE_SCOPES, "update issues")
 
     def run() -> GroupView:
+        _check_still_wanted(should_continue)  # a call that expired in the queue does no work
         org = selection.organization(caller=caller, organization_id=organization_id)
+        access = permissions.authorize(
+            caller=caller, org=org, needs=WRITE_SCOPES, what="update issues"
+        )
         group = selection.single(org=org, group_id=group_id)
+        permissions.check_group(access=access, group=group, group_id=group_id)
         if etag and etag != etag_of(group):
             raise Conflict("The issue changed since it was read (etag mismatch)", reason="ETAG_MISMATCH")
-        ctx = _context(caller=caller, command=command, org=org, groups=[group])
+        ctx = _context(caller=access.caller, command=command, org=org, groups=[group])
         _apply(ctx)
-        return group_view(Group.get_by_id(group.id), user_id=caller.user_id, now=ctx.now)
+        view = group_view(Group.get_by_id(group.id), user_id=caller.user_id, now=ctx.now)
+        _check_still_wanted(should_continue)
+        return view
 
     return in_transaction(run)
 
 
 def bulk_update(
-    *, caller: Caller, selection_spec: Selection, command: UpdateCommand, validate_only: bool = False
-) -> BulkResult:
+    *, caller: Caller, selection_spec: Selection, command: UpdateCommand,
+    validate_only: bool = False, should_continue: Callable[[], bool] = lambda: True,
+) -> BulkResult:  # fmt: skip
     """One page (at most 1000 groups) in one transaction; validate_only rolls everything back."""
     _require(caller, WRITE_SCOPES, "update issues")
 
     def run() -> BulkResult:
+        _check_still_wanted(should_continue)  # a call that expired in the queue does no work
         org = selection.organization(caller=caller, organization_id=selection_spec.organization_id)
-        picked = selection.bulk(
-            org=org, selection=selection_spec, actor_id=caller.user_id, now=utcnow()
+        access = permissions.authorize(
+            caller=caller, org=org, needs=WRITE_SCOPES, what="update issues"
         )
-        ctx = _context(caller=caller, command=command, org=org, groups=picked.groups)
+        spec = permissions.scope_selection(access=access, spec=selection_spec)
+        picked = selection.bulk(org=org, selection=spec, actor_id=caller.user_id, now=utcnow())
+        ctx = _context(caller=access.caller, command=command, org=org, groups=picked.groups)
         if picked.groups:  # every explicit id may be pending deletion or merge: nothing to apply
             _apply(ctx)
         result = _bulk_result(ctx, picked=picked, validate_only=validate_only)
+        _check_still_wanted(should_continue)
         if validate_only:
             raise _Rollback(result)
         return result
@@ -104,6 +122,7 @@ def bulk_update_chunks(
     selection_spec: Selection,
     command: UpdateCommand,
     validate_only: bool = False,
+    should_continue: Callable[[], bool] = lambda: True,
 ) -> Iterator[BulkResult]:
     """The whole selection, page after page, each page committed before it is yielded.
 
@@ -115,8 +134,9 @@ def bulk_update_chunks(
     while True:
         try:
             result = bulk_update(
-                caller=caller, selection_spec=spec, command=command, validate_only=validate_only
-            )
+                caller=caller, selection_spec=spec, command=command, validate_only=validate_only,
+                should_continue=should_continue,
+            )  # fmt: skip
         except NotFound as exc:
             if first or exc.reason != "NO_GROUPS_FOUND":
                 raise
@@ -125,6 +145,13 @@ def bulk_update_chunks(
         if not result.next_page_token:
             return
         spec, first = replace(spec, page_token=result.next_page_token), False
+
+
+def _check_still_wanted(should_continue: Callable[[], bool]) -> None:
+    """Last look before commit: a cancelled or expired call rolls back instead of committing."""
+    if not should_continue():
+        raise Cancelled("The call was cancelled or its deadline expired; nothing was changed",
+                        reason="CALL_CANCELLED")  # fmt: skip
 
 
 def _context(*, caller: Caller, command: UpdateCommand, org: Organization, groups: list[Group]) -> UpdateContext:

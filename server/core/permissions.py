@@ -1,0 +1,126 @@
+"""Who may do what (§4.4): token scopes meet the acting member's role; projects by team or role."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from server.core.commands import ADMIN_SCOPES, READ_SCOPES, Caller, Selection
+from server.core.errors import NotFound, PermissionDenied
+from server.models import (
+    Group,
+    Organization,
+    OrganizationMember,
+    OrganizationMemberTeam,
+    Project,
+    ProjectTeam,
+    User,
+)
+
+ALL_EVENT_SCOPES = READ_SCOPES
+# Sentry's default org roles (SENTRY_ROLES); "member" loses event:admin when the org turns off
+# sentry:events_member_admin, and "billing" has no event scope at all.
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "member": ALL_EVENT_SCOPES,
+    "admin": ALL_EVENT_SCOPES,
+    "manager": ALL_EVENT_SCOPES,
+    "owner": ALL_EVENT_SCOPES,
+    "billing": frozenset(),
+}
+GLOBAL_ACCESS_ROLES = frozenset({"manager", "owner"})  # see every project without a team
+
+
+@dataclass(frozen=True)
+class Access:
+    """The caller as the core should see it: effective scopes and the projects it may touch."""
+
+    caller: Caller
+    project_ids: frozenset[int] | None  # None: every project of the organization
+    role: str | None = None  # the acting member's org role; None for a token without a user
+
+
+def authorize(*, caller: Caller, org: Organization, needs: frozenset[str], what: str) -> Access:
+    """Effective scopes = token scopes ∩ the acting member's role scopes; refuse if none fits."""
+    if caller.user_id is None:
+        access = Access(caller=caller, project_ids=None)
+    else:
+        access = _member_access(caller=caller, org=org)
+    if not (access.caller.scopes & needs):
+        needed = " or ".join(sorted(needs))
+        who = (
+            "Token" if access.role is None else f"Token with the acting user's role {access.role!r}"
+        )
+        raise PermissionDenied(
+            f"{who} lacks a scope to {what} (needs {needed})", reason="MISSING_SCOPE"
+        )
+    return access
+
+
+def _member_access(*, caller: Caller, org: Organization) -> Access:
+    user = User.get_or_none(User.id == caller.user_id)
+    if user is None or not user.is_active:
+        raise PermissionDenied(
+            "Acting user is unknown or inactive",
+            reason="UNKNOWN_ACTING_USER",
+            userId=str(caller.user_id),
+        )
+    member = OrganizationMember.get_or_none(
+        (OrganizationMember.organization == org.id) & (OrganizationMember.user == user.id)
+    )
+    if member is None or not member.is_active:
+        raise PermissionDenied(
+            "Acting user is not an active member of this organization",
+            reason="NOT_A_MEMBER",
+            userId=str(user.id),
+        )
+    scopes = role_scopes(role=member.role, org=org)
+    effective = dataclasses.replace(caller, scopes=caller.scopes & scopes)
+    return Access(
+        caller=effective, project_ids=_projects_for(member=member, org=org), role=member.role
+    )
+
+
+def role_scopes(*, role: str, org: Organization) -> frozenset[str]:
+    scopes = ROLE_SCOPES.get(role, frozenset())  # an unknown role grants nothing: fail closed
+    if role == "member" and not org.events_member_admin:
+        scopes = scopes - ADMIN_SCOPES
+    return scopes
+
+
+def _projects_for(*, member: OrganizationMember, org: Organization) -> frozenset[int] | None:
+    """None when the member sees the whole organization (open membership or a global role)."""
+    if org.allow_joinleave or member.role in GLOBAL_ACCESS_ROLES:
+        return None
+    teams = OrganizationMemberTeam.select(OrganizationMemberTeam.team).where(
+        OrganizationMemberTeam.member == member.id
+    )
+    rows = (
+        ProjectTeam.select(ProjectTeam.project)
+        .join(Project)
+        .where(ProjectTeam.team.in_(teams) & (Project.organization == org.id))
+    )
+    return frozenset(row.project_id for row in rows)
+
+
+def check_group(*, access: Access, group: Group, group_id: int) -> None:
+    """A group in a project the caller cannot access looks exactly like a missing one."""
+    if access.project_ids is not None and group.project_id not in access.project_ids:
+        raise NotFound("Issue not found", reason="GROUP_NOT_FOUND", groupId=str(group_id))
+
+
+def scope_selection(*, access: Access, spec: Selection) -> Selection:
+    """Limit a bulk selection to accessible projects; an explicit inaccessible project is a 403."""
+    if access.project_ids is None:
+        return spec
+    denied = sorted(set(spec.project_ids) - access.project_ids)
+    if denied:
+        raise PermissionDenied(
+            "You do not have access to the requested project",
+            reason="PROJECT_ACCESS_DENIED",
+            projectId=str(denied[0]),
+        )
+    if spec.project_ids:
+        return spec
+    # An empty tuple would mean "every project" downstream; no accessible project means no groups.
+    allowed = tuple(sorted(access.project_ids)) or (0,)
+    return dataclasses.replace(spec, project_ids=allowed)
