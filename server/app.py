@@ -13,18 +13,18 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
 from issues.v1 import issue_service_pb2, issue_service_pb2_grpc
+
 from server import errors
 from server.auth import AuthInterceptor, TokenStore
 from server.db import make_database
+from server.health_watch import HealthWatch
 from server.observability import (
     ObservabilityInterceptor,
     configure_logging,
     enable_query_counting,
     start_metrics_server,
 )
-from server.health_watch import HealthWatch
 from server.servicer import IssueServicer
 
 log = logging.getLogger("issue_service")

@@ -169,11 +169,22 @@ def _parse_request(
     if parse is None:
         return raw
     try:
-        return parse(raw)
+        request = parse(raw)
     except Exception:  # DecodeError, invalid UTF-8 in a string field, ...
         message = "request is not a valid protobuf message"
         status = status_for(code_pb2.INVALID_ARGUMENT, message, reason="MALFORMED_REQUEST")
         context.abort_with_status(rpc_status.to_status(status))
+    _local.request = request  # outer wrappers (the access log) see bytes; they read it here
+    return request
+
+
+def forget_parsed_request() -> None:
+    _local.request = None
+
+
+def parsed_request() -> Any:
+    """The request the auth wrapper parsed in this thread, if any."""
+    return getattr(_local, "request", None)
 
 
 def caller_from(context: grpc.ServicerContext) -> Caller:

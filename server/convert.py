@@ -8,8 +8,8 @@ from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
-
 from issues.v1 import group_pb2, issue_service_pb2
+
 from server.core import commands
 from server.core.context import (
     ActivityView,

@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from server import auth
 from server.models import db
 
 access_log = logging.getLogger("issue_service.access")
@@ -205,6 +206,7 @@ def _observed(
     def handler(request: Any, context: grpc.ServicerContext) -> Any:
         start = time.perf_counter()
         _reset_sql()
+        auth.forget_parsed_request()
         context.set_trailing_metadata(((REQUEST_ID_KEY, record.request_id),))
         response, failed = None, True
         try:
@@ -212,6 +214,8 @@ def _observed(
             failed = False
             return response
         finally:
+            if isinstance(request, bytes | bytearray):  # parsed inside the auth wrapper
+                request = auth.parsed_request()
             _echo_request_id(context, record.request_id)
             _finish(record, request=request, response=response, context=context, failed=failed)
             duration = time.perf_counter() - start

@@ -105,3 +105,10 @@ def world() -> dict[str, Any]:
     u = user()
     member(o, u, teams=(t,))
     return {"org": o, "project": p, "team": t, "user": u}
+
+
+def sibling_project(w: dict[str, Any]) -> Project:
+    """A second project of the world's organization that the world's team (and user) can access."""
+    p = project(w["org"])
+    ProjectTeam.create(project=p, team=w["team"])
+    return p

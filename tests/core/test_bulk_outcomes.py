@@ -87,7 +87,7 @@ def test_ids_of_another_organization_are_out_of_scope(w: dict) -> None:
 
 
 def test_release_resolution_across_projects_is_refused_before_writing(w: dict) -> None:
-    second = f.project(w["org"])
+    second = f.sibling_project(w)
     a, b = f.group(w["project"]), f.group(second)
     f.release(w["project"], "1.0")
     f.release(second, "1.0-b")
@@ -109,7 +109,7 @@ def test_release_resolution_across_projects_is_refused_before_writing(w: dict) -
 
 
 def test_in_release_and_in_commit_across_projects_are_refused_before_writing(w: dict) -> None:
-    second = f.project(w["org"])
+    second = f.sibling_project(w)
     f.group(w["project"])
     f.group(second)
     shared = f.release(w["project"], "2.0")
@@ -132,7 +132,7 @@ def test_in_release_and_in_commit_across_projects_are_refused_before_writing(w: 
 
 
 def test_merge_across_projects_is_refused_before_any_other_field_is_written(w: dict) -> None:
-    second = f.project(w["org"])
+    second = f.sibling_project(w)
     a, b = f.group(w["project"]), f.group(second)
     with pytest.raises(InvalidArgument) as caught:
         update.bulk_update(

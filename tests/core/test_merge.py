@@ -88,7 +88,7 @@ def test_merge_primary_group_id_without_merge_is_refused(w: dict) -> None:
 
 
 def test_merge_across_projects_is_refused_before_any_other_field_is_written(w: dict) -> None:
-    here, there = _aged(w, 3), f.group(f.project(w["org"]))
+    here, there = _aged(w, 3), f.group(f.sibling_project(w))
     with pytest.raises(InvalidArgument) as exc:
         bulk(
             w["org"].id,

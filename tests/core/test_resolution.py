@@ -435,7 +435,7 @@ def test_resolving_again_in_the_same_commit_after_unresolve_does_not_crash(
 
 
 def _two_projects(w: dict[str, Any]) -> tuple[Group, Group]:
-    other = f.project(w["org"])
+    other = f.sibling_project(w)
     r = f.release(w["project"], "1.0")
     ReleaseProject.create(release=r, project=other)
     f.commit(w["org"], releases=(r,))

@@ -156,7 +156,7 @@ def test_resolve_in_commit_replies_with_the_commit(stub: Any, w: dict[str, Any])
 def test_release_resolution_across_projects_is_invalid_argument_and_changes_nothing(
     stub: Any, w: dict[str, Any]
 ) -> None:
-    other = f.project(w["org"])
+    other = f.sibling_project(w)
     r = f.release(w["project"], "1.0")
     ReleaseProject.create(release=r, project=other)
     a, b = f.group(w["project"]), f.group(other)

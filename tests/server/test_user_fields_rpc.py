@@ -123,7 +123,7 @@ def test_merge_replies_with_parent_and_children_and_redirects_reads(stub: Any, w
 
 
 def test_merge_across_projects_is_invalid_argument(stub: Any, w: dict) -> None:
-    a, b = f.group(w["project"]), f.group(f.project(w["org"]))
+    a, b = f.group(w["project"]), f.group(f.sibling_project(w))
     with pytest.raises(grpc.RpcError) as exc:
         _bulk(stub, w, [a.id, b.id], merge=True)
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
