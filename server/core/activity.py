@@ -7,6 +7,7 @@ from typing import Any
 from peewee import fn
 
 from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows
 from server.core.context import UpdateContext
 from server.core.enums import (
     ACTIVITY_HISTORY,
@@ -49,8 +50,8 @@ INSERT_BATCH = BATCH_ROWS
 
 
 def _insert_batched(model: Any, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), INSERT_BATCH):
-        model.insert_many(rows[start : start + INSERT_BATCH]).execute()
+    # One short statement whatever the row count (bulk_sql); at most 1000 groups per call.
+    insert_rows(model, rows)
 
 
 # Keyword-only options shared by every writer of activities; a parameter object would only

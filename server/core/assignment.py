@@ -6,14 +6,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from server.core import activity, subscriptions
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows
 from server.core.context import ActorView, UpdateContext
 from server.core.enums import ActivityType, GroupHistoryStatus, SubscriptionReason
 from server.models import Group, GroupAssignee, OrganizationMember, OrganizationMemberTeam
 
 CHAT_INTEGRATIONS = frozenset({"slack", "msteams"})
 TEAM_WORKFLOW = "organizations:team-workflow-notifications"
-BATCH = BATCH_ROWS
 
 
 def members_by_team(team_ids: Iterable[int], *, active_only: bool = False) -> dict[int, list[int]]:
@@ -111,15 +110,12 @@ def _upsert_assignees(ctx: UpdateContext, *, groups: list[Group], assignee: Acto
         }
         for g in groups
     ]
-    for start in range(0, len(rows), BATCH):
-        GroupAssignee.insert_many(rows[start : start + BATCH]).on_conflict(
-            conflict_target=[GroupAssignee.group],
-            update={
-                GroupAssignee.user: user_id,
-                GroupAssignee.team: team_id,
-                GroupAssignee.date_added: ctx.now,
-            },
-        ).execute()
+    insert_rows(
+        GroupAssignee,
+        rows,
+        conflict_target=["group"],
+        update={"user": user_id, "team": team_id, "date_added": ctx.now},
+    )
 
 
 def _unassign(ctx: UpdateContext, *, current: dict[int, GroupAssignee]) -> None:

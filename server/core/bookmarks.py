@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from server.core import subscriptions
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows
 from server.core.context import UpdateContext
 from server.core.enums import SubscriptionReason
 from server.models import GroupBookmark, GroupSubscription
-
-BATCH = BATCH_ROWS
 
 
 def set_bookmarked(ctx: UpdateContext, *, is_bookmarked: bool) -> None:
@@ -33,8 +31,7 @@ def _bookmark(ctx: UpdateContext, *, user_id: int) -> None:
         {"project": g.project_id, "group": g.id, "user": user_id, "date_added": ctx.now}
         for g in ctx.groups
     ]
-    for start in range(0, len(rows), BATCH):
-        GroupBookmark.insert_many(rows[start : start + BATCH]).on_conflict_ignore().execute()
+    insert_rows(GroupBookmark, rows, ignore=True)
     subscriptions.subscribe_users(
         ctx, groups=ctx.groups, user_ids=[user_id], reason=SubscriptionReason.BOOKMARK
     )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows
 from server.core.context import UpdateContext
 from server.core.enums import ERROR_CATEGORY_TYPES, GroupStatus
 from server.core.errors import FailedPrecondition, InvalidArgument
 from server.models import Group, GroupHash, GroupInbox, GroupTombstone
 
 FEATURE = "projects:discard-groups"
-BATCH = BATCH_ROWS
 DELETING = (int(GroupStatus.PENDING_DELETION), int(GroupStatus.DELETION_IN_PROGRESS))
 
 
@@ -45,8 +44,7 @@ def _tombstone(ctx: UpdateContext, *, groups: list[Group]) -> None:
          "culprit": g.culprit, "data": g.data, "actor_id": ctx.actor_id}
         for g in groups
     ]  # fmt: skip
-    for start in range(0, len(rows), BATCH):
-        GroupTombstone.insert_many(rows[start : start + BATCH]).execute()
+    insert_rows(GroupTombstone, rows)
     ids = [g.id for g in groups]
     # SET expressions see the row before the update, so the subquery still reads the old group id.
     tombstone_id = GroupTombstone.select(GroupTombstone.id).where(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.core import activity
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows
 from server.core.context import UpdateContext
 from server.core.enums import (
     ActivityType,
@@ -37,8 +37,7 @@ def _add(ctx: UpdateContext) -> None:
         r.group_id
         for r in GroupInbox.select(GroupInbox.group).where(GroupInbox.group.in_(ctx.group_ids))
     }
-    for start in range(0, len(rows), BATCH_ROWS):
-        GroupInbox.insert_many(rows[start : start + BATCH_ROWS]).on_conflict_ignore().execute()
+    insert_rows(GroupInbox, rows, ignore=True)
     ctx.mark_changed([g.id for g in ctx.groups if g.id not in existing])
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from peewee import fn
 
 from server.core import activity
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows
 from server.core.context import MergeView, UpdateContext
 from server.core.enums import ERROR_CATEGORY_TYPES, HIDDEN_STATUSES, ActivityType, GroupStatus
 from server.core.errors import InvalidArgument
@@ -22,7 +22,6 @@ from server.models import (
 
 ACROSS_PROJECTS = "Merging across multiple projects is not supported"
 NOT_ERRORS = "Only error issues can be merged."
-BATCH = BATCH_ROWS
 
 
 def _candidates(ctx: UpdateContext) -> list[Group]:
@@ -125,8 +124,6 @@ def _redirect(ctx: UpdateContext, *, primary_id: int, child_ids: list[int]) -> N
         {"organization": ctx.organization.id, "group_id": primary_id, "previous_group_id": cid}
         for cid in child_ids
     ]
-    for start in range(0, len(rows), BATCH):
-        GroupRedirect.insert_many(rows[start : start + BATCH]).on_conflict(
-            conflict_target=[GroupRedirect.previous_group_id],
-            update={GroupRedirect.group_id: primary_id},
-        ).execute()
+    insert_rows(
+        GroupRedirect, rows, conflict_target=["previous_group_id"], update={"group_id": primary_id}
+    )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from peewee import EXCLUDED, fn
+from peewee import fn
 
 from server.core import activity, releases, snooze, subscriptions
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import EXCLUDED, insert_rows
 from server.core.commands import StatusDetails
 from server.core.context import StatusDetailsView, UpdateContext, UserView
 from server.core.enums import (
@@ -38,7 +38,6 @@ from server.models import (
 )
 
 MULTI_PROJECT = "Cannot set resolved for multiple projects."
-BATCH = BATCH_ROWS
 HISTORY = {
     ActivityType.SET_RESOLVED: GroupHistoryStatus.RESOLVED,
     ActivityType.SET_RESOLVED_IN_RELEASE: GroupHistoryStatus.SET_RESOLVED_IN_RELEASE,
@@ -217,12 +216,8 @@ def _write_resolutions(
     }
     rows, per_group_data = _resolution_rows(ctx, targets=targets, resolution=resolution)
     # EXCLUDED names columns, so the release foreign key is EXCLUDED.release_id.
-    fields = GroupResolution._meta.fields
-    update = {fields[f]: getattr(EXCLUDED, fields[f].column_name) for f in _ROW_FIELDS}
-    for start in range(0, len(rows), BATCH):
-        GroupResolution.insert_many(rows[start : start + BATCH]).on_conflict(
-            conflict_target=[GroupResolution.group], update=update
-        ).execute()
+    update = dict.fromkeys(_ROW_FIELDS, EXCLUDED)
+    insert_rows(GroupResolution, rows, conflict_target=["group"], update=update)
     query = GroupResolution.select(GroupResolution.id, GroupResolution.group)
     idents = {r.group_id: str(r.id) for r in query.where(GroupResolution.group.in_(ids))}
     return set(ids) - existing, per_group_data, idents
@@ -306,12 +301,9 @@ def _link_commit(ctx: UpdateContext, *, targets: list[Group], commit: Commit) ->
         }
         for g in targets
     ]
-    update = {GroupLink.relationship: int(LinkRelationship.RESOLVES), GroupLink.datetime: ctx.now}
-    for start in range(0, len(rows), BATCH):
-        GroupLink.insert_many(rows[start : start + BATCH]).on_conflict(
-            conflict_target=[GroupLink.group, GroupLink.linked_type, GroupLink.linked_id],
-            update=update,
-        ).execute()
+    update = {"relationship": int(LinkRelationship.RESOLVES), "datetime": ctx.now}
+    target = ["group", "linked_type", "linked_id"]
+    insert_rows(GroupLink, rows, conflict_target=target, update=update)
 
 
 def _maybe_self_assign(ctx: UpdateContext, *, targets: list[Group]) -> None:

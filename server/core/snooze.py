@@ -5,14 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from peewee import EXCLUDED
-
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import EXCLUDED, insert_rows
 from server.core.commands import IgnoreConditions
 from server.core.context import StatusDetailsView, UpdateContext, UserView
 from server.models import Group, GroupInbox, GroupSnooze, User
-
-BATCH = BATCH_ROWS
 
 
 def user_view(user: User | None) -> UserView | None:
@@ -90,8 +86,6 @@ def _state(group: Group, *, conditions: IgnoreConditions) -> dict[str, Any]:
 
 def _upsert(rows: list[dict[str, Any]]) -> None:
     fields = ("until", "count", "window", "user_count", "user_window", "state", "actor_id")
-    update = {getattr(GroupSnooze, f): getattr(EXCLUDED, f) for f in fields}
-    for start in range(0, len(rows), BATCH):
-        GroupSnooze.insert_many(rows[start : start + BATCH]).on_conflict(
-            conflict_target=[GroupSnooze.group], update=update
-        ).execute()
+    insert_rows(
+        GroupSnooze, rows, conflict_target=["group"], update=dict.fromkeys(fields, EXCLUDED)
+    )

@@ -21,7 +21,7 @@ from server.core import (
     subscriptions,
     validation,
 )
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.commands import READ_SCOPES, WRITE_SCOPES, Caller, Selection, UpdateCommand
 from server.core.context import BulkResult, GroupOutcome, UpdateContext
 from server.core.errors import Conflict, NotFound, PermissionDenied
@@ -185,10 +185,8 @@ def _finish(ctx: UpdateContext) -> None:
     """Bump versions of changed groups and write the notification outbox, in this transaction."""
     changed = sorted(ctx.changed_ids)
     if changed:
-        Group.update(version=Group.version + 1).where(Group.id.in_(changed)).execute()
-    rows = [{**event, "created_at": ctx.now} for event in ctx.outbox]
-    for start in range(0, len(rows), BATCH_ROWS):
-        OutboxEvent.insert_many(rows[start : start + BATCH_ROWS]).execute()
+        Group.update(version=Group.version + 1).where(where_id_in(Group.id, changed)).execute()
+    insert_rows(OutboxEvent, [{**event, "created_at": ctx.now} for event in ctx.outbox])
 
 
 def _bulk_result(
