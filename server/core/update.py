@@ -68,7 +68,7 @@ def update_group(
             raise Conflict("The issue changed since it was read (etag mismatch)", reason="ETAG_MISMATCH")
         ctx = _context(caller=caller, command=command, org=org, groups=[group])
         _apply(ctx)
-        return group_view(Group.get_by_id(group.id), user_id=caller.user_id, now=ctx.now)
+        return group_view(group, user_id=caller.user_id, now=ctx.now)  # re-reads the row
 
     return in_transaction(run)
 
