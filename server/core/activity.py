@@ -7,7 +7,7 @@ from typing import Any
 from peewee import fn
 
 from server.core.batching import BATCH_ROWS
-from server.core.bulk_sql import insert_rows
+from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import UpdateContext
 from server.core.enums import (
     ACTIVITY_HISTORY,
@@ -160,7 +160,9 @@ def _latest_of(group_ids: list[int], statuses: frozenset[int]) -> dict[int, tupl
             GroupHistory.date_added.alias("added"),
             rank.alias("rn"),
         )
-        .where(GroupHistory.group.in_(group_ids) & GroupHistory.status.in_(sorted(statuses)))
+        .where(
+            where_id_in(GroupHistory.group, group_ids) & GroupHistory.status.in_(sorted(statuses))
+        )
         .alias("ranked")
     )
     query: Any = (

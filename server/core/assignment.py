@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from server.core import activity, subscriptions
-from server.core.bulk_sql import insert_rows
+from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import ActorView, UpdateContext
 from server.core.enums import ActivityType, GroupHistoryStatus, SubscriptionReason
 from server.models import Group, GroupAssignee, OrganizationMember, OrganizationMemberTeam
@@ -43,7 +43,8 @@ def apply(ctx: UpdateContext, *, assignee: ActorView | None) -> None:
     ctx.delta.assigned_to_set = True
     ctx.delta.assigned_to = assignee
     current = {
-        a.group_id: a for a in GroupAssignee.select().where(GroupAssignee.group.in_(ctx.group_ids))
+        a.group_id: a
+        for a in GroupAssignee.select().where(where_id_in(GroupAssignee.group, ctx.group_ids))
     }
     if assignee is None:
         _unassign(ctx, current=current)
@@ -122,7 +123,7 @@ def _unassign(ctx: UpdateContext, *, current: dict[int, GroupAssignee]) -> None:
     groups = [g for g in ctx.groups if g.id in current]
     if not groups:
         return
-    GroupAssignee.delete().where(GroupAssignee.group.in_([g.id for g in groups])).execute()
+    GroupAssignee.delete().where(where_id_in(GroupAssignee.group, [g.id for g in groups])).execute()
     _drop_old_subscriptions(ctx, previous=list(current.values()), assignee=None, new_members=[])
     activity.record_activities(ctx, groups=groups, type=ActivityType.UNASSIGNED, data={})
     activity.record_history(ctx, groups=groups, status=GroupHistoryStatus.UNASSIGNED)

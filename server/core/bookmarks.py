@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.core import subscriptions
-from server.core.bulk_sql import insert_rows
+from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import UpdateContext
 from server.core.enums import SubscriptionReason
 from server.models import GroupBookmark, GroupSubscription
@@ -12,7 +12,7 @@ from server.models import GroupBookmark, GroupSubscription
 def set_bookmarked(ctx: UpdateContext, *, is_bookmarked: bool) -> None:
     user_id = subscriptions.actor_id_for(ctx, field="is_bookmarked")
     ctx.delta.is_bookmarked = is_bookmarked
-    mine = (GroupBookmark.user == user_id) & GroupBookmark.group.in_(ctx.group_ids)
+    mine = (GroupBookmark.user == user_id) & where_id_in(GroupBookmark.group, ctx.group_ids)
     had = {b.group_id for b in GroupBookmark.select(GroupBookmark.group).where(mine)}
     if is_bookmarked:
         _bookmark(ctx, user_id=user_id)
@@ -21,7 +21,7 @@ def set_bookmarked(ctx: UpdateContext, *, is_bookmarked: bool) -> None:
     GroupBookmark.delete().where(mine).execute()
     # Sentry removes all of the user's subscriptions here, whatever their reason (§5 item 15).
     GroupSubscription.delete().where(
-        (GroupSubscription.user == user_id) & GroupSubscription.group.in_(ctx.group_ids)
+        (GroupSubscription.user == user_id) & where_id_in(GroupSubscription.group, ctx.group_ids)
     ).execute()
     ctx.mark_changed(had)
 

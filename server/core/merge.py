@@ -7,7 +7,7 @@ from typing import Any
 from peewee import fn
 
 from server.core import activity
-from server.core.bulk_sql import insert_rows
+from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import MergeView, UpdateContext
 from server.core.enums import ERROR_CATEGORY_TYPES, HIDDEN_STATUSES, ActivityType, GroupStatus
 from server.core.errors import InvalidArgument
@@ -68,7 +68,7 @@ def merge(ctx: UpdateContext) -> None:
     children = [g for g in groups if g.id != primary.id]
     child_ids = [g.id for g in children]
     Group.update(status=int(GroupStatus.PENDING_MERGE), substatus=None).where(
-        Group.id.in_(child_ids)
+        where_id_in(Group.id, child_ids)
     ).execute()
     for g in children:  # later steps (inbox) must see the new status
         g.status, g.substatus = int(GroupStatus.PENDING_MERGE), None
@@ -87,8 +87,8 @@ def merge(ctx: UpdateContext) -> None:
 
 def _move_rows(*, primary_id: int, child_ids: list[int]) -> None:
     """What Sentry's merge task moves, at once: hashes, activities, subscriptions, bookmarks."""
-    GroupHash.update(group=primary_id).where(GroupHash.group.in_(child_ids)).execute()
-    Activity.update(group=primary_id).where(Activity.group.in_(child_ids)).execute()
+    GroupHash.update(group=primary_id).where(where_id_in(GroupHash.group, child_ids)).execute()
+    Activity.update(group=primary_id).where(where_id_in(Activity.group, child_ids)).execute()
     _move_unique(
         GroupSubscription, GroupSubscription.user, primary_id=primary_id, child_ids=child_ids
     )
@@ -119,7 +119,9 @@ def _move_unique(model: Any, owner: Any, *, primary_id: int, child_ids: list[int
 
 def _redirect(ctx: UpdateContext, *, primary_id: int, child_ids: list[int]) -> None:
     """Later calls on a child id (or on ids merged into a child before) reach the primary."""
-    GroupRedirect.update(group_id=primary_id).where(GroupRedirect.group_id.in_(child_ids)).execute()
+    GroupRedirect.update(group_id=primary_id).where(
+        where_id_in(GroupRedirect.group_id, child_ids)
+    ).execute()
     rows = [
         {"organization": ctx.organization.id, "group_id": primary_id, "previous_group_id": cid}
         for cid in child_ids

@@ -8,7 +8,7 @@ from typing import Any
 from peewee import fn
 
 from server.core import activity, releases, snooze, subscriptions
-from server.core.bulk_sql import EXCLUDED, insert_rows
+from server.core.bulk_sql import EXCLUDED, insert_rows, where_id_in
 from server.core.commands import StatusDetails
 from server.core.context import StatusDetailsView, UpdateContext, UserView
 from server.core.enums import (
@@ -161,11 +161,11 @@ def _resolve_groups(ctx: UpdateContext, *, targets: list[Group], resolution: Pla
     if resolution.commit is not None:
         _link_commit(ctx, targets=targets, commit=resolution.commit)
     Group.update(status=int(GroupStatus.RESOLVED), resolved_at=ctx.now, substatus=None).where(
-        Group.id.in_(ids)
+        where_id_in(Group.id, ids)
     ).execute()
-    GroupInbox.delete().where(GroupInbox.group.in_(ids)).execute()
+    GroupInbox.delete().where(where_id_in(GroupInbox.group, ids)).execute()
     # Sentry drops the snooze in an issue-resolved receiver; here it is the same transaction.
-    GroupSnooze.delete().where(GroupSnooze.group.in_(ids)).execute()
+    GroupSnooze.delete().where(where_id_in(GroupSnooze.group, ids)).execute()
     subscriptions.subscribe_actor(ctx, groups=targets, reason=SubscriptionReason.STATUS_CHANGE)
     ctx.mark_changed(ids)
     for g in targets:
@@ -212,14 +212,16 @@ def _write_resolutions(
         return set(ids), {}, {}
     existing = {
         r.group_id
-        for r in GroupResolution.select(GroupResolution.group).where(GroupResolution.group.in_(ids))
+        for r in GroupResolution.select(GroupResolution.group).where(
+            where_id_in(GroupResolution.group, ids)
+        )
     }
     rows, per_group_data = _resolution_rows(ctx, targets=targets, resolution=resolution)
     # EXCLUDED names columns, so the release foreign key is EXCLUDED.release_id.
     update = dict.fromkeys(_ROW_FIELDS, EXCLUDED)
     insert_rows(GroupResolution, rows, conflict_target=["group"], update=update)
     query = GroupResolution.select(GroupResolution.id, GroupResolution.group)
-    idents = {r.group_id: str(r.id) for r in query.where(GroupResolution.group.in_(ids))}
+    idents = {r.group_id: str(r.id) for r in query.where(where_id_in(GroupResolution.group, ids))}
     return set(ids) - existing, per_group_data, idents
 
 
@@ -317,6 +319,8 @@ def _maybe_self_assign(ctx: UpdateContext, *, targets: list[Group]) -> None:
     if option is None or option.value != "1":
         return
     ids = [g.id for g in targets]
-    assigned = GroupAssignee.select(GroupAssignee.group).where(GroupAssignee.group.in_(ids))
+    assigned = GroupAssignee.select(GroupAssignee.group).where(
+        where_id_in(GroupAssignee.group, ids)
+    )
     if len({a.group_id for a in assigned}) < len(ids):
         ctx.self_assign = True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.core import subscriptions
-from server.core.bulk_sql import EXCLUDED, insert_rows
+from server.core.bulk_sql import EXCLUDED, insert_rows, where_id_in
 from server.core.context import UpdateContext
 from server.models import GroupSeen, OrganizationMember, OrganizationMemberTeam, ProjectTeam
 
@@ -28,7 +28,7 @@ def set_seen(ctx: UpdateContext, *, has_seen: bool) -> None:
     ctx.delta.has_seen = has_seen
     if not has_seen:
         GroupSeen.delete().where(
-            (GroupSeen.user == user_id) & GroupSeen.group.in_(ctx.group_ids)
+            (GroupSeen.user == user_id) & where_id_in(GroupSeen.group, ctx.group_ids)
         ).execute()
         return
     allowed = _member_project_ids(ctx, user_id=user_id)

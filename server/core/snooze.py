@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from server.core.bulk_sql import EXCLUDED, insert_rows
+from server.core.bulk_sql import EXCLUDED, insert_rows, where_id_in
 from server.core.commands import IgnoreConditions
 from server.core.context import StatusDetailsView, UpdateContext, UserView
 from server.models import Group, GroupInbox, GroupSnooze, User
@@ -25,7 +25,7 @@ def _normalise(value: int | None) -> int | None:
 
 
 def remove_from_inbox(ctx: UpdateContext) -> None:
-    GroupInbox.delete().where(GroupInbox.group.in_(ctx.group_ids)).execute()
+    GroupInbox.delete().where(where_id_in(GroupInbox.group, ctx.group_ids)).execute()
 
 
 def archive_until_escalating(ctx: UpdateContext) -> StatusDetailsView:
@@ -47,7 +47,7 @@ def archive_with_conditions(
         user_window=_normalise(conditions.user_window),
     )
     if not (c.duration or c.count or c.user_count):
-        GroupSnooze.delete().where(GroupSnooze.group.in_(ctx.group_ids)).execute()
+        GroupSnooze.delete().where(where_id_in(GroupSnooze.group, ctx.group_ids)).execute()
         return StatusDetailsView()
     until = ctx.now + dt.timedelta(minutes=c.duration) if c.duration else None
     rows = [

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from server.core import activity, snooze, subscriptions
+from server.core.bulk_sql import where_id_in
 from server.core.context import StatusDetailsView, UpdateContext
 from server.core.enums import (
     IGNORED_SUBSTATUSES,
@@ -60,10 +61,10 @@ def change_status(ctx: UpdateContext, *, status: str) -> None:
     previous = {g.id: g.status for g in ctx.groups}
     updated = (
         Group.update(status=int(new_status), substatus=new_substatus)
-        .where(Group.id.in_(ctx.group_ids) & (Group.status != int(new_status)))
+        .where(where_id_in(Group.id, ctx.group_ids) & (Group.status != int(new_status)))
         .execute()
     )
-    GroupResolution.delete().where(GroupResolution.group.in_(ctx.group_ids)).execute()
+    GroupResolution.delete().where(where_id_in(GroupResolution.group, ctx.group_ids)).execute()
     details = (
         _archive(ctx, substatus=new_substatus)
         if new_status == GroupStatus.IGNORED
