@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from urllib.parse import urlparse
 
@@ -72,3 +74,16 @@ def _postgres(params: dict[str, Any], workers: int) -> Database:
 def is_postgres(database: Database | None = None) -> bool:
     target = database or db.obj
     return isinstance(target, PooledPostgresqlDatabase)
+
+
+# SQLite has one writer; a waiting writer sleeps in SQLite's busy handler (steps up to 100 ms)
+# and can lose the race again and again, which made long tails under load. Queueing writers of
+# this process on a lock hands the database over as soon as it is free. Reentrant, so a nested
+# write transaction (a savepoint) in the same thread does not deadlock. Other processes still
+# meet the busy handler, as before.
+_SQLITE_WRITER = threading.RLock()
+
+
+def write_lock() -> AbstractContextManager[Any]:
+    """Held around a write transaction: the process-wide writer lock on SQLite, nothing on PG."""
+    return nullcontext() if is_postgres() else _SQLITE_WRITER
