@@ -9,6 +9,7 @@ field's `python_value`, exactly as peewee's own row wrappers do.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -132,3 +133,50 @@ def load_activities(group_id: int, *, limit: int) -> list[tuple[Activity, User |
     """The group's newest activities, each with its user (None without one)."""
     cursor = db.execute_sql(_activity_sql(db.obj.param), [group_id, limit])
     return [tuple(_split(row, (Activity, User))) for row in cursor.fetchall()]
+
+
+@lru_cache(maxsize=16)
+def _groups_sql(param: str, *, scoped: bool, by_project: bool, for_update: bool) -> str:
+    postgres = param == "%s"
+    ids = "= ANY(%s::bigint[])" if postgres else "IN (SELECT value FROM json_each(?))"
+    sql = f'SELECT {_columns("g", Group)} FROM "{Group._meta.table_name}" g WHERE g."id" {ids}'
+    if scoped:
+        sql += (
+            f' AND g."project_id" IN (SELECT p."id" FROM "{Project._meta.table_name}" p'
+            f' WHERE p."organization_id" = {param}'
+            + (f' AND p."id" {ids}' if by_project else "")
+            + ")"
+        )
+    sql += ' ORDER BY g."id"'
+    return sql + " FOR UPDATE" if for_update else sql
+
+
+def _id_list(ids: Sequence[int], *, postgres: bool) -> Any:
+    values = [int(i) for i in ids]
+    return values if postgres else json.dumps(values)
+
+
+def select_groups(
+    ids: Sequence[int],
+    *,
+    organization_id: int | None = None,
+    project_ids: Sequence[int] = (),
+    for_update: bool = False,
+) -> list[Group]:
+    """Groups by id, ordered by id; with organization_id only those in its projects (narrowed
+    to project_ids when given). One fixed statement; FOR UPDATE when asked."""
+    param = db.obj.param
+    postgres = param == "%s"
+    params: list[Any] = [_id_list(ids, postgres=postgres)]
+    if organization_id is not None:
+        params.append(organization_id)
+        if project_ids:
+            params.append(_id_list(project_ids, postgres=postgres))
+    sql = _groups_sql(
+        param,
+        scoped=organization_id is not None,
+        by_project=bool(project_ids) and organization_id is not None,
+        for_update=for_update,
+    )
+    cursor = db.execute_sql(sql, params)
+    return [_hydrate(Group, row) for row in cursor.fetchall()]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
 
-from server.core.bulk_sql import where_id_in
+from server.core import reads
 from server.core.commands import Caller, Selection
 from server.core.context import GroupOutcome
 from server.core.enums import HIDDEN_STATUSES, GroupStatus
@@ -41,37 +40,31 @@ def organization(*, caller: Caller, organization_id: int) -> Organization:
     return org
 
 
-def _scoped(org: Organization, project_ids: tuple[int, ...] = ()) -> Project:
-    projects = Project.select(Project.id).where(Project.organization == org.id)
-    if project_ids:
-        projects = projects.where(Project.id.in_(list(project_ids)))
-    return projects
-
-
-def lock_groups(ids: list[int], *, scope: Any = None) -> list[Group]:
+def lock_groups(
+    ids: list[int], *, org: Organization | None = None, project_ids: tuple[int, ...] = ()
+) -> list[Group]:
     """Load groups ordered by id; FOR UPDATE on PostgreSQL (SQLite's IMMEDIATE already excludes).
 
-    With `scope` (a project id subquery) only the groups in those projects, in the same statement.
+    With `org` only the groups in its projects (or in project_ids of it), in the same statement.
     """
-    where = where_id_in(Group.id, ids)
-    if scope is not None:
-        where = where & Group.project.in_(scope)
-    query = Group.select().where(where).order_by(Group.id)
-    if is_postgres():
-        query = query.for_update()
-    return list(query)
+    return reads.select_groups(
+        ids,
+        organization_id=org.id if org is not None else None,
+        project_ids=project_ids,
+        for_update=is_postgres(),
+    )
 
 
 def single(*, org: Organization, group_id: int) -> Group:
     """One group of the organization; a merged-away id is followed to the group it merged into."""
-    found = lock_groups([group_id], scope=_scoped(org))
+    found = lock_groups([group_id], org=org)
     # A merged child stays PENDING_MERGE until deleted; it redirects like a gone one (§5 item 20).
     if not found or found[0].status == GroupStatus.PENDING_MERGE:
         redirect = GroupRedirect.get_or_none(
             (GroupRedirect.previous_group_id == group_id) & (GroupRedirect.organization == org.id)
         )
         if redirect is not None:
-            found = lock_groups([redirect.group_id], scope=_scoped(org))
+            found = lock_groups([redirect.group_id], org=org)
     if not found or found[0].status in HIDDEN_STATUSES:
         raise NotFound("Issue not found", reason="GROUP_NOT_FOUND", groupId=str(group_id))
     return found[0]
@@ -110,7 +103,7 @@ def _by_ids(org: Organization, selection: Selection) -> Selected:
             "group_ids", f"Ensure this field has no more than {MAX_IDS} elements."
         )
     ids = sorted(set(selection.group_ids))
-    found = lock_groups(ids, scope=_scoped(org, selection.project_ids))
+    found = lock_groups(ids, org=org, project_ids=selection.project_ids)
     if not found:
         raise NotFound(NO_GROUPS, reason="NO_GROUPS_FOUND")
     skipped = [
