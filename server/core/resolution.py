@@ -160,9 +160,14 @@ def _resolve_groups(ctx: UpdateContext, *, targets: list[Group], resolution: Pla
     )
     if resolution.commit is not None:
         _link_commit(ctx, targets=targets, commit=resolution.commit)
-    Group.update(status=int(GroupStatus.RESOLVED), resolved_at=ctx.now, substatus=None).where(
-        where_id_in(Group.id, ids)
-    ).execute()
+    # The version bump rides on this UPDATE instead of a second one over the same rows.
+    Group.update(
+        status=int(GroupStatus.RESOLVED),
+        resolved_at=ctx.now,
+        substatus=None,
+        version=Group.version + 1,
+    ).where(where_id_in(Group.id, ids)).execute()
+    ctx.versioned_ids.update(ids)
     GroupInbox.delete().where(where_id_in(GroupInbox.group, ids)).execute()
     # Sentry drops the snooze in an issue-resolved receiver; here it is the same transaction.
     GroupSnooze.delete().where(where_id_in(GroupSnooze.group, ids)).execute()

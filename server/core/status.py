@@ -60,7 +60,8 @@ def change_status(ctx: UpdateContext, *, status: str) -> None:
     new_substatus = infer_substatus(ctx, new_status=new_status)
     previous = {g.id: g.status for g in ctx.groups}
     updated = (
-        Group.update(status=int(new_status), substatus=new_substatus)
+        # The version bump rides on this UPDATE: it changes exactly the groups marked below.
+        Group.update(status=int(new_status), substatus=new_substatus, version=Group.version + 1)
         .where(where_id_in(Group.id, ctx.group_ids) & (Group.status != int(new_status)))
         .execute()
     )
@@ -74,6 +75,7 @@ def change_status(ctx: UpdateContext, *, status: str) -> None:
     ctx.delta.status_details = details
     changed = [gid for gid, old in previous.items() if old != new_status]
     ctx.mark_changed(changed)
+    ctx.versioned_ids.update(changed)
     if updated:
         _side_effects(
             ctx, new_status=new_status, substatus=new_substatus, details=details, previous=previous

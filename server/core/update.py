@@ -183,7 +183,7 @@ def _apply_user_fields(ctx: UpdateContext, *, validated: validation.Validated) -
 
 def _finish(ctx: UpdateContext) -> None:
     """Bump versions of changed groups and write the notification outbox, in this transaction."""
-    changed = sorted(ctx.changed_ids)
+    changed = sorted(ctx.changed_ids - ctx.versioned_ids)
     if changed:
         Group.update(version=Group.version + 1).where(where_id_in(Group.id, changed)).execute()
     insert_rows(OutboxEvent, [{**event, "created_at": ctx.now} for event in ctx.outbox])
