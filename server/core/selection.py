@@ -33,7 +33,8 @@ def organization(*, caller: Caller, organization_id: int) -> Organization:
             reason="ORGANIZATION_NOT_ALLOWED",
             organizationId=str(organization_id),
         )
-    org = Organization.get_or_none(Organization.id == organization_id)
+    found: list[Organization] = reads.rows_by_id(Organization, [organization_id])
+    org = found[0] if found else None
     if org is None:
         raise NotFound("Organization not found", reason="ORGANIZATION_NOT_FOUND",
                        organizationId=str(organization_id))  # fmt: skip
@@ -161,4 +162,4 @@ def _by_query(selection: Selection, *, scope: Scope, now: dt.datetime) -> Select
 
 def projects_of(groups: list[Group]) -> dict[int, Project]:
     ids = sorted({g.project_id for g in groups})
-    return {p.id: p for p in Project.select().where(Project.id.in_(ids))}
+    return {p.id: p for p in reads.rows_by_id(Project, ids)}
