@@ -17,11 +17,13 @@ from typing import Any
 
 from peewee import Model
 
+from server.core.enums import LinkRelationship, LinkType
 from server.models import (
     Activity,
     Group,
     GroupAssignee,
     GroupBookmark,
+    GroupLink,
     GroupResolution,
     GroupSeen,
     GroupShare,
@@ -71,6 +73,7 @@ class Loaded:
     resolution: GroupResolution | None
     resolution_actor: User | None
     release: Release | None
+    resolving_commit_id: int | None  # the newest "resolves" commit link's commit
 
 
 def _columns(alias: str, model: type[Model]) -> str:
@@ -83,7 +86,16 @@ def _group_sql(param: str) -> str:
     joins = " ".join(
         join.format(t=model._meta.table_name, p=param) for _, model, join in _PARTS[1:]
     )
-    return f'SELECT {select} FROM "{Group._meta.table_name}" g {joins} WHERE g."id" = {param}'
+    # The newest commit link that resolves the group (read only when no resolution row exists).
+    link = (
+        f'(SELECT l."linked_id" FROM "{GroupLink._meta.table_name}" l WHERE l."group_id" = g."id"'
+        f' AND l."linked_type" = {int(LinkType.COMMIT)}'
+        f' AND l."relationship" = {int(LinkRelationship.RESOLVES)}'
+        ' ORDER BY l."datetime" DESC LIMIT 1)'
+    )
+    return (
+        f'SELECT {select}, {link} FROM "{Group._meta.table_name}" g {joins} WHERE g."id" = {param}'
+    )
 
 
 @lru_cache(maxsize=4)
@@ -126,7 +138,7 @@ def load_group(group_id: int, *, user_id: int | None) -> Loaded | None:
         return None
     parts = _split(row, [model for _, model, _ in _PARTS])
     g, p, sn, su, sh, _, au, at, bm, gs, se, gr, ru, rl = parts
-    return Loaded(g, p, sn, su, sh, au, at, bm is not None, gs, se, gr, ru, rl)
+    return Loaded(g, p, sn, su, sh, au, at, bm is not None, gs, se, gr, ru, rl, row[-1])
 
 
 def load_activities(group_id: int, *, limit: int) -> list[tuple[Activity, User | None]]:
@@ -180,3 +192,17 @@ def select_groups(
     )
     cursor = db.execute_sql(sql, params)
     return [_hydrate(Group, row) for row in cursor.fetchall()]
+
+
+@lru_cache(maxsize=32)
+def _rows_sql(model: type[Model], param: str) -> str:
+    ids = "= ANY(%s::bigint[])" if param == "%s" else "IN (SELECT value FROM json_each(?))"
+    table = model._meta.table_name
+    return f'SELECT {_columns("t", model)} FROM "{table}" t WHERE t."id" {ids} ORDER BY t."id"'
+
+
+def rows_by_id(model: type[Model], ids: Sequence[int]) -> list[Any]:
+    """Rows of `model` by primary key, ordered by id, in one fixed statement."""
+    param = db.obj.param
+    cursor = db.execute_sql(_rows_sql(model, param), [_id_list(ids, postgres=param == "%s")])
+    return [_hydrate(model, row) for row in cursor.fetchall()]

@@ -14,8 +14,6 @@ from server.core.enums import (
     SUBSCRIPTION_REASON_NAMES,
     ActivityType,
     GroupStatus,
-    LinkRelationship,
-    LinkType,
     PriorityLevel,
     ResolutionType,
     SubscriptionReason,
@@ -26,7 +24,6 @@ from server.core.snooze import user_view
 from server.models import (
     Commit,
     Group,
-    GroupLink,
     GroupSnooze,
     Project,
     Repository,
@@ -151,18 +148,8 @@ def _resolved_details(loaded: Loaded) -> StatusDetailsView:
             return StatusDetailsView(in_next_release=True, actor=actor)
         assert loaded.release is not None  # the foreign key cascades: a resolution has one
         return StatusDetailsView(in_release=loaded.release.version, actor=actor)
-    link = (
-        GroupLink.select()
-        .where(
-            (GroupLink.group == loaded.group.id)
-            & (GroupLink.linked_type == int(LinkType.COMMIT))
-            & (GroupLink.relationship == int(LinkRelationship.RESOLVES))
-        )
-        .order_by(GroupLink.datetime.desc())
-        .first()
-    )
-    if link is not None:
-        commit = Commit.get_or_none(Commit.id == link.linked_id)
+    if loaded.resolving_commit_id is not None:
+        commit = Commit.get_or_none(Commit.id == loaded.resolving_commit_id)
         if commit is not None:
             return StatusDetailsView(in_commit=commit_view(commit))
     return StatusDetailsView()
