@@ -1,14 +1,15 @@
 """Set-based writes with a short, constant SQL text whatever the number of rows.
 
 Peewee compiles a multi-row INSERT value by value (one AST node per cell) and psycopg re-parses
-every distinct long statement; for 1000 groups that was most of a bulk call. Here each column
-travels as one parameter instead: PostgreSQL unnests one array per column, SQLite walks one
-JSON array of rows with json_each. The statements still go through `db.execute_sql`, so the
-query hooks (statement counters) see every one of them.
+every distinct long statement; for 1000 groups that was most of a bulk call. Here all rows
+travel as one JSON parameter (an array of row arrays, made by json.dumps): PostgreSQL reads it
+with json_array_elements and casts each column, SQLite with json_each/json_extract. Id lists
+are one parameter too (`= ANY(array)` / json_each). The statements still go through
+`db.execute_sql`, so the query hooks (statement counters) see every one of them.
 
-Values are stored exactly as peewee stores them: SQLite datetimes as `isoformat(" ")` text
-(the sqlite3 adapter), JSON as `json(dumps(value))`, booleans as 0/1; PostgreSQL gets typed
-arrays (timestamp, boolean, jsonb).
+Values are stored exactly as peewee stores them (tests/core/test_bulk_sql.py compares the raw
+cells): SQLite datetimes as `isoformat(" ")` text (the sqlite3 adapter), JSON as
+`json(dumps(value))`, booleans as 0/1; PostgreSQL timestamps, booleans and jsonb.
 """
 
 from __future__ import annotations
@@ -84,8 +85,10 @@ def _insert_sql(  # noqa: PLR0913 - every part of the key picks a different stat
 ) -> str:
     cols = ", ".join(f'"{c}"' for c in columns)
     if postgres:
-        arrays = ", ".join(f"%s::{t}[]" for t in types)
-        select = f"SELECT * FROM unnest({arrays})"
+        # One JSON array of rows, cast per column server-side: json.dumps is far cheaper than
+        # psycopg dumping (and quoting) one array per column, cell by cell.
+        picks = ", ".join(f"(r.v->>{i})::{t}" for i, t in enumerate(types))
+        select = f"SELECT {picks} FROM json_array_elements(%s::json) AS r(v)"
     else:
         picks = ", ".join(
             f"json(json_extract(value, '$[{i}]'))"
@@ -157,13 +160,23 @@ def _row_params(
     *,
     postgres: bool,
 ) -> list[Any]:
-    if postgres:
-        return [
-            [_cell(f, row[n], postgres=True) for row in rows]
-            for f, n in zip(fields, names, strict=True)
-        ]
-    table = [[_sqlite_cell(f, row[n]) for f, n in zip(fields, names, strict=True)] for row in rows]
+    """The rows as one JSON array of arrays (datetimes as text, JSON columns as JSON text)."""
+    del postgres  # the same text on both backends; only the SQL reading it differs
+    converters = [(n, _converter(f)) for f, n in zip(fields, names, strict=True)]
+    table = [[None if row[n] is None else conv(row[n]) for n, conv in converters] for row in rows]
     return [json.dumps(table)]
+
+
+def _converter(field: Field) -> Any:
+    """How a non-null value of this column goes into the JSON row table."""
+    kind = field.field_type
+    if kind == "JSON":
+        return lambda value: _json_text(field, value)
+    if kind == "DATETIME":
+        return lambda value: value.isoformat(" ")  # what sqlite3's adapter stores
+    if kind == "BOOL":
+        return bool
+    return field.db_value
 
 
 def where_id_in(field: Field, ids: Sequence[int]) -> Any:
