@@ -39,7 +39,9 @@ def make_database(url: str | None = None, *, workers: int = 8) -> Database:
     elif scheme.startswith(("postgres", "postgresql")):
         real = _postgres(params, workers)
     else:
-        raise ValueError(f"unsupported DATABASE_URL scheme {scheme!r} (use sqlite:// or postgresql://)")
+        raise ValueError(
+            f"unsupported DATABASE_URL scheme {scheme!r} (use sqlite:// or postgresql://)"
+        )
     db.initialize(real)
     return real
 
@@ -55,7 +57,8 @@ def _sqlite(params: dict[str, Any], workers: int) -> Database:
         timeout=10,
         autoconnect=False,
     )
-    return PooledSqliteDatabase(**{**defaults, **params})
+    database: Database = PooledSqliteDatabase(**{**defaults, **params})
+    return database
 
 
 def _postgres(params: dict[str, Any], workers: int) -> Database:
@@ -68,7 +71,8 @@ def _postgres(params: dict[str, Any], workers: int) -> Database:
         options="-c lock_timeout=5000 -c statement_timeout=30000",
         autoconnect=False,
     )
-    return PooledPostgresqlDatabase(**{**defaults, **params})
+    database: Database = PooledPostgresqlDatabase(**{**defaults, **params})
+    return database
 
 
 def is_postgres(database: Database | None = None) -> bool:
