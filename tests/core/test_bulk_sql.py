@@ -120,3 +120,17 @@ def test_where_id_in_matches_exactly_the_given_ids(database: str) -> None:
     picked = [w["ids"][0], w["ids"][2]]
     assert sorted(g.id for g in Group.select().where(where_id_in(Group.id, picked))) == picked
     assert list(Group.select().where(where_id_in(Group.id, []))) == []
+
+
+def test_a_thousand_rows_go_in_one_statement_with_one_parameter(database: str) -> None:
+    seen: list[tuple[str, Any]] = []
+    db.obj.query_hooks.append(lambda event: seen.append((event.sql, event.params)))
+    try:
+        rows = [
+            {"kind": "k", "group_id": i, "payload": {}, "created_at": WHEN} for i in range(1000)
+        ]
+        insert_rows(OutboxEvent, rows)
+    finally:
+        db.obj.query_hooks.pop()
+    assert len(seen) == 1 and len(seen[0][1]) == 1
+    assert OutboxEvent.select().count() == 1000
