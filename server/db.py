@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from urllib.parse import urlparse
 
@@ -37,7 +39,9 @@ def make_database(url: str | None = None, *, workers: int = 8) -> Database:
     elif scheme.startswith(("postgres", "postgresql")):
         real = _postgres(params, workers)
     else:
-        raise ValueError(f"unsupported DATABASE_URL scheme {scheme!r} (use sqlite:// or postgresql://)")
+        raise ValueError(
+            f"unsupported DATABASE_URL scheme {scheme!r} (use sqlite:// or postgresql://)"
+        )
     db.initialize(real)
     return real
 
@@ -53,7 +57,8 @@ def _sqlite(params: dict[str, Any], workers: int) -> Database:
         timeout=10,
         autoconnect=False,
     )
-    return PooledSqliteDatabase(**{**defaults, **params})
+    database: Database = PooledSqliteDatabase(**{**defaults, **params})
+    return database
 
 
 def _postgres(params: dict[str, Any], workers: int) -> Database:
@@ -66,9 +71,23 @@ def _postgres(params: dict[str, Any], workers: int) -> Database:
         options="-c lock_timeout=5000 -c statement_timeout=30000",
         autoconnect=False,
     )
-    return PooledPostgresqlDatabase(**{**defaults, **params})
+    database: Database = PooledPostgresqlDatabase(**{**defaults, **params})
+    return database
 
 
 def is_postgres(database: Database | None = None) -> bool:
     target = database or db.obj
     return isinstance(target, PooledPostgresqlDatabase)
+
+
+# SQLite has one writer; a waiting writer sleeps in SQLite's busy handler (steps up to 100 ms)
+# and can lose the race again and again, which made long tails under load. Queueing writers of
+# this process on a lock hands the database over as soon as it is free. Reentrant, so a nested
+# write transaction (a savepoint) in the same thread does not deadlock. Other processes still
+# meet the busy handler, as before.
+_SQLITE_WRITER = threading.RLock()
+
+
+def write_lock() -> AbstractContextManager[Any]:
+    """Held around a write transaction: the process-wide writer lock on SQLite, nothing on PG."""
+    return nullcontext() if is_postgres() else _SQLITE_WRITER

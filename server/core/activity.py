@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any
 
-from peewee import fn
-
 from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows
 from server.core.context import UpdateContext
 from server.core.enums import (
     ACTIVITY_HISTORY,
@@ -15,7 +16,7 @@ from server.core.enums import (
     GroupHistoryStatus,
     GroupSubStatus,
 )
-from server.models import Activity, Group, GroupHistory
+from server.models import Activity, Group, GroupHistory, db
 
 H = GroupHistoryStatus
 
@@ -49,8 +50,8 @@ INSERT_BATCH = BATCH_ROWS
 
 
 def _insert_batched(model: Any, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), INSERT_BATCH):
-        model.insert_many(rows[start : start + INSERT_BATCH]).execute()
+    # One short statement whatever the row count (bulk_sql); at most 1000 groups per call.
+    insert_rows(model, rows)
 
 
 # Keyword-only options shared by every writer of activities; a parameter object would only
@@ -147,28 +148,28 @@ def _previous_rows(statuses: dict[int, GroupHistoryStatus]) -> dict[int, tuple[i
     return found
 
 
+@lru_cache(maxsize=4)
+def _latest_sql(param: str) -> str:
+    """Per group, the newest history row among some statuses (ROW_NUMBER over each group)."""
+    if param == "%s":
+        ids, statuses = "= ANY(%s::bigint[])", "= ANY(%s::int[])"
+    else:
+        ids = statuses = "IN (SELECT value FROM json_each(?))"
+    table = GroupHistory._meta.table_name
+    return (
+        'SELECT ranked.gid, ranked.hid, ranked.added FROM (SELECT h."id" AS hid,'
+        ' h."group_id" AS gid, h."date_added" AS added, ROW_NUMBER() OVER (PARTITION BY'
+        ' h."group_id" ORDER BY h."date_added" DESC, h."id" DESC) AS rn'
+        f' FROM "{table}" h WHERE h."group_id" {ids} AND h."status" {statuses}) ranked'
+        " WHERE ranked.rn = 1"
+    )
+
+
 def _latest_of(group_ids: list[int], statuses: frozenset[int]) -> dict[int, tuple[int, Any]]:
-    rank = fn.ROW_NUMBER().over(
-        partition_by=[GroupHistory.group],
-        order_by=[GroupHistory.date_added.desc(), GroupHistory.id.desc()],
-    )
-    ranked = (
-        GroupHistory.select(
-            GroupHistory.id.alias("hid"),
-            GroupHistory.group.alias("gid"),
-            GroupHistory.date_added.alias("added"),
-            rank.alias("rn"),
-        )
-        .where(GroupHistory.group.in_(group_ids) & GroupHistory.status.in_(sorted(statuses)))
-        .alias("ranked")
-    )
-    query: Any = (
-        GroupHistory.select(ranked.c.gid, ranked.c.hid, ranked.c.added)
-        .from_(ranked)
-        .where(ranked.c.rn == 1)
-        .tuples()
-    )
+    param = db.obj.param
+    values = ([int(g) for g in group_ids], sorted(int(s) for s in statuses))
+    params = list(values) if param == "%s" else [json.dumps(v) for v in values]
+    cursor = db.execute_sql(_latest_sql(param), params)
     # The subquery's columns bypass field conversion (SQLite returns text): parse explicitly.
     parse: Any = GroupHistory.date_added.python_value
-    rows: list[tuple[int, int, Any]] = list(query)
-    return {gid: (hid, parse(added)) for gid, hid, added in rows}
+    return {gid: (hid, parse(added)) for gid, hid, added in cursor.fetchall()}

@@ -6,14 +6,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from server.core import activity, subscriptions
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import ActorView, UpdateContext
 from server.core.enums import ActivityType, GroupHistoryStatus, SubscriptionReason
 from server.models import Group, GroupAssignee, OrganizationMember, OrganizationMemberTeam
 
 CHAT_INTEGRATIONS = frozenset({"slack", "msteams"})
 TEAM_WORKFLOW = "organizations:team-workflow-notifications"
-BATCH = BATCH_ROWS
 
 
 def members_by_team(team_ids: Iterable[int], *, active_only: bool = False) -> dict[int, list[int]]:
@@ -44,7 +43,8 @@ def apply(ctx: UpdateContext, *, assignee: ActorView | None) -> None:
     ctx.delta.assigned_to_set = True
     ctx.delta.assigned_to = assignee
     current = {
-        a.group_id: a for a in GroupAssignee.select().where(GroupAssignee.group.in_(ctx.group_ids))
+        a.group_id: a
+        for a in GroupAssignee.select().where(where_id_in(GroupAssignee.group, ctx.group_ids))
     }
     if assignee is None:
         _unassign(ctx, current=current)
@@ -111,22 +111,19 @@ def _upsert_assignees(ctx: UpdateContext, *, groups: list[Group], assignee: Acto
         }
         for g in groups
     ]
-    for start in range(0, len(rows), BATCH):
-        GroupAssignee.insert_many(rows[start : start + BATCH]).on_conflict(
-            conflict_target=[GroupAssignee.group],
-            update={
-                GroupAssignee.user: user_id,
-                GroupAssignee.team: team_id,
-                GroupAssignee.date_added: ctx.now,
-            },
-        ).execute()
+    insert_rows(
+        GroupAssignee,
+        rows,
+        conflict_target=["group"],
+        update={"user": user_id, "team": team_id, "date_added": ctx.now},
+    )
 
 
 def _unassign(ctx: UpdateContext, *, current: dict[int, GroupAssignee]) -> None:
     groups = [g for g in ctx.groups if g.id in current]
     if not groups:
         return
-    GroupAssignee.delete().where(GroupAssignee.group.in_([g.id for g in groups])).execute()
+    GroupAssignee.delete().where(where_id_in(GroupAssignee.group, [g.id for g in groups])).execute()
     _drop_old_subscriptions(ctx, previous=list(current.values()), assignee=None, new_members=[])
     activity.record_activities(ctx, groups=groups, type=ActivityType.UNASSIGNED, data={})
     activity.record_history(ctx, groups=groups, status=GroupHistoryStatus.UNASSIGNED)

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from server.core import subscriptions
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import UpdateContext
 from server.core.enums import SubscriptionReason
 from server.models import GroupBookmark, GroupSubscription
-
-BATCH = BATCH_ROWS
 
 
 def set_bookmarked(ctx: UpdateContext, *, is_bookmarked: bool) -> None:
     user_id = subscriptions.actor_id_for(ctx, field="is_bookmarked")
     ctx.delta.is_bookmarked = is_bookmarked
-    mine = (GroupBookmark.user == user_id) & GroupBookmark.group.in_(ctx.group_ids)
+    mine = (GroupBookmark.user == user_id) & where_id_in(GroupBookmark.group, ctx.group_ids)
     had = {b.group_id for b in GroupBookmark.select(GroupBookmark.group).where(mine)}
     if is_bookmarked:
         _bookmark(ctx, user_id=user_id)
@@ -23,7 +21,7 @@ def set_bookmarked(ctx: UpdateContext, *, is_bookmarked: bool) -> None:
     GroupBookmark.delete().where(mine).execute()
     # Sentry removes all of the user's subscriptions here, whatever their reason (§5 item 15).
     GroupSubscription.delete().where(
-        (GroupSubscription.user == user_id) & GroupSubscription.group.in_(ctx.group_ids)
+        (GroupSubscription.user == user_id) & where_id_in(GroupSubscription.group, ctx.group_ids)
     ).execute()
     ctx.mark_changed(had)
 
@@ -33,8 +31,7 @@ def _bookmark(ctx: UpdateContext, *, user_id: int) -> None:
         {"project": g.project_id, "group": g.id, "user": user_id, "date_added": ctx.now}
         for g in ctx.groups
     ]
-    for start in range(0, len(rows), BATCH):
-        GroupBookmark.insert_many(rows[start : start + BATCH]).on_conflict_ignore().execute()
+    insert_rows(GroupBookmark, rows, ignore=True)
     subscriptions.subscribe_users(
         ctx, groups=ctx.groups, user_ids=[user_id], reason=SubscriptionReason.BOOKMARK
     )

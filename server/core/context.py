@@ -114,6 +114,8 @@ class UpdateContext:
     actor: User | None
     delta: AppliedDelta = field(default_factory=AppliedDelta)
     changed_ids: set[int] = field(default_factory=set)
+    # Changed groups whose version a step already bumped in its own UPDATE (_finish skips them).
+    versioned_ids: set[int] = field(default_factory=set)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     self_assign: bool = False  # set by resolution when the resolver's option asks for it
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import UpdateContext
 from server.core.enums import ERROR_CATEGORY_TYPES, GroupStatus
 from server.core.errors import FailedPrecondition, InvalidArgument
 from server.models import Group, GroupHash, GroupInbox, GroupTombstone
 
 FEATURE = "projects:discard-groups"
-BATCH = BATCH_ROWS
 DELETING = (int(GroupStatus.PENDING_DELETION), int(GroupStatus.DELETION_IN_PROGRESS))
 
 
@@ -45,24 +44,23 @@ def _tombstone(ctx: UpdateContext, *, groups: list[Group]) -> None:
          "culprit": g.culprit, "data": g.data, "actor_id": ctx.actor_id}
         for g in groups
     ]  # fmt: skip
-    for start in range(0, len(rows), BATCH):
-        GroupTombstone.insert_many(rows[start : start + BATCH]).execute()
+    insert_rows(GroupTombstone, rows)
     ids = [g.id for g in groups]
     # SET expressions see the row before the update, so the subquery still reads the old group id.
     tombstone_id = GroupTombstone.select(GroupTombstone.id).where(
         GroupTombstone.previous_group_id == GroupHash.group
     )
     GroupHash.update(group_tombstone_id=tombstone_id, group=None).where(
-        GroupHash.group.in_(ids)
+        where_id_in(GroupHash.group, ids)
     ).execute()
 
 
 def _delete(ctx: UpdateContext, *, ids: list[int]) -> None:
     """Sentry's delete path, minus the async task: pending deletion, out of the inbox, announced."""
     Group.update(status=int(GroupStatus.PENDING_DELETION), substatus=None).where(
-        Group.id.in_(ids) & Group.status.not_in(DELETING)
+        where_id_in(Group.id, ids) & Group.status.not_in(DELETING)
     ).execute()
-    GroupInbox.delete().where(GroupInbox.group.in_(ids)).execute()
+    GroupInbox.delete().where(where_id_in(GroupInbox.group, ids)).execute()
     ctx.mark_changed(ids)
     for gid in ids:
         ctx.notify("issue.deleted", group_id=gid, delete_type="discard")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.core import activity
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import UpdateContext
 from server.core.enums import (
     ActivityType,
@@ -35,10 +35,11 @@ def _add(ctx: UpdateContext) -> None:
     ]  # fmt: skip
     existing = {
         r.group_id
-        for r in GroupInbox.select(GroupInbox.group).where(GroupInbox.group.in_(ctx.group_ids))
+        for r in GroupInbox.select(GroupInbox.group).where(
+            where_id_in(GroupInbox.group, ctx.group_ids)
+        )
     }
-    for start in range(0, len(rows), BATCH_ROWS):
-        GroupInbox.insert_many(rows[start : start + BATCH_ROWS]).on_conflict_ignore().execute()
+    insert_rows(GroupInbox, rows, ignore=True)
     ctx.mark_changed([g.id for g in ctx.groups if g.id not in existing])
 
 
@@ -46,10 +47,12 @@ def _mark_reviewed(ctx: UpdateContext) -> None:
     ctx.delta.inbox = "reviewed"
     existing = {
         r.group_id
-        for r in GroupInbox.select(GroupInbox.group).where(GroupInbox.group.in_(ctx.group_ids))
+        for r in GroupInbox.select(GroupInbox.group).where(
+            where_id_in(GroupInbox.group, ctx.group_ids)
+        )
     }
     if existing:
-        GroupInbox.delete().where(GroupInbox.group.in_(list(existing))).execute()
+        GroupInbox.delete().where(where_id_in(GroupInbox.group, list(existing))).execute()
         reviewed = [g for g in ctx.groups if g.id in existing]
         if ctx.actor_id is not None:
             activity.record_activities(
@@ -73,7 +76,7 @@ def _to_ongoing(ctx: UpdateContext) -> None:
     ids = [g.id for g in movers]
     escalating = [g for g in movers if g.substatus == GroupSubStatus.ESCALATING]
     Group.update(substatus=int(GroupSubStatus.ONGOING)).where(
-        Group.id.in_(ids) & (Group.status == int(GroupStatus.UNRESOLVED))
+        where_id_in(Group.id, ids) & (Group.status == int(GroupStatus.UNRESOLVED))
     ).execute()
     for g in movers:
         g.substatus = int(GroupSubStatus.ONGOING)
@@ -107,7 +110,7 @@ def _reset_priority(ctx: UpdateContext, *, groups: list[Group]) -> None:
         if level is not None and level != g.priority:
             by_level.setdefault(level, []).append(g)
     for level, members in by_level.items():  # at most three levels: bounded statements
-        Group.update(priority=level).where(Group.id.in_([g.id for g in members])).execute()
+        Group.update(priority=level).where(where_id_in(Group.id, [g.id for g in members])).execute()
         name = PriorityLevel(level).name.lower()
         data = {"priority": name, "reason": "ongoing"}
         activity.record_activities(

@@ -7,7 +7,7 @@ from typing import Any
 from peewee import fn
 
 from server.core import activity
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import MergeView, UpdateContext
 from server.core.enums import ERROR_CATEGORY_TYPES, HIDDEN_STATUSES, ActivityType, GroupStatus
 from server.core.errors import InvalidArgument
@@ -22,7 +22,6 @@ from server.models import (
 
 ACROSS_PROJECTS = "Merging across multiple projects is not supported"
 NOT_ERRORS = "Only error issues can be merged."
-BATCH = BATCH_ROWS
 
 
 def _candidates(ctx: UpdateContext) -> list[Group]:
@@ -69,7 +68,7 @@ def merge(ctx: UpdateContext) -> None:
     children = [g for g in groups if g.id != primary.id]
     child_ids = [g.id for g in children]
     Group.update(status=int(GroupStatus.PENDING_MERGE), substatus=None).where(
-        Group.id.in_(child_ids)
+        where_id_in(Group.id, child_ids)
     ).execute()
     for g in children:  # later steps (inbox) must see the new status
         g.status, g.substatus = int(GroupStatus.PENDING_MERGE), None
@@ -88,8 +87,8 @@ def merge(ctx: UpdateContext) -> None:
 
 def _move_rows(*, primary_id: int, child_ids: list[int]) -> None:
     """What Sentry's merge task moves, at once: hashes, activities, subscriptions, bookmarks."""
-    GroupHash.update(group=primary_id).where(GroupHash.group.in_(child_ids)).execute()
-    Activity.update(group=primary_id).where(Activity.group.in_(child_ids)).execute()
+    GroupHash.update(group=primary_id).where(where_id_in(GroupHash.group, child_ids)).execute()
+    Activity.update(group=primary_id).where(where_id_in(Activity.group, child_ids)).execute()
     _move_unique(
         GroupSubscription, GroupSubscription.user, primary_id=primary_id, child_ids=child_ids
     )
@@ -120,13 +119,13 @@ def _move_unique(model: Any, owner: Any, *, primary_id: int, child_ids: list[int
 
 def _redirect(ctx: UpdateContext, *, primary_id: int, child_ids: list[int]) -> None:
     """Later calls on a child id (or on ids merged into a child before) reach the primary."""
-    GroupRedirect.update(group_id=primary_id).where(GroupRedirect.group_id.in_(child_ids)).execute()
+    GroupRedirect.update(group_id=primary_id).where(
+        where_id_in(GroupRedirect.group_id, child_ids)
+    ).execute()
     rows = [
         {"organization": ctx.organization.id, "group_id": primary_id, "previous_group_id": cid}
         for cid in child_ids
     ]
-    for start in range(0, len(rows), BATCH):
-        GroupRedirect.insert_many(rows[start : start + BATCH]).on_conflict(
-            conflict_target=[GroupRedirect.previous_group_id],
-            update={GroupRedirect.group_id: primary_id},
-        ).execute()
+    insert_rows(
+        GroupRedirect, rows, conflict_target=["previous_group_id"], update={"group_id": primary_id}
+    )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from peewee import EXCLUDED, fn
+from peewee import fn
 
 from server.core import activity, releases, snooze, subscriptions
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import EXCLUDED, insert_rows, where_id_in
 from server.core.commands import StatusDetails
 from server.core.context import StatusDetailsView, UpdateContext, UserView
 from server.core.enums import (
@@ -38,7 +38,6 @@ from server.models import (
 )
 
 MULTI_PROJECT = "Cannot set resolved for multiple projects."
-BATCH = BATCH_ROWS
 HISTORY = {
     ActivityType.SET_RESOLVED: GroupHistoryStatus.RESOLVED,
     ActivityType.SET_RESOLVED_IN_RELEASE: GroupHistoryStatus.SET_RESOLVED_IN_RELEASE,
@@ -161,12 +160,17 @@ def _resolve_groups(ctx: UpdateContext, *, targets: list[Group], resolution: Pla
     )
     if resolution.commit is not None:
         _link_commit(ctx, targets=targets, commit=resolution.commit)
-    Group.update(status=int(GroupStatus.RESOLVED), resolved_at=ctx.now, substatus=None).where(
-        Group.id.in_(ids)
-    ).execute()
-    GroupInbox.delete().where(GroupInbox.group.in_(ids)).execute()
+    # The version bump rides on this UPDATE instead of a second one over the same rows.
+    Group.update(
+        status=int(GroupStatus.RESOLVED),
+        resolved_at=ctx.now,
+        substatus=None,
+        version=Group.version + 1,
+    ).where(where_id_in(Group.id, ids)).execute()
+    ctx.versioned_ids.update(ids)
+    GroupInbox.delete().where(where_id_in(GroupInbox.group, ids)).execute()
     # Sentry drops the snooze in an issue-resolved receiver; here it is the same transaction.
-    GroupSnooze.delete().where(GroupSnooze.group.in_(ids)).execute()
+    GroupSnooze.delete().where(where_id_in(GroupSnooze.group, ids)).execute()
     subscriptions.subscribe_actor(ctx, groups=targets, reason=SubscriptionReason.STATUS_CHANGE)
     ctx.mark_changed(ids)
     for g in targets:
@@ -213,18 +217,16 @@ def _write_resolutions(
         return set(ids), {}, {}
     existing = {
         r.group_id
-        for r in GroupResolution.select(GroupResolution.group).where(GroupResolution.group.in_(ids))
+        for r in GroupResolution.select(GroupResolution.group).where(
+            where_id_in(GroupResolution.group, ids)
+        )
     }
     rows, per_group_data = _resolution_rows(ctx, targets=targets, resolution=resolution)
     # EXCLUDED names columns, so the release foreign key is EXCLUDED.release_id.
-    fields = GroupResolution._meta.fields
-    update = {fields[f]: getattr(EXCLUDED, fields[f].column_name) for f in _ROW_FIELDS}
-    for start in range(0, len(rows), BATCH):
-        GroupResolution.insert_many(rows[start : start + BATCH]).on_conflict(
-            conflict_target=[GroupResolution.group], update=update
-        ).execute()
+    update = dict.fromkeys(_ROW_FIELDS, EXCLUDED)
+    insert_rows(GroupResolution, rows, conflict_target=["group"], update=update)
     query = GroupResolution.select(GroupResolution.id, GroupResolution.group)
-    idents = {r.group_id: str(r.id) for r in query.where(GroupResolution.group.in_(ids))}
+    idents = {r.group_id: str(r.id) for r in query.where(where_id_in(GroupResolution.group, ids))}
     return set(ids) - existing, per_group_data, idents
 
 
@@ -306,12 +308,9 @@ def _link_commit(ctx: UpdateContext, *, targets: list[Group], commit: Commit) ->
         }
         for g in targets
     ]
-    update = {GroupLink.relationship: int(LinkRelationship.RESOLVES), GroupLink.datetime: ctx.now}
-    for start in range(0, len(rows), BATCH):
-        GroupLink.insert_many(rows[start : start + BATCH]).on_conflict(
-            conflict_target=[GroupLink.group, GroupLink.linked_type, GroupLink.linked_id],
-            update=update,
-        ).execute()
+    update = {"relationship": int(LinkRelationship.RESOLVES), "datetime": ctx.now}
+    target = ["group", "linked_type", "linked_id"]
+    insert_rows(GroupLink, rows, conflict_target=target, update=update)
 
 
 def _maybe_self_assign(ctx: UpdateContext, *, targets: list[Group]) -> None:
@@ -325,6 +324,8 @@ def _maybe_self_assign(ctx: UpdateContext, *, targets: list[Group]) -> None:
     if option is None or option.value != "1":
         return
     ids = [g.id for g in targets]
-    assigned = GroupAssignee.select(GroupAssignee.group).where(GroupAssignee.group.in_(ids))
+    assigned = GroupAssignee.select(GroupAssignee.group).where(
+        where_id_in(GroupAssignee.group, ids)
+    )
     if len({a.group_id for a in assigned}) < len(ids):
         ctx.self_assign = True

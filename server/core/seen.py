@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from peewee import EXCLUDED
-
 from server.core import subscriptions
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import EXCLUDED, insert_rows, where_id_in
 from server.core.context import UpdateContext
 from server.models import GroupSeen, OrganizationMember, OrganizationMemberTeam, ProjectTeam
 
@@ -30,7 +28,7 @@ def set_seen(ctx: UpdateContext, *, has_seen: bool) -> None:
     ctx.delta.has_seen = has_seen
     if not has_seen:
         GroupSeen.delete().where(
-            (GroupSeen.user == user_id) & GroupSeen.group.in_(ctx.group_ids)
+            (GroupSeen.user == user_id) & where_id_in(GroupSeen.group, ctx.group_ids)
         ).execute()
         return
     allowed = _member_project_ids(ctx, user_id=user_id)
@@ -39,8 +37,4 @@ def set_seen(ctx: UpdateContext, *, has_seen: bool) -> None:
         for g in ctx.groups
         if g.project_id in allowed
     ]
-    for start in range(0, len(rows), BATCH_ROWS):
-        GroupSeen.insert_many(rows[start : start + BATCH_ROWS]).on_conflict(
-            conflict_target=[GroupSeen.user, GroupSeen.group],
-            update={GroupSeen.last_seen: EXCLUDED.last_seen},
-        ).execute()
+    insert_rows(GroupSeen, rows, conflict_target=["user", "group"], update={"last_seen": EXCLUDED})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from server.core import reads
 from server.core.commands import Caller, Selection
 from server.core.context import GroupOutcome
 from server.core.enums import HIDDEN_STATUSES, GroupStatus
@@ -32,46 +33,42 @@ def organization(*, caller: Caller, organization_id: int) -> Organization:
             reason="ORGANIZATION_NOT_ALLOWED",
             organizationId=str(organization_id),
         )
-    org = Organization.get_or_none(Organization.id == organization_id)
+    found: list[Organization] = reads.rows_by_id(Organization, [organization_id])
+    org = found[0] if found else None
     if org is None:
         raise NotFound("Organization not found", reason="ORGANIZATION_NOT_FOUND",
                        organizationId=str(organization_id))  # fmt: skip
     return org
 
 
-def _scoped(org: Organization, project_ids: tuple[int, ...] = ()) -> Project:
-    projects = Project.select(Project.id).where(Project.organization == org.id)
-    if project_ids:
-        projects = projects.where(Project.id.in_(list(project_ids)))
-    return projects
+def lock_groups(
+    ids: list[int], *, org: Organization | None = None, project_ids: tuple[int, ...] = ()
+) -> list[Group]:
+    """Load groups ordered by id; FOR UPDATE on PostgreSQL (SQLite's IMMEDIATE already excludes).
 
-
-def lock_groups(ids: list[int]) -> list[Group]:
-    """Load groups ordered by id; FOR UPDATE on PostgreSQL (SQLite's IMMEDIATE already excludes)."""
-    query = Group.select().where(Group.id.in_(ids)).order_by(Group.id)
-    if is_postgres():
-        query = query.for_update()
-    return list(query)
+    With `org` only the groups in its projects (or in project_ids of it), in the same statement.
+    """
+    return reads.select_groups(
+        ids,
+        organization_id=org.id if org is not None else None,
+        project_ids=project_ids,
+        for_update=is_postgres(),
+    )
 
 
 def single(*, org: Organization, group_id: int) -> Group:
     """One group of the organization; a merged-away id is followed to the group it merged into."""
-    found = lock_groups(_ids_in_scope(org, [group_id]))
+    found = lock_groups([group_id], org=org)
     # A merged child stays PENDING_MERGE until deleted; it redirects like a gone one (§5 item 20).
     if not found or found[0].status == GroupStatus.PENDING_MERGE:
         redirect = GroupRedirect.get_or_none(
             (GroupRedirect.previous_group_id == group_id) & (GroupRedirect.organization == org.id)
         )
         if redirect is not None:
-            found = lock_groups(_ids_in_scope(org, [redirect.group_id]))
+            found = lock_groups([redirect.group_id], org=org)
     if not found or found[0].status in HIDDEN_STATUSES:
         raise NotFound("Issue not found", reason="GROUP_NOT_FOUND", groupId=str(group_id))
     return found[0]
-
-
-def _ids_in_scope(org: Organization, ids: list[int], project_ids: tuple[int, ...] = ()) -> list[int]:
-    query = Group.select(Group.id).where(Group.id.in_(ids) & Group.project.in_(_scoped(org, project_ids)))
-    return [g.id for g in query]
 
 
 @dataclass
@@ -107,7 +104,7 @@ def _by_ids(org: Organization, selection: Selection) -> Selected:
             "group_ids", f"Ensure this field has no more than {MAX_IDS} elements."
         )
     ids = sorted(set(selection.group_ids))
-    found = lock_groups(_ids_in_scope(org, ids, selection.project_ids))
+    found = lock_groups(ids, org=org, project_ids=selection.project_ids)
     if not found:
         raise NotFound(NO_GROUPS, reason="NO_GROUPS_FOUND")
     skipped = [
@@ -165,4 +162,4 @@ def _by_query(selection: Selection, *, scope: Scope, now: dt.datetime) -> Select
 
 def projects_of(groups: list[Group]) -> dict[int, Project]:
     ids = sorted({g.project_id for g in groups})
-    return {p.id: p for p in Project.select().where(Project.id.in_(ids))}
+    return {p.id: p for p in reads.rows_by_id(Project, ids)}

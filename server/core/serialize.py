@@ -1,4 +1,4 @@
-"""The group as read back (§4.2): derived status label, status details, per-user flags, activities."""
+"""The group as read back (§4.2): status label and details, per-user flags, activities."""
 
 from __future__ import annotations
 
@@ -14,28 +14,19 @@ from server.core.enums import (
     SUBSCRIPTION_REASON_NAMES,
     ActivityType,
     GroupStatus,
-    LinkRelationship,
-    LinkType,
     PriorityLevel,
     ResolutionType,
     SubscriptionReason,
 )
+from server.core.errors import NotFound
+from server.core.reads import Loaded, load_activities, load_group
 from server.core.snooze import user_view
 from server.models import (
-    Activity,
     Commit,
     Group,
-    GroupAssignee,
-    GroupBookmark,
-    GroupLink,
-    GroupResolution,
-    GroupSeen,
-    GroupShare,
     GroupSnooze,
     Project,
-    Release,
     Repository,
-    Team,
     User,
 )
 
@@ -131,7 +122,7 @@ def _status(
     return STATUS_LABELS.get(GroupStatus(group.status), "unresolved"), False
 
 
-def _ignore_details(snooze: GroupSnooze, group: Group) -> StatusDetailsView:
+def _ignore_details(snooze: GroupSnooze, group: Group, actor: User | None) -> StatusDetailsView:
     state = snooze.state or {}
     count = snooze.count
     if count and not snooze.window:
@@ -139,7 +130,6 @@ def _ignore_details(snooze: GroupSnooze, group: Group) -> StatusDetailsView:
     user_count = snooze.user_count
     if user_count and not snooze.user_window:
         user_count = user_count - (group.user_count - state.get("users_seen", 0))
-    actor = User.get_or_none(User.id == snooze.actor_id) if snooze.actor_id else None
     return StatusDetailsView(
         ignore_count=count,
         ignore_until=snooze.until,
@@ -150,67 +140,52 @@ def _ignore_details(snooze: GroupSnooze, group: Group) -> StatusDetailsView:
     )
 
 
-def _resolved_details(group: Group) -> StatusDetailsView:
-    resolution = GroupResolution.get_or_none(GroupResolution.group == group.id)
+def _resolved_details(loaded: Loaded) -> StatusDetailsView:
+    resolution = loaded.resolution
     if resolution is not None:
-        actor = user_by_id(resolution.actor_id)
+        actor = user_view(loaded.resolution_actor)
         if resolution.type in (None, ResolutionType.IN_NEXT_RELEASE):
             return StatusDetailsView(in_next_release=True, actor=actor)
-        release = Release.get_by_id(resolution.release_id)
-        return StatusDetailsView(in_release=release.version, actor=actor)
-    link = (
-        GroupLink.select()
-        .where(
-            (GroupLink.group == group.id)
-            & (GroupLink.linked_type == int(LinkType.COMMIT))
-            & (GroupLink.relationship == int(LinkRelationship.RESOLVES))
-        )
-        .order_by(GroupLink.datetime.desc())
-        .first()
-    )
-    if link is not None:
-        commit = Commit.get_or_none(Commit.id == link.linked_id)
+        assert loaded.release is not None  # the foreign key cascades: a resolution has one
+        return StatusDetailsView(in_release=loaded.release.version, actor=actor)
+    if loaded.resolving_commit_id is not None:
+        commit = Commit.get_or_none(Commit.id == loaded.resolving_commit_id)
         if commit is not None:
             return StatusDetailsView(in_commit=commit_view(commit))
     return StatusDetailsView()
 
 
-def _details(group: Group, label: str, auto: bool, snooze: GroupSnooze | None) -> StatusDetailsView:
+def _details(loaded: Loaded, label: str, auto: bool) -> StatusDetailsView:
+    group, snooze = loaded.group, loaded.snooze
     if auto:
         return StatusDetailsView(auto_resolved=True)
     if label == "ignored" and snooze is not None:
-        return _ignore_details(snooze, group)
+        return _ignore_details(snooze, group, loaded.snooze_actor)
     if label == "ignored" and group.substatus == 1:
         return StatusDetailsView(ignore_until_escalating=True)
     if label == "resolved":
-        return _resolved_details(group)
+        return _resolved_details(loaded)
     return StatusDetailsView()
 
 
-def assignee_view(group_id: int) -> ActorView | None:
-    row = GroupAssignee.get_or_none(GroupAssignee.group == group_id)
-    if row is None:
-        return None
-    if row.user_id is not None:
-        return user_actor(User.get_by_id(row.user_id))
-    team = Team.get_by_id(row.team_id)
-    return ActorView(type="team", id=team.id, name=team.slug)
+def _assignee_view(loaded: Loaded) -> ActorView | None:
+    if loaded.assignee_user is not None:
+        return user_actor(loaded.assignee_user)
+    if loaded.assignee_team is not None:
+        return ActorView(type="team", id=loaded.assignee_team.id, name=loaded.assignee_team.slug)
+    return None
 
 
-def _user_flags(group: Group, user_id: int | None) -> dict[str, Any]:
-    from server.models import GroupSubscription
-
-    if user_id is None:
-        return {"is_bookmarked": False, "is_subscribed": False, "reason": "", "disabled": False, "has_seen": False}
-    bookmarked = GroupBookmark.select().where((GroupBookmark.group == group.id) & (GroupBookmark.user == user_id)).exists()
-    sub = GroupSubscription.get_or_none((GroupSubscription.group == group.id) & (GroupSubscription.user == user_id))
-    seen = GroupSeen.get_or_none((GroupSeen.group == group.id) & (GroupSeen.user == user_id))
+def _user_flags(loaded: Loaded) -> dict[str, Any]:
+    """The acting user's rows were joined on user_id; without a user none of them matched."""
+    group, sub, seen = loaded.group, loaded.subscription, loaded.seen
     since = group.active_at or group.first_seen
     reason = ""
     if sub is not None:
-        reason = SUBSCRIPTION_REASON_NAMES.get(SubscriptionReason(sub.reason), "unknown") if sub.is_active else ""
+        name = SUBSCRIPTION_REASON_NAMES.get(SubscriptionReason(sub.reason), "unknown")
+        reason = name if sub.is_active else ""
     return {
-        "is_bookmarked": bool(bookmarked),
+        "is_bookmarked": loaded.bookmarked,
         "is_subscribed": bool(sub is not None and sub.is_active),
         "reason": reason,
         "disabled": bool(sub is not None and not sub.is_active),
@@ -220,20 +195,17 @@ def _user_flags(group: Group, user_id: int | None) -> dict[str, Any]:
 
 def activities_for(group: Group, *, limit: int = ACTIVITIES_COUNT) -> list[ActivityView]:
     """Newest first, consecutive duplicates dropped (except notes), then the first-seen entry."""
-    rows = list(
-        Activity.select().where(Activity.group == group.id).order_by(Activity.datetime.desc(), Activity.id.desc()).limit(2 * limit)
-    )
-    users = {u.id: u for u in User.select().where(User.id.in_({r.user_id for r in rows if r.user_id}))}
+    rows = load_activities(group.id, limit=2 * limit)
     views: list[ActivityView] = []
     previous: tuple[Any, ...] | None = None
-    for r in rows:
+    for r, actor in rows:
         key = (r.type, r.ident, r.user_id, repr(r.data))
         if key == previous and r.type != ActivityType.NOTE:
             continue
         previous = key
-        actor = users.get(r.user_id) if r.user_id is not None else None
         views.append(ActivityView(r.id, r.type, user_view(actor), r.data or {}, r.datetime))
-    first = ActivityView(0, int(ActivityType.FIRST_SEEN), None, {"priority": _priority_name(_initial_priority(group))}, group.first_seen)
+    priority = {"priority": _priority_name(_initial_priority(group))}
+    first = ActivityView(0, int(ActivityType.FIRST_SEEN), None, priority, group.first_seen)
     return [*views, first][:limit]
 
 
@@ -251,25 +223,47 @@ def _priority_name(value: int | None) -> str | None:
 
 
 def group_view(group: Group, *, user_id: int | None, now: dt.datetime) -> GroupView:
-    project = Project.get_by_id(group.project_id)
-    snooze = GroupSnooze.get_or_none(GroupSnooze.group == group.id)
+    """The reply for one group; the group row is re-read with its related rows in one statement,
+    so an update's reply shows what its transaction wrote."""
+    loaded = load_group(group.id, user_id=user_id)
+    if loaded is None:  # the caller holds the row (locked on PostgreSQL); only a purge races here
+        raise NotFound("Issue not found", reason="GROUP_NOT_FOUND", groupId=str(group.id))
+    group, project, snooze = loaded.group, loaded.project, loaded.snooze
     label, auto = _status(group, project, snooze, now)
-    share = GroupShare.get_or_none(GroupShare.group == group.id)
-    flags = _user_flags(group, user_id)
+    share = loaded.share
+    flags = _user_flags(loaded)
     return GroupView(
-        id=group.id, short_id=short_id(project, group.short_id), title=group.title or group.message,
-        culprit=group.culprit or "", logger=group.logger or "", level=LEVEL_NAMES.get(group.level, "error"),
-        status=label, status_details=_details(group, label, auto, snooze), substatus=group.substatus,
-        share_id=share.uuid if share else "", platform=group.platform or project.platform or "",
-        project=project, issue_category="error" if group.type == 1 else "other",
-        issue_type="error" if group.type == 1 else f"type_{group.type}", num_comments=group.num_comments,
-        assigned_to=assignee_view(group.id), is_bookmarked=flags["is_bookmarked"],
-        is_subscribed=flags["is_subscribed"], subscription_reason=flags["reason"],
-        subscription_disabled=flags["disabled"], has_seen=flags["has_seen"], priority=group.priority,
-        priority_locked_at=group.priority_locked_at, count=group.times_seen, user_count=group.user_count,
-        first_seen=group.first_seen, last_seen=group.last_seen, resolved_at=group.resolved_at,
-        etag=etag_of(group), activities=activities_for(group),
-    )  # fmt: skip
+        id=group.id,
+        short_id=short_id(project, group.short_id),
+        title=group.title or group.message,
+        culprit=group.culprit or "",
+        logger=group.logger or "",
+        level=LEVEL_NAMES.get(group.level, "error"),
+        status=label,
+        status_details=_details(loaded, label, auto),
+        substatus=group.substatus,
+        share_id=share.uuid if share else "",
+        platform=group.platform or project.platform or "",
+        project=project,
+        issue_category="error" if group.type == 1 else "other",
+        issue_type="error" if group.type == 1 else f"type_{group.type}",
+        num_comments=group.num_comments,
+        assigned_to=_assignee_view(loaded),
+        is_bookmarked=flags["is_bookmarked"],
+        is_subscribed=flags["is_subscribed"],
+        subscription_reason=flags["reason"],
+        subscription_disabled=flags["disabled"],
+        has_seen=flags["has_seen"],
+        priority=group.priority,
+        priority_locked_at=group.priority_locked_at,
+        count=group.times_seen,
+        user_count=group.user_count,
+        first_seen=group.first_seen,
+        last_seen=group.last_seen,
+        resolved_at=group.resolved_at,
+        etag=etag_of(group),
+        activities=activities_for(group),
+    )
 
 
 def user_by_id(user_id: int | None) -> UserView | None:

@@ -5,19 +5,17 @@ from __future__ import annotations
 import uuid
 
 from server.core import activity
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import UpdateContext
 from server.core.enums import ActivityType
 from server.models import GroupShare
 
-BATCH = BATCH_ROWS
-
 
 def set_public(ctx: UpdateContext, *, is_public: bool) -> None:
-    shared = GroupShare.select(GroupShare.group).where(GroupShare.group.in_(ctx.group_ids))
+    shared = GroupShare.select(GroupShare.group).where(where_id_in(GroupShare.group, ctx.group_ids))
     existing = {s.group_id for s in shared}
     if existing:
-        GroupShare.delete().where(GroupShare.group.in_(list(existing))).execute()
+        GroupShare.delete().where(where_id_in(GroupShare.group, list(existing))).execute()
         removed = [g for g in ctx.groups if g.id in existing]
         activity.record_activities(ctx, groups=removed, type=ActivityType.SET_PRIVATE, data={})
     ctx.delta.is_public = is_public
@@ -33,7 +31,6 @@ def _share(ctx: UpdateContext) -> str:
          "date_added": ctx.now}
         for g, share_id in zip(ctx.groups, uuids, strict=True)
     ]  # fmt: skip
-    for start in range(0, len(rows), BATCH):
-        GroupShare.insert_many(rows[start : start + BATCH]).execute()
+    insert_rows(GroupShare, rows)
     activity.record_activities(ctx, groups=ctx.groups, type=ActivityType.SET_PUBLIC, data={})
     return uuids[-1]

@@ -5,14 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from peewee import EXCLUDED
-
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import EXCLUDED, insert_rows, where_id_in
 from server.core.commands import IgnoreConditions
 from server.core.context import StatusDetailsView, UpdateContext, UserView
 from server.models import Group, GroupInbox, GroupSnooze, User
-
-BATCH = BATCH_ROWS
 
 
 def user_view(user: User | None) -> UserView | None:
@@ -29,7 +25,7 @@ def _normalise(value: int | None) -> int | None:
 
 
 def remove_from_inbox(ctx: UpdateContext) -> None:
-    GroupInbox.delete().where(GroupInbox.group.in_(ctx.group_ids)).execute()
+    GroupInbox.delete().where(where_id_in(GroupInbox.group, ctx.group_ids)).execute()
 
 
 def archive_until_escalating(ctx: UpdateContext) -> StatusDetailsView:
@@ -51,7 +47,7 @@ def archive_with_conditions(
         user_window=_normalise(conditions.user_window),
     )
     if not (c.duration or c.count or c.user_count):
-        GroupSnooze.delete().where(GroupSnooze.group.in_(ctx.group_ids)).execute()
+        GroupSnooze.delete().where(where_id_in(GroupSnooze.group, ctx.group_ids)).execute()
         return StatusDetailsView()
     until = ctx.now + dt.timedelta(minutes=c.duration) if c.duration else None
     rows = [
@@ -90,8 +86,6 @@ def _state(group: Group, *, conditions: IgnoreConditions) -> dict[str, Any]:
 
 def _upsert(rows: list[dict[str, Any]]) -> None:
     fields = ("until", "count", "window", "user_count", "user_window", "state", "actor_id")
-    update = {getattr(GroupSnooze, f): getattr(EXCLUDED, f) for f in fields}
-    for start in range(0, len(rows), BATCH):
-        GroupSnooze.insert_many(rows[start : start + BATCH]).on_conflict(
-            conflict_target=[GroupSnooze.group], update=update
-        ).execute()
+    insert_rows(
+        GroupSnooze, rows, conflict_target=["group"], update=dict.fromkeys(fields, EXCLUDED)
+    )

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from server.core import activity, snooze, subscriptions
+from server.core.bulk_sql import where_id_in
 from server.core.context import StatusDetailsView, UpdateContext
 from server.core.enums import (
     IGNORED_SUBSTATUSES,
@@ -59,11 +60,12 @@ def change_status(ctx: UpdateContext, *, status: str) -> None:
     new_substatus = infer_substatus(ctx, new_status=new_status)
     previous = {g.id: g.status for g in ctx.groups}
     updated = (
-        Group.update(status=int(new_status), substatus=new_substatus)
-        .where(Group.id.in_(ctx.group_ids) & (Group.status != int(new_status)))
+        # The version bump rides on this UPDATE: it changes exactly the groups marked below.
+        Group.update(status=int(new_status), substatus=new_substatus, version=Group.version + 1)
+        .where(where_id_in(Group.id, ctx.group_ids) & (Group.status != int(new_status)))
         .execute()
     )
-    GroupResolution.delete().where(GroupResolution.group.in_(ctx.group_ids)).execute()
+    GroupResolution.delete().where(where_id_in(GroupResolution.group, ctx.group_ids)).execute()
     details = (
         _archive(ctx, substatus=new_substatus)
         if new_status == GroupStatus.IGNORED
@@ -73,6 +75,7 @@ def change_status(ctx: UpdateContext, *, status: str) -> None:
     ctx.delta.status_details = details
     changed = [gid for gid, old in previous.items() if old != new_status]
     ctx.mark_changed(changed)
+    ctx.versioned_ids.update(changed)
     if updated:
         _side_effects(
             ctx, new_status=new_status, substatus=new_substatus, details=details, previous=previous

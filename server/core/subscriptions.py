@@ -5,6 +5,7 @@ from __future__ import annotations
 from peewee import Tuple
 
 from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows
 from server.core.context import UpdateContext
 from server.core.enums import SubscriptionReason
 from server.core.errors import InvalidArgument
@@ -48,8 +49,7 @@ def subscribe_users(
         for g in groups
         for uid in user_ids
     ]
-    for start in range(0, len(rows), BATCH):
-        GroupSubscription.insert_many(rows[start : start + BATCH]).on_conflict_ignore().execute()
+    insert_rows(GroupSubscription, rows, ignore=True)
 
 
 def subscribe_actor(ctx: UpdateContext, *, groups: list[Group], reason: SubscriptionReason) -> None:
@@ -71,14 +71,12 @@ def set_subscribed(ctx: UpdateContext, *, is_subscribed: bool) -> None:
         }
         for g in ctx.groups
     ]
-    for start in range(0, len(rows), BATCH):
-        GroupSubscription.insert_many(rows[start : start + BATCH]).on_conflict(
-            conflict_target=[GroupSubscription.group, GroupSubscription.user],
-            update={
-                GroupSubscription.is_active: is_subscribed,
-                GroupSubscription.reason: int(SubscriptionReason.UNKNOWN),
-            },
-        ).execute()
+    insert_rows(
+        GroupSubscription,
+        rows,
+        conflict_target=["group", "user"],
+        update={"is_active": is_subscribed, "reason": int(SubscriptionReason.UNKNOWN)},
+    )
     ctx.mark_changed(ctx.group_ids)
     ctx.delta.is_subscribed = is_subscribed
     ctx.delta.subscription_reason = "unknown"
@@ -107,5 +105,4 @@ def subscribe_team(
          "reason": int(reason), "date_added": ctx.now}
         for g in groups
     ]  # fmt: skip
-    for start in range(0, len(rows), BATCH):
-        GroupSubscription.insert_many(rows[start : start + BATCH]).on_conflict_ignore().execute()
+    insert_rows(GroupSubscription, rows, ignore=True)

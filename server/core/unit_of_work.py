@@ -10,6 +10,7 @@ from typing import TypeVar
 from peewee import DatabaseError, InterfaceError, OperationalError
 
 from server.core.errors import Conflict, Unavailable
+from server.db import write_lock
 from server.models import db
 
 T = TypeVar("T")
@@ -61,7 +62,7 @@ def _run_once(fn: Callable[[], T], *, write: bool) -> T:
     with db.connection_context():
         if not write:
             return fn()
-        with db.atomic():
+        with write_lock(), db.atomic():
             return fn()
 
 

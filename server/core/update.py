@@ -22,7 +22,7 @@ from server.core import (
     subscriptions,
     validation,
 )
-from server.core.batching import BATCH_ROWS
+from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.commands import READ_SCOPES, WRITE_SCOPES, Caller, Selection, UpdateCommand
 from server.core.context import BulkResult, GroupOutcome, UpdateContext
 from server.core.errors import Cancelled, Conflict, NotFound, PermissionDenied
@@ -79,7 +79,7 @@ def update_group(  # noqa: PLR0913 - keyword-only; the request's fields plus the
             raise Conflict("The issue changed since it was read (etag mismatch)", reason="ETAG_MISMATCH")
         ctx = _context(caller=access.caller, command=command, org=org, groups=[group])
         _apply(ctx)
-        view = group_view(Group.get_by_id(group.id), user_id=caller.user_id, now=ctx.now)
+        view = group_view(group, user_id=caller.user_id, now=ctx.now)  # re-reads the row
         _check_still_wanted(should_continue)
         return view
 
@@ -210,12 +210,10 @@ def _apply_user_fields(ctx: UpdateContext, *, validated: validation.Validated) -
 
 def _finish(ctx: UpdateContext) -> None:
     """Bump versions of changed groups and write the notification outbox, in this transaction."""
-    changed = sorted(ctx.changed_ids)
+    changed = sorted(ctx.changed_ids - ctx.versioned_ids)
     if changed:
-        Group.update(version=Group.version + 1).where(Group.id.in_(changed)).execute()
-    rows = [{**event, "created_at": ctx.now} for event in ctx.outbox]
-    for start in range(0, len(rows), BATCH_ROWS):
-        OutboxEvent.insert_many(rows[start : start + BATCH_ROWS]).execute()
+        Group.update(version=Group.version + 1).where(where_id_in(Group.id, changed)).execute()
+    insert_rows(OutboxEvent, [{**event, "created_at": ctx.now} for event in ctx.outbox])
 
 
 def _bulk_result(

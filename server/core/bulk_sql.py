@@ -1,0 +1,187 @@
+"""Set-based writes with a short, constant SQL text whatever the number of rows.
+
+Peewee compiles a multi-row INSERT value by value (one AST node per cell) and psycopg re-parses
+every distinct long statement; for 1000 groups that was most of a bulk call. Here all rows
+travel as one JSON parameter (an array of row arrays, made by json.dumps): PostgreSQL reads it
+with json_array_elements and casts each column, SQLite with json_each/json_extract. Id lists
+are one parameter too (`= ANY(array)` / json_each). The statements still go through
+`db.execute_sql`, so the query hooks (statement counters) see every one of them.
+
+Values are stored exactly as peewee stores them (tests/core/test_bulk_sql.py compares the raw
+cells): SQLite datetimes as `isoformat(" ")` text (the sqlite3 adapter), JSON as
+`json(dumps(value))`, booleans as 0/1; PostgreSQL timestamps, booleans and jsonb.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+from peewee import SQL, Field, Model, NodeList
+
+from server.db import is_postgres
+from server.models import db
+
+EXCLUDED = object()  # in `update`: take the value the conflicting row would have inserted
+
+PG_ARRAY_TYPES = {
+    "BIGAUTO": "bigint",
+    "AUTO": "integer",
+    "BIGINT": "bigint",
+    "INT": "integer",
+    "SMALLINT": "smallint",
+    "BOOL": "boolean",
+    "DATETIME": "timestamp",
+    "VARCHAR": "text",
+    "TEXT": "text",
+    "JSON": "jsonb",
+}
+
+
+def _fields(model: type[Model], names: tuple[str, ...]) -> list[Field]:
+    by_name: dict[str, Field] = model._meta.fields
+    by_column = {f.column_name: f for f in by_name.values()}
+    return [by_name.get(n) or by_column[n] for n in names]
+
+
+def _json_text(field: Field, value: Any) -> str | None:
+    if value is None:
+        return None
+    dumps = getattr(field, "_dumps", json.dumps)
+    return str(dumps(value))
+
+
+def _cell(field: Field, value: Any, *, postgres: bool) -> Any:
+    """One value as the driver should receive it for this column."""
+    if field.field_type == "JSON":
+        return _json_text(field, value)
+    if value is None:
+        return None
+    if field.field_type == "DATETIME":
+        return value if postgres else value.isoformat(" ")
+    if field.field_type == "BOOL":
+        return bool(value)
+    return field.db_value(value)  # type: ignore[no-untyped-call]
+
+
+def _sqlite_cell(field: Field, value: Any) -> Any:
+    cell = _cell(field, value, postgres=False)
+    if isinstance(cell, dt.datetime):  # a db_value that returned one (defensive)
+        return cell.isoformat(" ")
+    return cell
+
+
+@lru_cache(maxsize=256)
+def _insert_sql(  # noqa: PLR0913 - every part of the key picks a different statement text
+    table: str,
+    columns: tuple[str, ...],
+    types: tuple[str, ...],
+    postgres: bool,
+    conflict_target: tuple[str, ...] | None,
+    update_columns: tuple[tuple[str, bool], ...] | None,
+) -> str:
+    cols = ", ".join(f'"{c}"' for c in columns)
+    if postgres:
+        # One JSON array of rows, cast per column server-side: json.dumps is far cheaper than
+        # psycopg dumping (and quoting) one array per column, cell by cell.
+        picks = ", ".join(f"(r.v->>{i})::{t}" for i, t in enumerate(types))
+        select = f"SELECT {picks} FROM json_array_elements(%s::json) AS r(v)"
+    else:
+        picks = ", ".join(
+            f"json(json_extract(value, '$[{i}]'))"
+            if t == "JSON"
+            else f"json_extract(value, '$[{i}]')"
+            for i, t in enumerate(types)
+        )
+        select = f"SELECT {picks} FROM json_each(?) WHERE 1"  # WHERE: SQLite's upsert parse rule
+    sql = f'INSERT INTO "{table}" ({cols}) {select}'
+    if conflict_target is None and update_columns is None:
+        return sql
+    target = "(" + ", ".join(f'"{c}"' for c in conflict_target) + ")" if conflict_target else ""
+    if not update_columns:
+        return f"{sql} ON CONFLICT {target} DO NOTHING"
+    param = "%s" if postgres else "?"
+    sets = ", ".join(
+        f'"{c}" = EXCLUDED."{c}"' if excluded else f'"{c}" = {param}'
+        for c, excluded in update_columns
+    )
+    return f"{sql} ON CONFLICT {target} DO UPDATE SET {sets}"
+
+
+def insert_rows(
+    model: type[Model],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    conflict_target: Sequence[str] | None = None,
+    update: Mapping[str, Any] | None = None,
+    ignore: bool = False,
+) -> None:
+    """INSERT every row in one statement (rows share their keys: field or column names).
+
+    ignore=True is ON CONFLICT DO NOTHING; update maps field names to a value or EXCLUDED
+    (DO UPDATE on conflict_target). No rows, no statement.
+    """
+    if not rows:
+        return
+    postgres = is_postgres()
+    names = tuple(rows[0])
+    fields = _fields(model, names)
+    update_fields = _fields(model, tuple(update)) if update else []
+    target_fields = _fields(model, tuple(conflict_target)) if conflict_target else []
+    sql = _insert_sql(
+        model._meta.table_name,
+        tuple(f.column_name for f in fields),
+        tuple(PG_ARRAY_TYPES[f.field_type] if postgres else f.field_type for f in fields),
+        postgres,
+        tuple(f.column_name for f in target_fields) if (update or ignore) else None,
+        tuple(
+            (f.column_name, v is EXCLUDED)
+            for f, v in zip(update_fields, (update or {}).values(), strict=True)
+        )
+        if update
+        else None,
+    )
+    params = _row_params(fields, names, rows, postgres=postgres)
+    for f, value in zip(update_fields, (update or {}).values(), strict=True):
+        if value is not EXCLUDED:
+            params.append(
+                _cell(f, value, postgres=postgres) if postgres else _sqlite_cell(f, value)
+            )
+    db.execute_sql(sql, params)
+
+
+def _row_params(
+    fields: list[Field],
+    names: tuple[str, ...],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    postgres: bool,
+) -> list[Any]:
+    """The rows as one JSON array of arrays (datetimes as text, JSON columns as JSON text)."""
+    del postgres  # the same text on both backends; only the SQL reading it differs
+    converters = [(n, _converter(f)) for f, n in zip(fields, names, strict=True)]
+    table = [[None if row[n] is None else conv(row[n]) for n, conv in converters] for row in rows]
+    return [json.dumps(table)]
+
+
+def _converter(field: Field) -> Any:
+    """How a non-null value of this column goes into the JSON row table."""
+    kind = field.field_type
+    if kind == "JSON":
+        return lambda value: _json_text(field, value)
+    if kind == "DATETIME":
+        return lambda value: value.isoformat(" ")  # what sqlite3's adapter stores
+    if kind == "BOOL":
+        return bool
+    return field.db_value
+
+
+def where_id_in(field: Field, ids: Sequence[int]) -> Any:
+    """`field IN ids` with one parameter: `= ANY(array)` on PostgreSQL, json_each on SQLite."""
+    values = [int(i) for i in ids]
+    if is_postgres():
+        return NodeList((field, SQL("= ANY(%s::bigint[])", [values])))
+    return NodeList((field, SQL("IN (SELECT value FROM json_each(?))", [json.dumps(values)])))
