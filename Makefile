@@ -40,7 +40,7 @@ buf-lint: $(STAMP)
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format -d --exit-code
 
-lint: $(STAMP) buf-lint
+lint: $(STAMP) buf-lint buf-breaking lint-examples
 	$(VENV)/bin/ruff check server tests
 	$(VENV)/bin/ruff format --check server tests
 	$(VENV)/bin/mypy

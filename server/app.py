@@ -91,9 +91,7 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    watch = HealthWatch(
-        servicer=health_servicer, services=("", SERVICE_NAME), interval=config.health_interval
-    )
+    watch = HealthWatch(servicer=health_servicer, services=("", SERVICE_NAME), interval=config.health_interval)
     errors.on_unavailable(watch.report_unavailable)
     watch.start()
     running = Running(server, port, health_servicer, store, watch=watch)

@@ -46,7 +46,9 @@ def load_tokens(path: str | Path) -> list[Token]:
             raise ValueError(f"token file {path}: entry {i} needs a name and a sha256 (or token)")
         scopes = frozenset(entry.get("scopes", []))
         if not scopes <= VALID_SCOPES:
-            raise ValueError(f"token file {path}: entry {entry['name']!r} has unknown scopes {sorted(scopes - VALID_SCOPES)}")
+            raise ValueError(
+                f"token file {path}: entry {entry['name']!r} has unknown scopes {sorted(scopes - VALID_SCOPES)}"
+            )
         orgs = entry.get("organizations")
         tokens.append(Token(entry["name"], digest, scopes, frozenset(orgs) if orgs is not None else None))
     return tokens
@@ -115,11 +117,11 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return _with_caller(handler, caller) if handler is not None else None
 
 
-def _unary(fn: Callable[[Any, grpc.ServicerContext], Any]) -> grpc.RpcMethodHandler:
+def _unary(fn: Callable[[Any, grpc.ServicerContext], Any]) -> grpc.RpcMethodHandler[Any, Any]:
     return grpc.unary_unary_rpc_method_handler(fn)
 
 
-def _with_caller(handler: grpc.RpcMethodHandler, caller: Caller) -> grpc.RpcMethodHandler:
+def _with_caller(handler: grpc.RpcMethodHandler[Any, Any], caller: Caller) -> grpc.RpcMethodHandler[Any, Any]:
     """Hand the caller to the servicer through a thread-local set for the handler's duration."""
     if handler.unary_stream is not None:
         return _stream_with_caller(handler, caller)
@@ -163,9 +165,7 @@ def _stream_with_caller(handler: Any, caller: Caller) -> grpc.RpcMethodHandler[A
     )
 
 
-def _parse_request(
-    parse: Callable[[bytes], Any] | None, raw: Any, context: grpc.ServicerContext
-) -> Any:
+def _parse_request(parse: Callable[[bytes], Any] | None, raw: Any, context: grpc.ServicerContext) -> Any:
     if parse is None:
         return raw
     try:

@@ -101,9 +101,8 @@ def patch_from_proto(msg: issue_service_pb2.GroupPatch) -> commands.UpdateComman
     """The patch as a frozen command; bad enum numbers are refused with Sentry's choice message."""
     errors = ViolationCollector()
     status = None
-    if msg.HasField("status"):
-        if _choice(errors, "status", msg.status, STATUS_TO_CORE) is not None:
-            status = STATUS_TO_CORE[msg.status]  # type: ignore[index]
+    if msg.HasField("status") and _choice(errors, "status", msg.status, STATUS_TO_CORE) is not None:
+        status = STATUS_TO_CORE[msg.status]
     substatus = _choice(errors, "substatus", msg.substatus, SUBSTATUSES) if msg.HasField("substatus") else None
     priority = _choice(errors, "priority", msg.priority, PRIORITIES) if msg.HasField("priority") else None
     assignee = assignee_from_proto(msg.assigned_to, errors) if msg.HasField("assigned_to") else None
@@ -202,7 +201,8 @@ def group_to_proto(view: GroupView) -> group_pb2.Group:
     p = view.project
     return group_pb2.Group(
         id=view.id, short_id=view.short_id, title=view.title, culprit=view.culprit, logger=view.logger,
-        level=view.level, status=STATUS_LABELS[view.status], status_details=status_details_to_proto(view.status_details),
+        level=view.level, status=STATUS_LABELS[view.status],
+        status_details=status_details_to_proto(view.status_details),
         substatus=view.substatus or 0,  # type: ignore[arg-type]
         is_public=bool(view.share_id), share_id=view.share_id, platform=view.platform,
         project=group_pb2.Project(id=p.id, name=p.name, slug=p.slug, platform=p.platform or ""),
@@ -238,13 +238,17 @@ def applied_to_proto(delta: AppliedDelta) -> issue_service_pb2.AppliedChanges:
         out.subscription_details.reason = delta.subscription_reason
     if delta.is_public is not None:
         out.share.share_id = delta.share_id or ""
+    _merge_and_priority_to_proto(delta, out)
+    out.activities.extend(activity_to_proto(a) for a in delta.activities)
+    return out
+
+
+def _merge_and_priority_to_proto(delta: AppliedDelta, out: issue_service_pb2.AppliedChanges) -> None:
     if delta.merge is not None:
         out.merge.parent = delta.merge.parent
         out.merge.children.extend(delta.merge.children)
     if delta.priority is not None:
         out.priority = delta.priority  # type: ignore[assignment]
-    out.activities.extend(activity_to_proto(a) for a in delta.activities)
-    return out
 
 
 def bulk_result_to_proto(result: BulkResult) -> issue_service_pb2.BulkUpdateGroupsResponse:

@@ -39,9 +39,7 @@ def make_database(url: str | None = None, *, workers: int = 8) -> Database:
     elif scheme.startswith(("postgres", "postgresql")):
         real = _postgres(params, workers)
     else:
-        raise ValueError(
-            f"unsupported DATABASE_URL scheme {scheme!r} (use sqlite:// or postgresql://)"
-        )
+        raise ValueError(f"unsupported DATABASE_URL scheme {scheme!r} (use sqlite:// or postgresql://)")
     db.initialize(real)
     return real
 

@@ -49,9 +49,7 @@ GROUPS_CHANGED = Counter(
     ["kind"],
     registry=REGISTRY,
 )
-POOL_IN_USE = Gauge(
-    "issue_service_db_pool_in_use", "Pooled connections checked out", registry=REGISTRY
-)
+POOL_IN_USE = Gauge("issue_service_db_pool_in_use", "Pooled connections checked out", registry=REGISTRY)
 POOL_IDLE = Gauge("issue_service_db_pool_idle", "Pooled connections idle", registry=REGISTRY)
 POOL_MAX = Gauge("issue_service_db_pool_max", "Pooled connections allowed", registry=REGISTRY)
 

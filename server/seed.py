@@ -191,7 +191,7 @@ def _reset_sequences() -> None:
         table = model._meta.table_name
         db.execute_sql(
             f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
-            f"COALESCE((SELECT MAX(id) FROM \"{table}\"), 0) + 1, false)"
+            f'COALESCE((SELECT MAX(id) FROM "{table}"), 0) + 1, false)'
         )
 
 
@@ -208,5 +208,3 @@ def seed_file(path: str | Path, *, replace: bool = False) -> dict[str, int]:
         counts = load(data)
         _reset_sequences()
     return counts
-
-

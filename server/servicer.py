@@ -42,6 +42,7 @@ def _once(
     reply_type: type[R],
 ) -> R:
     """Run the core call once per request id; a retry gets the stored reply, byte for byte."""
+
     def encode(value: T) -> str:
         return base64.b64encode(to_proto(value).SerializeToString()).decode()
 
@@ -134,8 +135,6 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
         processed = 0
         for index, result in enumerate(chunks):
             processed += len(result.matched_group_ids)
-            yield convert.bulk_progress_to_proto(
-                result, chunk_index=index, processed_count=processed
-            )
+            yield convert.bulk_progress_to_proto(result, chunk_index=index, processed_count=processed)
             if not context.is_active():
                 return  # cancelled or past its deadline: stop before the next chunk starts

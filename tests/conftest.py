@@ -10,8 +10,8 @@ from typing import Any
 
 import grpc
 import pytest
-
 from issues.v1 import issue_service_pb2_grpc
+
 from server.app import Config, Running, create_server
 from server.auth import Token, TokenStore, hash_token
 from server.db import make_database
@@ -60,11 +60,10 @@ def migrated(database_url: str) -> str:
 def database(migrated: str) -> Iterator[str]:
     """An empty schema for each test; a connection is open for the test body's own queries."""
     make_database(migrated, workers=8)
-    with db.connection_context():
-        with db.atomic():
-            for model in reversed(ALL_MODELS):
-                if model is not SchemaVersion:
-                    model.delete().execute()
+    with db.connection_context(), db.atomic():
+        for model in reversed(ALL_MODELS):
+            if model is not SchemaVersion:
+                model.delete().execute()
     with db.connection_context():
         yield migrated
 
@@ -72,8 +71,7 @@ def database(migrated: str) -> Iterator[str]:
 def token_store() -> TokenStore:
     return TokenStore(
         tokens=[
-            Token(name, hash_token(secret), frozenset(scopes), orgs)
-            for name, (secret, scopes, orgs) in TOKENS.items()
+            Token(name, hash_token(secret), frozenset(scopes), orgs) for name, (secret, scopes, orgs) in TOKENS.items()
         ]
     )
 

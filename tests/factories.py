@@ -51,9 +51,7 @@ def user(**kw: Any) -> User:
     return User.create(**{"username": f"user{n}", "email": f"user{n}@example.com", "name": f"User {n}", **kw})
 
 
-def member(
-    organization: Organization, u: User, *, teams: tuple[Team, ...] = (), **kw: Any
-) -> OrganizationMember:
+def member(organization: Organization, u: User, *, teams: tuple[Team, ...] = (), **kw: Any) -> OrganizationMember:
     m = OrganizationMember.create(organization=organization, user=u, **kw)
     for t in teams:
         OrganizationMemberTeam.create(member=m, team=t)
@@ -77,9 +75,7 @@ def group(p: Project, **kw: Any) -> Group:
 
 def release(p: Project, version: str, *, added: dt.datetime | None = None, **kw: Any) -> Release:
     fields = {**(parse_semver(version) or {}), **kw}
-    r = Release.create(
-        organization=p.organization_id, version=version, date_added=added or utcnow(), **fields
-    )
+    r = Release.create(organization=p.organization_id, version=version, date_added=added or utcnow(), **fields)
     ReleaseProject.create(release=r, project=p)
     return r
 

@@ -30,9 +30,7 @@ _RESOLVED = frozenset(
         H.AUTO_RESOLVED,
     }
 )
-_ARCHIVED = frozenset(
-    {H.ARCHIVED_UNTIL_ESCALATING, H.ARCHIVED_FOREVER, H.ARCHIVED_UNTIL_CONDITION_MET}
-)
+_ARCHIVED = frozenset({H.ARCHIVED_UNTIL_ESCALATING, H.ARCHIVED_FOREVER, H.ARCHIVED_UNTIL_CONDITION_MET})
 # Sentry's PREVIOUS_STATUSES (§1.13): the row a new history row points back to. The archive
 # labels pair with unignore like IGNORED does (inferred: the newest table was not read).
 PREVIOUS_HISTORY: dict[H, frozenset[int]] = {

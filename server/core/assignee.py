@@ -133,15 +133,12 @@ def _check_team(ctx: UpdateContext, *, team_id: int) -> AssigneeCheck:
     linked = ProjectTeam.select(ProjectTeam.project).where(
         (ProjectTeam.team == team.id) & ProjectTeam.project.in_(list(ctx.projects))
     )
-    return AssigneeCheck(
-        view=view, refused=_refused(ctx, {r.project_id for r in linked}, TEAM_WITHOUT_ACCESS)
-    )
+    return AssigneeCheck(view=view, refused=_refused(ctx, {r.project_id for r in linked}, TEAM_WITHOUT_ACCESS))
 
 
 def _check_user(ctx: UpdateContext, *, user: User) -> AssigneeCheck:
     member = OrganizationMember.get_or_none(
-        (OrganizationMember.organization == ctx.organization.id)
-        & (OrganizationMember.user == user.id)
+        (OrganizationMember.organization == ctx.organization.id) & (OrganizationMember.user == user.id)
     )
     if member is None:
         raise _invalid("User is not a member of this organization")
@@ -153,14 +150,9 @@ def _check_user(ctx: UpdateContext, *, user: User) -> AssigneeCheck:
     reachable = (
         ProjectTeam.select(ProjectTeam.project)
         .join(OrganizationMemberTeam, on=(OrganizationMemberTeam.team == ProjectTeam.team))
-        .where(
-            (OrganizationMemberTeam.member == member.id)
-            & ProjectTeam.project.in_(list(ctx.projects))
-        )
+        .where((OrganizationMemberTeam.member == member.id) & ProjectTeam.project.in_(list(ctx.projects)))
     )
-    return AssigneeCheck(
-        view=view, refused=_refused(ctx, {r.project_id for r in reachable}, NON_TEAM_MEMBER)
-    )
+    return AssigneeCheck(view=view, refused=_refused(ctx, {r.project_id for r in reachable}, NON_TEAM_MEMBER))
 
 
 def _refused(ctx: UpdateContext, allowed: set[int], message: str) -> dict[int, str]:

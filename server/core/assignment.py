@@ -42,10 +42,7 @@ def apply(ctx: UpdateContext, *, assignee: ActorView | None) -> None:
     """Assign every selected group to `assignee`, or unassign when it is None."""
     ctx.delta.assigned_to_set = True
     ctx.delta.assigned_to = assignee
-    current = {
-        a.group_id: a
-        for a in GroupAssignee.select().where(where_id_in(GroupAssignee.group, ctx.group_ids))
-    }
+    current = {a.group_id: a for a in GroupAssignee.select().where(where_id_in(GroupAssignee.group, ctx.group_ids))}
     if assignee is None:
         _unassign(ctx, current=current)
     else:
@@ -146,9 +143,7 @@ def _drop_old_subscriptions(
         _drop_team_workflow_subscriptions(previous=previous)
         return
     new_user = assignee.id if assignee is not None and assignee.type == "user" else None
-    keep_previous_user = (
-        set(new_members) if assignee is not None and assignee.type == "team" else set()
-    )
+    keep_previous_user = set(new_members) if assignee is not None and assignee.type == "team" else set()
     members = members_by_team(r.team_id for r in previous if r.team_id is not None)
     pairs: list[tuple[int, int]] = []
     for row in previous:

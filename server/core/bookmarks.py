@@ -27,11 +27,6 @@ def set_bookmarked(ctx: UpdateContext, *, is_bookmarked: bool) -> None:
 
 
 def _bookmark(ctx: UpdateContext, *, user_id: int) -> None:
-    rows = [
-        {"project": g.project_id, "group": g.id, "user": user_id, "date_added": ctx.now}
-        for g in ctx.groups
-    ]
+    rows = [{"project": g.project_id, "group": g.id, "user": user_id, "date_added": ctx.now} for g in ctx.groups]
     insert_rows(GroupBookmark, rows, ignore=True)
-    subscriptions.subscribe_users(
-        ctx, groups=ctx.groups, user_ids=[user_id], reason=SubscriptionReason.BOOKMARK
-    )
+    subscriptions.subscribe_users(ctx, groups=ctx.groups, user_ids=[user_id], reason=SubscriptionReason.BOOKMARK)

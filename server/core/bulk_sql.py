@@ -91,9 +91,7 @@ def _insert_sql(  # noqa: PLR0913 - every part of the key picks a different stat
         select = f"SELECT {picks} FROM json_array_elements(%s::json) AS r(v)"
     else:
         picks = ", ".join(
-            f"json(json_extract(value, '$[{i}]'))"
-            if t == "JSON"
-            else f"json_extract(value, '$[{i}]')"
+            f"json(json_extract(value, '$[{i}]'))" if t == "JSON" else f"json_extract(value, '$[{i}]')"
             for i, t in enumerate(types)
         )
         select = f"SELECT {picks} FROM json_each(?) WHERE 1"  # WHERE: SQLite's upsert parse rule
@@ -104,10 +102,7 @@ def _insert_sql(  # noqa: PLR0913 - every part of the key picks a different stat
     if not update_columns:
         return f"{sql} ON CONFLICT {target} DO NOTHING"
     param = "%s" if postgres else "?"
-    sets = ", ".join(
-        f'"{c}" = EXCLUDED."{c}"' if excluded else f'"{c}" = {param}'
-        for c, excluded in update_columns
-    )
+    sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' if excluded else f'"{c}" = {param}' for c, excluded in update_columns)
     return f"{sql} ON CONFLICT {target} DO UPDATE SET {sets}"
 
 
@@ -137,19 +132,14 @@ def insert_rows(
         tuple(PG_ARRAY_TYPES[f.field_type] if postgres else f.field_type for f in fields),
         postgres,
         tuple(f.column_name for f in target_fields) if (update or ignore) else None,
-        tuple(
-            (f.column_name, v is EXCLUDED)
-            for f, v in zip(update_fields, (update or {}).values(), strict=True)
-        )
+        tuple((f.column_name, v is EXCLUDED) for f, v in zip(update_fields, (update or {}).values(), strict=True))
         if update
         else None,
     )
     params = _row_params(fields, names, rows, postgres=postgres)
     for f, value in zip(update_fields, (update or {}).values(), strict=True):
         if value is not EXCLUDED:
-            params.append(
-                _cell(f, value, postgres=postgres) if postgres else _sqlite_cell(f, value)
-            )
+            params.append(_cell(f, value, postgres=postgres) if postgres else _sqlite_cell(f, value))
     db.execute_sql(sql, params)
 
 

@@ -15,9 +15,7 @@ DELETING = (int(GroupStatus.PENDING_DELETION), int(GroupStatus.DELETION_IN_PROGR
 def check(ctx: UpdateContext) -> None:
     """Feature first, then the issue category, as Sentry; nothing is written before both pass."""
     if FEATURE not in (ctx.organization.features or []):
-        raise FailedPrecondition(
-            "You do not have that feature enabled", reason="FEATURE_DISABLED", feature=FEATURE
-        )
+        raise FailedPrecondition("You do not have that feature enabled", reason="FEATURE_DISABLED", feature=FEATURE)
     if any(g.type not in ERROR_CATEGORY_TYPES for g in ctx.groups):
         raise InvalidArgument.field("discard", "Only error issues can be discarded.")
 
@@ -27,9 +25,7 @@ def discard(ctx: UpdateContext) -> None:
     ctx.delta.discard = True
     ids = ctx.group_ids
     known = GroupTombstone.select(GroupTombstone.previous_group_id)
-    tombstoned = {
-        t.previous_group_id for t in known.where(GroupTombstone.previous_group_id.in_(ids))
-    }
+    tombstoned = {t.previous_group_id for t in known.where(GroupTombstone.previous_group_id.in_(ids))}
     groups = [g for g in ctx.groups if g.id not in tombstoned]  # Sentry skips these entirely
     if not groups:
         return
@@ -47,12 +43,8 @@ def _tombstone(ctx: UpdateContext, *, groups: list[Group]) -> None:
     insert_rows(GroupTombstone, rows)
     ids = [g.id for g in groups]
     # SET expressions see the row before the update, so the subquery still reads the old group id.
-    tombstone_id = GroupTombstone.select(GroupTombstone.id).where(
-        GroupTombstone.previous_group_id == GroupHash.group
-    )
-    GroupHash.update(group_tombstone_id=tombstone_id, group=None).where(
-        where_id_in(GroupHash.group, ids)
-    ).execute()
+    tombstone_id = GroupTombstone.select(GroupTombstone.id).where(GroupTombstone.previous_group_id == GroupHash.group)
+    GroupHash.update(group_tombstone_id=tombstone_id, group=None).where(where_id_in(GroupHash.group, ids)).execute()
 
 
 def _delete(ctx: UpdateContext, *, ids: list[int]) -> None:

@@ -37,22 +37,16 @@ class Replay:
     response: str
 
 
-def key_for(
-    *, token_name: str, method: str, request_id: str, body_hash: str
-) -> IdempotencyKey | None:
+def key_for(*, token_name: str, method: str, request_id: str, body_hash: str) -> IdempotencyKey | None:
     """The key of a call; None when no request id was sent. Refuses ids too long to store."""
     if not request_id:
         return None
     if len(request_id) > MAX_REQUEST_ID:
-        raise InvalidArgument.field(
-            "request_id", f"Ensure this field has no more than {MAX_REQUEST_ID} characters."
-        )
+        raise InvalidArgument.field("request_id", f"Ensure this field has no more than {MAX_REQUEST_ID} characters.")
     return IdempotencyKey(scope=f"{token_name}/{method}/{request_id}", body_hash=body_hash)
 
 
-def run(
-    fn: Callable[[], T], key: IdempotencyKey | None, *, encode: Callable[[T], str]
-) -> T | Replay:
+def run(fn: Callable[[], T], key: IdempotencyKey | None, *, encode: Callable[[T], str]) -> T | Replay:
     """Run fn (itself transactional) once per key, in a transaction that also holds the record."""
     if key is None:
         return fn()
@@ -72,9 +66,7 @@ def _guarded(fn: Callable[[], T], key: IdempotencyKey, encode: Callable[[T], str
         return Replay(record.response)
     _claim(key, now=now, expired=record)
     result = fn()
-    IdempotencyRecord.update(response=encode(result)).where(
-        IdempotencyRecord.scope == key.scope
-    ).execute()
+    IdempotencyRecord.update(response=encode(result)).where(IdempotencyRecord.scope == key.scope).execute()
     return result
 
 
@@ -84,9 +76,7 @@ def _claim(key: IdempotencyKey, *, now: dt.datetime, expired: IdempotencyRecord 
     stale = (IdempotencyRecord.created_at <= now - TTL) & (IdempotencyRecord.scope != key.scope)
     IdempotencyRecord.delete().where(stale).execute()
     if expired is None:
-        IdempotencyRecord.insert(
-            scope=key.scope, body_hash=key.body_hash, response="", created_at=now
-        ).execute()
+        IdempotencyRecord.insert(scope=key.scope, body_hash=key.body_hash, response="", created_at=now).execute()
         return
     IdempotencyRecord.update(body_hash=key.body_hash, response="", created_at=now).where(
         IdempotencyRecord.id == expired.id

@@ -34,10 +34,7 @@ def _add(ctx: UpdateContext) -> None:
         for g in ctx.groups
     ]  # fmt: skip
     existing = {
-        r.group_id
-        for r in GroupInbox.select(GroupInbox.group).where(
-            where_id_in(GroupInbox.group, ctx.group_ids)
-        )
+        r.group_id for r in GroupInbox.select(GroupInbox.group).where(where_id_in(GroupInbox.group, ctx.group_ids))
     }
     insert_rows(GroupInbox, rows, ignore=True)
     ctx.mark_changed([g.id for g in ctx.groups if g.id not in existing])
@@ -46,18 +43,13 @@ def _add(ctx: UpdateContext) -> None:
 def _mark_reviewed(ctx: UpdateContext) -> None:
     ctx.delta.inbox = "reviewed"
     existing = {
-        r.group_id
-        for r in GroupInbox.select(GroupInbox.group).where(
-            where_id_in(GroupInbox.group, ctx.group_ids)
-        )
+        r.group_id for r in GroupInbox.select(GroupInbox.group).where(where_id_in(GroupInbox.group, ctx.group_ids))
     }
     if existing:
         GroupInbox.delete().where(where_id_in(GroupInbox.group, list(existing))).execute()
         reviewed = [g for g in ctx.groups if g.id in existing]
         if ctx.actor_id is not None:
-            activity.record_activities(
-                ctx, groups=reviewed, type=ActivityType.MARK_REVIEWED, data={}
-            )
+            activity.record_activities(ctx, groups=reviewed, type=ActivityType.MARK_REVIEWED, data={})
             activity.record_history(ctx, groups=reviewed, status=GroupHistoryStatus.REVIEWED)
         ctx.mark_changed(list(existing))
     _to_ongoing(ctx)
@@ -113,9 +105,7 @@ def _reset_priority(ctx: UpdateContext, *, groups: list[Group]) -> None:
         Group.update(priority=level).where(where_id_in(Group.id, [g.id for g in members])).execute()
         name = PriorityLevel(level).name.lower()
         data = {"priority": name, "reason": "ongoing"}
-        activity.record_activities(
-            ctx, groups=members, type=ActivityType.SET_PRIORITY, data=data, user_id=None
-        )
+        activity.record_activities(ctx, groups=members, type=ActivityType.SET_PRIORITY, data=data, user_id=None)
         activity.record_history(ctx, groups=members, status=PRIORITY_HISTORY[PriorityLevel(level)])
         for g in members:
             g.priority = level

@@ -33,15 +33,11 @@ def check(ctx: UpdateContext) -> None:
     """Merge preconditions, checked before any write (Sentry checks after some writes)."""
     cmd = ctx.command
     if cmd.merge_primary_group_id is not None and not cmd.merge:
-        raise InvalidArgument.field(
-            "merge_primary_group_id", "Only allowed together with merge=true."
-        )
+        raise InvalidArgument.field("merge_primary_group_id", "Only allowed together with merge=true.")
     if not cmd.merge:
         return
     groups = _candidates(ctx)
-    if cmd.merge_primary_group_id is not None and cmd.merge_primary_group_id not in {
-        g.id for g in groups
-    }:
+    if cmd.merge_primary_group_id is not None and cmd.merge_primary_group_id not in {g.id for g in groups}:
         raise InvalidArgument.field("merge_primary_group_id", "Must be one of the selected issues.")
     if len(groups) < 2:
         return  # with one group the flag is only echoed (§3.12)
@@ -89,12 +85,8 @@ def _move_rows(*, primary_id: int, child_ids: list[int]) -> None:
     """What Sentry's merge task moves, at once: hashes, activities, subscriptions, bookmarks."""
     GroupHash.update(group=primary_id).where(where_id_in(GroupHash.group, child_ids)).execute()
     Activity.update(group=primary_id).where(where_id_in(Activity.group, child_ids)).execute()
-    _move_unique(
-        GroupSubscription, GroupSubscription.user, primary_id=primary_id, child_ids=child_ids
-    )
-    _move_unique(
-        GroupSubscription, GroupSubscription.team, primary_id=primary_id, child_ids=child_ids
-    )
+    _move_unique(GroupSubscription, GroupSubscription.user, primary_id=primary_id, child_ids=child_ids)
+    _move_unique(GroupSubscription, GroupSubscription.team, primary_id=primary_id, child_ids=child_ids)
     _move_unique(GroupBookmark, GroupBookmark.user, primary_id=primary_id, child_ids=child_ids)
 
 
@@ -109,23 +101,14 @@ def _move_unique(model: Any, owner: Any, *, primary_id: int, child_ids: list[int
     earlier = other.select(other.id).where(
         other.group.in_(child_ids) & (getattr(other, owner.name) == owner) & (other.id < model.id)
     )
-    model.delete().where(
-        model.group.in_(child_ids) & owner.is_null(False) & fn.EXISTS(earlier)
-    ).execute()
-    model.update(group=primary_id).where(
-        model.group.in_(child_ids) & owner.is_null(False)
-    ).execute()
+    model.delete().where(model.group.in_(child_ids) & owner.is_null(False) & fn.EXISTS(earlier)).execute()
+    model.update(group=primary_id).where(model.group.in_(child_ids) & owner.is_null(False)).execute()
 
 
 def _redirect(ctx: UpdateContext, *, primary_id: int, child_ids: list[int]) -> None:
     """Later calls on a child id (or on ids merged into a child before) reach the primary."""
-    GroupRedirect.update(group_id=primary_id).where(
-        where_id_in(GroupRedirect.group_id, child_ids)
-    ).execute()
+    GroupRedirect.update(group_id=primary_id).where(where_id_in(GroupRedirect.group_id, child_ids)).execute()
     rows = [
-        {"organization": ctx.organization.id, "group_id": primary_id, "previous_group_id": cid}
-        for cid in child_ids
+        {"organization": ctx.organization.id, "group_id": primary_id, "previous_group_id": cid} for cid in child_ids
     ]
-    insert_rows(
-        GroupRedirect, rows, conflict_target=["previous_group_id"], update={"group_id": primary_id}
-    )
+    insert_rows(GroupRedirect, rows, conflict_target=["previous_group_id"], update={"group_id": primary_id})

@@ -47,12 +47,8 @@ def authorize(*, caller: Caller, org: Organization, needs: frozenset[str], what:
         access = _member_access(caller=caller, org=org)
     if not (access.caller.scopes & needs):
         needed = " or ".join(sorted(needs))
-        who = (
-            "Token" if access.role is None else f"Token with the acting user's role {access.role!r}"
-        )
-        raise PermissionDenied(
-            f"{who} lacks a scope to {what} (needs {needed})", reason="MISSING_SCOPE"
-        )
+        who = "Token" if access.role is None else f"Token with the acting user's role {access.role!r}"
+        raise PermissionDenied(f"{who} lacks a scope to {what} (needs {needed})", reason="MISSING_SCOPE")
     return access
 
 
@@ -75,9 +71,7 @@ def _member_access(*, caller: Caller, org: Organization) -> Access:
         )
     scopes = role_scopes(role=member.role, org=org)
     effective = dataclasses.replace(caller, scopes=caller.scopes & scopes)
-    return Access(
-        caller=effective, project_ids=_projects_for(member=member, org=org), role=member.role
-    )
+    return Access(caller=effective, project_ids=_projects_for(member=member, org=org), role=member.role)
 
 
 def role_scopes(*, role: str, org: Organization) -> frozenset[str]:
@@ -91,9 +85,7 @@ def _projects_for(*, member: OrganizationMember, org: Organization) -> frozenset
     """None when the member sees the whole organization (open membership or a global role)."""
     if org.allow_joinleave or member.role in GLOBAL_ACCESS_ROLES:
         return None
-    teams = OrganizationMemberTeam.select(OrganizationMemberTeam.team).where(
-        OrganizationMemberTeam.member == member.id
-    )
+    teams = OrganizationMemberTeam.select(OrganizationMemberTeam.team).where(OrganizationMemberTeam.member == member.id)
     rows = (
         ProjectTeam.select(ProjectTeam.project)
         .join(Project)

@@ -83,9 +83,7 @@ def _columns(alias: str, model: type[Model]) -> str:
 @lru_cache(maxsize=4)
 def _group_sql(param: str) -> str:
     select = ", ".join(_columns(alias, model) for alias, model, _ in _PARTS)
-    joins = " ".join(
-        join.format(t=model._meta.table_name, p=param) for _, model, join in _PARTS[1:]
-    )
+    joins = " ".join(join.format(t=model._meta.table_name, p=param) for _, model, join in _PARTS[1:])
     # The newest commit link that resolves the group (read only when no resolution row exists).
     link = (
         f'(SELECT l."linked_id" FROM "{GroupLink._meta.table_name}" l WHERE l."group_id" = g."id"'
@@ -93,9 +91,7 @@ def _group_sql(param: str) -> str:
         f' AND l."relationship" = {int(LinkRelationship.RESOLVES)}'
         ' ORDER BY l."datetime" DESC LIMIT 1)'
     )
-    return (
-        f'SELECT {select}, {link} FROM "{Group._meta.table_name}" g {joins} WHERE g."id" = {param}'
-    )
+    return f'SELECT {select}, {link} FROM "{Group._meta.table_name}" g {joins} WHERE g."id" = {param}'
 
 
 @lru_cache(maxsize=4)
@@ -155,9 +151,7 @@ def _groups_sql(param: str, *, scoped: bool, by_project: bool, for_update: bool)
     if scoped:
         sql += (
             f' AND g."project_id" IN (SELECT p."id" FROM "{Project._meta.table_name}" p'
-            f' WHERE p."organization_id" = {param}'
-            + (f' AND p."id" {ids}' if by_project else "")
-            + ")"
+            f' WHERE p."organization_id" = {param}' + (f' AND p."id" {ids}' if by_project else "") + ")"
         )
     sql += ' ORDER BY g."id"'
     return sql + " FOR UPDATE" if for_update else sql

@@ -42,9 +42,7 @@ def parse_semver(version: str) -> dict[str, Any] | None:
         **nums,
         "prerelease": m.group("prerelease") or "",
         "build_code": build,
-        "build_number": int(build)
-        if build and build.isdigit() and int(build) <= BIGINT_MAX
-        else None,
+        "build_number": int(build) if build and build.isdigit() and int(build) <= BIGINT_MAX else None,
     }
 
 
@@ -127,9 +125,7 @@ def last_releases(group_ids: list[int]) -> dict[int, Release]:
         order_by=[GroupRelease.last_seen.desc(), GroupRelease.id.desc()],
     )
     ranked = (
-        GroupRelease.select(
-            GroupRelease.group.alias("gid"), GroupRelease.release.alias("rid"), rank.alias("rn")
-        )
+        GroupRelease.select(GroupRelease.group.alias("gid"), GroupRelease.release.alias("rid"), rank.alias("rn"))
         .where(GroupRelease.group.in_(group_ids))
         .alias("ranked")
     )

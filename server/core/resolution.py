@@ -155,9 +155,7 @@ def resolve(ctx: UpdateContext, *, resolution: Plan) -> None:
 def _resolve_groups(ctx: UpdateContext, *, targets: list[Group], resolution: Plan) -> None:
     ids = [g.id for g in targets]
     _maybe_self_assign(ctx, targets=targets)  # reads assignees before anything changes them
-    created, per_group_data, idents = _write_resolutions(
-        ctx, targets=targets, resolution=resolution
-    )
+    created, per_group_data, idents = _write_resolutions(ctx, targets=targets, resolution=resolution)
     if resolution.commit is not None:
         _link_commit(ctx, targets=targets, commit=resolution.commit)
     # The version bump rides on this UPDATE instead of a second one over the same rows.
@@ -176,9 +174,7 @@ def _resolve_groups(ctx: UpdateContext, *, targets: list[Group], resolution: Pla
     for g in targets:
         g.status, g.substatus = int(GroupStatus.RESOLVED), None
     recorded = [g for g in targets if g.id in created]
-    _record(
-        ctx, groups=recorded, resolution=resolution, per_group_data=per_group_data, idents=idents
-    )
+    _record(ctx, groups=recorded, resolution=resolution, per_group_data=per_group_data, idents=idents)
 
 
 def _record(
@@ -216,10 +212,7 @@ def _write_resolutions(
     if resolution.release is None:
         return set(ids), {}, {}
     existing = {
-        r.group_id
-        for r in GroupResolution.select(GroupResolution.group).where(
-            where_id_in(GroupResolution.group, ids)
-        )
+        r.group_id for r in GroupResolution.select(GroupResolution.group).where(where_id_in(GroupResolution.group, ids))
     }
     rows, per_group_data = _resolution_rows(ctx, targets=targets, resolution=resolution)
     # EXCLUDED names columns, so the release foreign key is EXCLUDED.release_id.
@@ -230,9 +223,7 @@ def _write_resolutions(
     return set(ids) - existing, per_group_data, idents
 
 
-def _resolution_rows(
-    ctx: UpdateContext, *, targets: list[Group], resolution: Plan
-) -> tuple[Rows, DataByGroup]:
+def _resolution_rows(ctx: UpdateContext, *, targets: list[Group], resolution: Plan) -> tuple[Rows, DataByGroup]:
     release = resolution.release
     assert release is not None
     base: dict[str, Any] = {
@@ -255,9 +246,7 @@ def _resolved_now() -> dict[str, int]:
     return {"type": int(ResolutionType.IN_RELEASE), "status": int(ResolutionStatus.RESOLVED)}
 
 
-def _semver_rows(
-    *, targets: list[Group], base: dict[str, Any], resolution: Plan
-) -> tuple[Rows, DataByGroup]:
+def _semver_rows(*, targets: list[Group], base: dict[str, Any], resolution: Plan) -> tuple[Rows, DataByGroup]:
     """Semver projects resolve at once: "resolved in every version after the greatest one"."""
     greatest = releases.greatest_semver_release(project_id=targets[0].project_id)
     if greatest is None:
@@ -268,9 +257,7 @@ def _semver_rows(
     return [{**row, "group": g.id} for g in targets], {g.id: dict(data) for g in targets}
 
 
-def _date_rows(
-    *, targets: list[Group], base: dict[str, Any], resolution: Plan
-) -> tuple[Rows, DataByGroup]:
+def _date_rows(*, targets: list[Group], base: dict[str, Any], resolution: Plan) -> tuple[Rows, DataByGroup]:
     """Date-ordered projects jump to the first release added after the group's last release;
     without one the row stays pending (Sentry fills it in when a release is created)."""
     last = releases.last_releases([g.id for g in targets])
@@ -318,14 +305,10 @@ def _maybe_self_assign(ctx: UpdateContext, *, targets: list[Group]) -> None:
     group goes to the resolver, overriding an assigned_to in the same patch (§5 item 17)."""
     if ctx.actor is None:
         return
-    option = UserOption.get_or_none(
-        (UserOption.user == ctx.actor.id) & (UserOption.key == "self_assign_issue")
-    )
+    option = UserOption.get_or_none((UserOption.user == ctx.actor.id) & (UserOption.key == "self_assign_issue"))
     if option is None or option.value != "1":
         return
     ids = [g.id for g in targets]
-    assigned = GroupAssignee.select(GroupAssignee.group).where(
-        where_id_in(GroupAssignee.group, ids)
-    )
+    assigned = GroupAssignee.select(GroupAssignee.group).where(where_id_in(GroupAssignee.group, ids))
     if len({a.group_id for a in assigned}) < len(ids):
         ctx.self_assign = True

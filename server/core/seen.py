@@ -27,9 +27,7 @@ def set_seen(ctx: UpdateContext, *, has_seen: bool) -> None:
     user_id = subscriptions.actor_id_for(ctx, field="has_seen")
     ctx.delta.has_seen = has_seen
     if not has_seen:
-        GroupSeen.delete().where(
-            (GroupSeen.user == user_id) & where_id_in(GroupSeen.group, ctx.group_ids)
-        ).execute()
+        GroupSeen.delete().where((GroupSeen.user == user_id) & where_id_in(GroupSeen.group, ctx.group_ids)).execute()
         return
     allowed = _member_project_ids(ctx, user_id=user_id)
     rows = [

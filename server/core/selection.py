@@ -41,9 +41,7 @@ def organization(*, caller: Caller, organization_id: int) -> Organization:
     return org
 
 
-def lock_groups(
-    ids: list[int], *, org: Organization | None = None, project_ids: tuple[int, ...] = ()
-) -> list[Group]:
+def lock_groups(ids: list[int], *, org: Organization | None = None, project_ids: tuple[int, ...] = ()) -> list[Group]:
     """Load groups ordered by id; FOR UPDATE on PostgreSQL (SQLite's IMMEDIATE already excludes).
 
     With `org` only the groups in its projects (or in project_ids of it), in the same statement.
@@ -82,9 +80,7 @@ class Selected:
     next_page_token: str = ""
 
 
-def bulk(
-    *, org: Organization, selection: Selection, actor_id: int | None, now: dt.datetime
-) -> Selected:
+def bulk(*, org: Organization, selection: Selection, actor_id: int | None, now: dt.datetime) -> Selected:
     """Groups selected by explicit ids, or else by a search query one page at a time."""
     environment_ids = _environments(org, selection.environments)
     if not selection.group_ids:
@@ -100,18 +96,12 @@ def bulk(
 def _by_ids(org: Organization, selection: Selection) -> Selected:
     """Ids out of scope are ignored, as in Sentry; ids pending deletion or merge are skipped."""
     if len(selection.group_ids) > MAX_IDS:
-        raise InvalidArgument.field(
-            "group_ids", f"Ensure this field has no more than {MAX_IDS} elements."
-        )
+        raise InvalidArgument.field("group_ids", f"Ensure this field has no more than {MAX_IDS} elements.")
     ids = sorted(set(selection.group_ids))
     found = lock_groups(ids, org=org, project_ids=selection.project_ids)
     if not found:
         raise NotFound(NO_GROUPS, reason="NO_GROUPS_FOUND")
-    skipped = [
-        GroupOutcome(g.id, "skipped", SKIP_REASONS[g.status])
-        for g in found
-        if g.status in SKIP_REASONS
-    ]
+    skipped = [GroupOutcome(g.id, "skipped", SKIP_REASONS[g.status]) for g in found if g.status in SKIP_REASONS]
     groups = [g for g in found if g.status not in SKIP_REASONS]
     return Selected(groups, skipped, matched_count=len(found))
 
@@ -127,9 +117,7 @@ def _environments(org: Organization, names: tuple[str, ...]) -> tuple[int, ...]:
     found = {e.name: e.id for e in rows}
     missing = sorted(set(names) - set(found))
     if missing:
-        raise NotFound(
-            "Environment not found", reason="ENVIRONMENT_NOT_FOUND", environment=missing[0]
-        )
+        raise NotFound("Environment not found", reason="ENVIRONMENT_NOT_FOUND", environment=missing[0])
     return tuple(sorted(found.values()))
 
 

@@ -107,9 +107,7 @@ def snooze_is_valid(snooze: GroupSnooze, group: Group, now: dt.datetime) -> bool
     return True
 
 
-def _status(
-    group: Group, project: Project, snooze: GroupSnooze | None, now: dt.datetime
-) -> tuple[str, bool]:
+def _status(group: Group, project: Project, snooze: GroupSnooze | None, now: dt.datetime) -> tuple[str, bool]:
     """(label, auto_resolved) as Sentry's serializer derives them."""
     # An expired or exhausted snooze reads as unresolved.
     snoozed = snooze is not None and snooze_is_valid(snooze, group, now)

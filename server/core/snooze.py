@@ -14,9 +14,7 @@ from server.models import Group, GroupInbox, GroupSnooze, User
 def user_view(user: User | None) -> UserView | None:
     if user is None:
         return None
-    return UserView(
-        id=user.id, name=user.name or user.username, username=user.username, email=user.email
-    )
+    return UserView(id=user.id, name=user.name or user.username, username=user.username, email=user.email)
 
 
 def _normalise(value: int | None) -> int | None:
@@ -34,9 +32,7 @@ def archive_until_escalating(ctx: UpdateContext) -> StatusDetailsView:
     return StatusDetailsView(ignore_until_escalating=True)
 
 
-def archive_with_conditions(
-    ctx: UpdateContext, *, conditions: IgnoreConditions
-) -> StatusDetailsView:
+def archive_with_conditions(ctx: UpdateContext, *, conditions: IgnoreConditions) -> StatusDetailsView:
     """Snooze until a condition is met, or archive forever when no condition is set."""
     remove_from_inbox(ctx)
     c = IgnoreConditions(
@@ -86,6 +82,4 @@ def _state(group: Group, *, conditions: IgnoreConditions) -> dict[str, Any]:
 
 def _upsert(rows: list[dict[str, Any]]) -> None:
     fields = ("until", "count", "window", "user_count", "user_window", "state", "actor_id")
-    insert_rows(
-        GroupSnooze, rows, conflict_target=["group"], update=dict.fromkeys(fields, EXCLUDED)
-    )
+    insert_rows(GroupSnooze, rows, conflict_target=["group"], update=dict.fromkeys(fields, EXCLUDED))

@@ -66,20 +66,14 @@ def change_status(ctx: UpdateContext, *, status: str) -> None:
         .execute()
     )
     GroupResolution.delete().where(where_id_in(GroupResolution.group, ctx.group_ids)).execute()
-    details = (
-        _archive(ctx, substatus=new_substatus)
-        if new_status == GroupStatus.IGNORED
-        else StatusDetailsView()
-    )
+    details = _archive(ctx, substatus=new_substatus) if new_status == GroupStatus.IGNORED else StatusDetailsView()
     ctx.delta.status = status
     ctx.delta.status_details = details
     changed = [gid for gid, old in previous.items() if old != new_status]
     ctx.mark_changed(changed)
     ctx.versioned_ids.update(changed)
     if updated:
-        _side_effects(
-            ctx, new_status=new_status, substatus=new_substatus, details=details, previous=previous
-        )
+        _side_effects(ctx, new_status=new_status, substatus=new_substatus, details=details, previous=previous)
 
 
 def _archive(ctx: UpdateContext, *, substatus: int | None) -> StatusDetailsView:
@@ -134,7 +128,5 @@ def _side_effects(
         else:
             ctx.notify(event, group_id=g.id)
     if not ctx.is_bulk:
-        subscriptions.subscribe_actor(
-            ctx, groups=ctx.groups, reason=SubscriptionReason.STATUS_CHANGE
-        )
+        subscriptions.subscribe_actor(ctx, groups=ctx.groups, reason=SubscriptionReason.STATUS_CHANGE)
         ctx.notify("activity.notification", group_id=ctx.groups[0].id, activity_type=int(kind))

@@ -82,23 +82,18 @@ def set_subscribed(ctx: UpdateContext, *, is_subscribed: bool) -> None:
     ctx.delta.subscription_reason = "unknown"
 
 
-def unsubscribe_pairs(
-    *, pairs: list[tuple[int, int]], reason: SubscriptionReason, teams: bool = False
-) -> None:
+def unsubscribe_pairs(*, pairs: list[tuple[int, int]], reason: SubscriptionReason, teams: bool = False) -> None:
     """Delete the (group, user) -- or (group, team) -- subscriptions with this reason, in one
     statement per batch."""
     owner = GroupSubscription.team if teams else GroupSubscription.user
     for start in range(0, len(pairs), BATCH):
         chunk = pairs[start : start + BATCH]
         GroupSubscription.delete().where(
-            (GroupSubscription.reason == int(reason))
-            & Tuple(GroupSubscription.group, owner).in_(chunk)
+            (GroupSubscription.reason == int(reason)) & Tuple(GroupSubscription.group, owner).in_(chunk)
         ).execute()
 
 
-def subscribe_team(
-    ctx: UpdateContext, *, groups: list[Group], team_id: int, reason: SubscriptionReason
-) -> None:
+def subscribe_team(ctx: UpdateContext, *, groups: list[Group], team_id: int, reason: SubscriptionReason) -> None:
     """The team itself subscribes (team-workflow-notifications feature), unless a row exists."""
     rows = [
         {"group": g.id, "project": g.project_id, "team": team_id, "is_active": True,

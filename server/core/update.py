@@ -51,9 +51,7 @@ def get_group(*, caller: Caller, organization_id: int, group_id: int) -> GroupVi
 
     def read() -> GroupView:
         org = selection.organization(caller=caller, organization_id=organization_id)
-        access = permissions.authorize(
-            caller=caller, org=org, needs=READ_SCOPES, what="read issues"
-        )
+        access = permissions.authorize(caller=caller, org=org, needs=READ_SCOPES, what="read issues")
         group = selection.single(org=org, group_id=group_id)
         permissions.check_group(access=access, group=group, group_id=group_id)
         return group_view(group, user_id=caller.user_id, now=utcnow())
@@ -70,9 +68,7 @@ def update_group(  # noqa: PLR0913 - keyword-only; the request's fields plus the
     def run() -> GroupView:
         _check_still_wanted(should_continue)  # a call that expired in the queue does no work
         org = selection.organization(caller=caller, organization_id=organization_id)
-        access = permissions.authorize(
-            caller=caller, org=org, needs=WRITE_SCOPES, what="update issues"
-        )
+        access = permissions.authorize(caller=caller, org=org, needs=WRITE_SCOPES, what="update issues")
         group = selection.single(org=org, group_id=group_id)
         permissions.check_group(access=access, group=group, group_id=group_id)
         if etag and etag != etag_of(group):
@@ -96,9 +92,7 @@ def bulk_update(
     def run() -> BulkResult:
         _check_still_wanted(should_continue)  # a call that expired in the queue does no work
         org = selection.organization(caller=caller, organization_id=selection_spec.organization_id)
-        access = permissions.authorize(
-            caller=caller, org=org, needs=WRITE_SCOPES, what="update issues"
-        )
+        access = permissions.authorize(caller=caller, org=org, needs=WRITE_SCOPES, what="update issues")
         spec = permissions.scope_selection(access=access, spec=selection_spec)
         picked = selection.bulk(org=org, selection=spec, actor_id=caller.user_id, now=utcnow())
         ctx = _context(caller=access.caller, command=command, org=org, groups=picked.groups)
@@ -216,9 +210,7 @@ def _finish(ctx: UpdateContext) -> None:
     insert_rows(OutboxEvent, [{**event, "created_at": ctx.now} for event in ctx.outbox])
 
 
-def _bulk_result(
-    ctx: UpdateContext, *, picked: selection.Selected, validate_only: bool
-) -> BulkResult:
+def _bulk_result(ctx: UpdateContext, *, picked: selection.Selected, validate_only: bool) -> BulkResult:
     outcomes = [
         GroupOutcome(group_id=gid, outcome="changed" if gid in ctx.changed_ids else "unchanged")
         for gid in ctx.group_ids

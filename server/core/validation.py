@@ -114,9 +114,7 @@ def _release_for(org_id: int, project: Project, version: str) -> Release:
         return release
     found = None
     if _storable(version):
-        found = releases.find_release(
-            organization_id=org_id, project_id=project.id, version=version
-        )
+        found = releases.find_release(organization_id=org_id, project_id=project.id, version=version)
     if found is None:
         raise InvalidArgument.field(path, "Unable to find a release with the given version.")
     return found
@@ -132,9 +130,7 @@ def _commit_for(org_id: int, repository_name: str, key: str) -> Commit:
     errors.raise_if_any()
     repo = None
     if _storable(repository_name):
-        repo = Repository.get_or_none(
-            (Repository.organization == org_id) & (Repository.name == repository_name)
-        )
+        repo = Repository.get_or_none((Repository.organization == org_id) & (Repository.name == repository_name))
     if repo is None:
         raise InvalidArgument.field(f"{base}.repository", "Unable to find the given repository.")
     commit = None

@@ -121,9 +121,7 @@ def test_assigning_the_same_user_again_writes_no_activity_but_resubscribes(w: di
 
 def test_assignment_keeps_an_explicit_unsubscribe(w: dict) -> None:
     g = f.group(w["project"])
-    GroupSubscription.create(
-        group=g, project=w["project"], user=w["user"], is_active=False, reason=0
-    )
+    GroupSubscription.create(group=g, project=w["project"], user=w["user"], is_active=False, reason=0)
     bulk(w["org"].id, [g.id], assigned_to=Assignee("user_id", w["user"].id))
     sub = GroupSubscription.get(GroupSubscription.group == g.id)
     assert (sub.is_active, sub.reason) == (False, 0)
@@ -145,9 +143,7 @@ def test_reassigning_to_another_user_drops_only_the_previous_assignment_subscrip
     f.member(w["org"], second, teams=(w["team"],))
     watcher = f.user()
     f.member(w["org"], watcher, teams=(w["team"],))
-    GroupSubscription.create(
-        group=g, project=w["project"], user=watcher, reason=SubscriptionReason.COMMENT
-    )
+    GroupSubscription.create(group=g, project=w["project"], user=watcher, reason=SubscriptionReason.COMMENT)
     bulk(w["org"].id, [g.id], assigned_to=Assignee("user_id", first.id))
     bulk(w["org"].id, [g.id], assigned_to=Assignee("user_id", second.id))
     assert _assignee(g.id) == (second.id, None)
@@ -183,10 +179,7 @@ def test_unassign_deletes_the_row_and_writes_unassigned(w: dict) -> None:
     assert _assignee(g.id) is None
     (act,) = _activities(g.id, ActivityType.UNASSIGNED)
     assert (act.user_id, act.data) == (w["user"].id, {})
-    history = [
-        h.status
-        for h in GroupHistory.select().where(GroupHistory.group == g.id).order_by(GroupHistory.id)
-    ]
+    history = [h.status for h in GroupHistory.select().where(GroupHistory.group == g.id).order_by(GroupHistory.id)]
     assert history == [GroupHistoryStatus.ASSIGNED, GroupHistoryStatus.UNASSIGNED]
     assert _subs(g.id) == {}
     assert result.applied.assigned_to_set and result.applied.assigned_to is None
@@ -222,9 +215,7 @@ def test_bulk_assignment_of_mixed_previous_assignees_changes_only_the_others(w: 
     f.member(w["org"], other, teams=(w["team"],))
     bulk(w["org"].id, [mine.id], assigned_to=Assignee("user_id", w["user"].id))
     bulk(w["org"].id, [theirs.id], assigned_to=Assignee("user_id", other.id))
-    result = bulk(
-        w["org"].id, [mine.id, theirs.id, free.id], assigned_to=Assignee("user_id", w["user"].id)
-    )
+    result = bulk(w["org"].id, [mine.id, theirs.id, free.id], assigned_to=Assignee("user_id", w["user"].id))
     outcomes = {o.group_id: o.outcome for o in result.outcomes}
     assert outcomes == {mine.id: "unchanged", theirs.id: "changed", free.id: "changed"}
     assert {_assignee(g.id) for g in (mine, theirs, free)} == {(w["user"].id, None)}
@@ -355,9 +346,7 @@ def test_refused_assignment_leaves_other_fields_of_the_patch_unwritten(w: dict) 
         "nul-email",
     ],
 )
-def test_hostile_assignee_input_is_a_field_error_not_a_crash(
-    w: dict, assignee: Assignee, message: str
-) -> None:
+def test_hostile_assignee_input_is_a_field_error_not_a_crash(w: dict, assignee: Assignee, message: str) -> None:
     assert _refused(w, assignee) == ("assigned_to", message)
 
 

@@ -101,9 +101,7 @@ def test_release_resolution_across_projects_is_refused_before_writing(w: dict) -
         assert MULTI_PROJECT in caught.value.message
     assert {g.status for g in Group.select()} == {0}
     assert GroupResolution.select().count() == Activity.select().count() == 0
-    plain = update.bulk_update(
-        caller=caller(), selection_spec=spec, command=UpdateCommand(status="resolved")
-    )
+    plain = update.bulk_update(caller=caller(), selection_spec=spec, command=UpdateCommand(status="resolved"))
     assert plain.matched_group_ids == sorted([a.id, b.id])
     assert {g.status for g in Group.select()} == {1}
 

@@ -47,9 +47,7 @@ def _first_new_id(model: Any) -> int:
 
 
 @pytest.mark.parametrize("when", [WHEN, ON_THE_SECOND])
-def test_inserted_rows_are_stored_byte_for_byte_like_peewee_insert_many(
-    database: str, when: dt.datetime
-) -> None:
+def test_inserted_rows_are_stored_byte_for_byte_like_peewee_insert_many(database: str, when: dt.datetime) -> None:
     w = _world()
     rows = _activity_rows(w, when)
     start = _first_new_id(Activity)
@@ -66,9 +64,7 @@ def test_inserted_rows_are_stored_byte_for_byte_like_peewee_insert_many(
 
 
 def test_rows_keep_their_order_so_ids_follow_the_input(database: str) -> None:
-    rows = [
-        {"kind": f"k{i}", "group_id": i, "payload": {"i": i}, "created_at": WHEN} for i in range(50)
-    ]
+    rows = [{"kind": f"k{i}", "group_id": i, "payload": {"i": i}, "created_at": WHEN} for i in range(50)]
     insert_rows(OutboxEvent, rows)
     assert [e.group_id for e in OutboxEvent.select().order_by(OutboxEvent.id)] == list(range(50))
 
@@ -101,10 +97,7 @@ def test_update_on_conflict_sets_constants_and_excluded_values(database: str) ->
     w = _world()
     insert_rows(GroupSubscription, [_subscription(w, w["ids"][0], active=True, reason=3)])
     later = WHEN + dt.timedelta(days=1)
-    rows = [
-        {**_subscription(w, gid, active=False, reason=0), "date_added": later}
-        for gid in w["ids"][:2]
-    ]
+    rows = [{**_subscription(w, gid, active=False, reason=0), "date_added": later} for gid in w["ids"][:2]]
     insert_rows(
         GroupSubscription,
         rows,
@@ -126,9 +119,7 @@ def test_a_thousand_rows_go_in_one_statement_with_one_parameter(database: str) -
     seen: list[tuple[str, Any]] = []
     db.obj.query_hooks.append(lambda event: seen.append((event.sql, event.params)))
     try:
-        rows = [
-            {"kind": "k", "group_id": i, "payload": {}, "created_at": WHEN} for i in range(1000)
-        ]
+        rows = [{"kind": "k", "group_id": i, "payload": {}, "created_at": WHEN} for i in range(1000)]
         insert_rows(OutboxEvent, rows)
     finally:
         db.obj.query_hooks.pop()

@@ -28,9 +28,7 @@ def w(database: str) -> dict[str, Any]:
     return world
 
 
-def _discard(
-    w: dict, ids: list[int], *, scopes: frozenset[str] = ADMIN, **patch: Any
-) -> BulkResult:
+def _discard(w: dict, ids: list[int], *, scopes: frozenset[str] = ADMIN, **patch: Any) -> BulkResult:
     return update.bulk_update(
         caller=caller(w["user"].id, scopes=scopes),
         selection_spec=Selection(organization_id=w["org"].id, group_ids=tuple(ids)),
@@ -40,15 +38,11 @@ def _discard(
 
 def _untouched(*groups: Group) -> bool:
     fresh = [Group.get_by_id(g.id) for g in groups]
-    return GroupTombstone.select().count() == 0 and all(
-        g.status == GroupStatus.UNRESOLVED for g in fresh
-    )
+    return GroupTombstone.select().count() == 0 and all(g.status == GroupStatus.UNRESOLVED for g in fresh)
 
 
 def test_discard_tombstones_the_group_repoints_hashes_and_deletes_it(w: dict) -> None:
-    g = f.group(
-        w["project"], level=30, message="boom", culprit="app.views", data={"metadata": {"k": 1}}
-    )
+    g = f.group(w["project"], level=30, message="boom", culprit="app.views", data={"metadata": {"k": 1}})
     other = f.group(w["project"])
     GroupHash.create(project=w["project"], hash="a" * 32, group=g)
     GroupHash.create(project=w["project"], hash="b" * 32, group=g)

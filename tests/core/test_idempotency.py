@@ -35,9 +35,7 @@ def test_no_request_id_means_no_key() -> None:
 
 
 def test_a_request_id_is_scoped_to_token_and_method() -> None:
-    key = idempotency.key_for(
-        token_name="ci", method="BulkUpdateGroups", request_id="r1", body_hash="h"
-    )
+    key = idempotency.key_for(token_name="ci", method="BulkUpdateGroups", request_id="r1", body_hash="h")
     assert key == IdempotencyKey(scope="ci/BulkUpdateGroups/r1", body_hash="h")
 
 

@@ -64,9 +64,7 @@ def test_primary_ties_break_on_most_events_then_lowest_id(w: dict) -> None:
 
 def test_merge_primary_group_id_names_the_group_to_keep(w: dict) -> None:
     old, young = _aged(w, 30), _aged(w, 1)
-    merge = bulk(
-        w["org"].id, [old.id, young.id], merge=True, merge_primary_group_id=young.id
-    ).applied.merge
+    merge = bulk(w["org"].id, [old.id, young.id], merge=True, merge_primary_group_id=young.id).applied.merge
     assert merge is not None and (merge.parent, merge.children) == (young.id, [old.id])
     assert _status(old.id)[0] == GroupStatus.PENDING_MERGE
 
@@ -134,29 +132,17 @@ def test_merge_moves_hashes_activities_subscriptions_and_bookmarks_without_dupli
         GroupHash.create(project=p, hash=h * 32, group=g)
         Activity.create(project=p, group=g, type=ActivityType.NOTE, data={"text": h})
     GroupSubscription.create(group=primary, project=p, user=both, reason=SubscriptionReason.COMMENT)
-    GroupSubscription.create(
-        group=child_a, project=p, user=both, reason=SubscriptionReason.ASSIGNED
-    )
-    GroupSubscription.create(
-        group=child_a, project=p, user=only_child, reason=SubscriptionReason.MENTIONED
-    )
-    GroupSubscription.create(
-        group=child_a, project=p, user=twice, reason=SubscriptionReason.COMMENT
-    )
-    GroupSubscription.create(
-        group=child_b, project=p, user=twice, reason=SubscriptionReason.BOOKMARK
-    )
-    GroupSubscription.create(
-        group=child_b, project=p, team=w["team"], reason=SubscriptionReason.ASSIGNED
-    )
+    GroupSubscription.create(group=child_a, project=p, user=both, reason=SubscriptionReason.ASSIGNED)
+    GroupSubscription.create(group=child_a, project=p, user=only_child, reason=SubscriptionReason.MENTIONED)
+    GroupSubscription.create(group=child_a, project=p, user=twice, reason=SubscriptionReason.COMMENT)
+    GroupSubscription.create(group=child_b, project=p, user=twice, reason=SubscriptionReason.BOOKMARK)
+    GroupSubscription.create(group=child_b, project=p, team=w["team"], reason=SubscriptionReason.ASSIGNED)
     GroupBookmark.create(group=primary, project=p, user=both)
     GroupBookmark.create(group=child_a, project=p, user=both)
     GroupBookmark.create(group=child_b, project=p, user=twice)
     bulk(w["org"].id, [primary.id, child_a.id, child_b.id], merge=True)
     assert {h.group_id for h in GroupHash.select()} == {primary.id}
-    notes = Activity.select().where(
-        (Activity.group == primary.id) & (Activity.type == ActivityType.NOTE)
-    )
+    notes = Activity.select().where((Activity.group == primary.id) & (Activity.type == ActivityType.NOTE))
     assert sorted(a.data["text"] for a in notes) == ["a", "b", "p"]
     subs = {
         (s.user_id, s.team_id): s.reason

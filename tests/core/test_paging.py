@@ -40,9 +40,7 @@ def many_groups(p: Project, n: int, **kw: Any) -> list[int]:
     return [g.id for g in Group.select(Group.id).where(Group.project == p.id)]
 
 
-def call(
-    w: dict, *, query: str | None = None, validate_only: bool = False, **spec: Any
-) -> BulkResult:
+def call(w: dict, *, query: str | None = None, validate_only: bool = False, **spec: Any) -> BulkResult:
     return update.bulk_update(
         caller=caller(),
         selection_spec=Selection(organization_id=w["org"].id, query=query, **spec),
@@ -71,9 +69,7 @@ def test_paging_resolves_a_whole_set_even_as_resolved_groups_leave_the_query(w: 
     many_groups(w["project"], 1002)
     first = call(w)  # is:unresolved; the 1000 resolved groups no longer match afterwards
     assert first.truncated
-    late = f.group(
-        w["project"], last_seen=utcnow() + dt.timedelta(hours=1)
-    )  # sorts before the cursor
+    late = f.group(w["project"], last_seen=utcnow() + dt.timedelta(hours=1))  # sorts before the cursor
     second = call(w, page_token=first.next_page_token)
     assert len(second.matched_group_ids) == 2 and not second.truncated
     left = {g.id for g in Group.select(Group.id).where(Group.status == 0)}

@@ -42,9 +42,7 @@ def test_get_group_runs_seven_statements_for_a_group_with_every_related_row(data
     w = f.world()
     gid = _busy_group(w)
     count, view = _count(
-        lambda: update.get_group(
-            caller=caller(w["user"].id), organization_id=w["org"].id, group_id=gid
-        )
+        lambda: update.get_group(caller=caller(w["user"].id), organization_id=w["org"].id, group_id=gid)
     )
     # organization; acting user, membership and project access (permissions); group in scope;
     # group with its related rows; activities with users
@@ -59,9 +57,7 @@ def test_get_group_runs_seven_statements_for_a_group_with_every_related_row(data
 def test_get_group_without_an_acting_user_reads_no_per_user_rows(database: str) -> None:
     w = f.world()
     gid = _busy_group(w)
-    count, view = _count(
-        lambda: update.get_group(caller=caller(None), organization_id=w["org"].id, group_id=gid)
-    )
+    count, view = _count(lambda: update.get_group(caller=caller(None), organization_id=w["org"].id, group_id=gid))
     assert count == 4
     assert not (view.is_bookmarked or view.is_subscribed or view.has_seen)
     assert view.assigned_to is not None  # not per user
@@ -76,9 +72,7 @@ def test_resolved_in_release_reply_reads_release_and_actor_in_the_same_statement
     single(w["org"].id, g.id, user_id=w["user"].id, status="resolved",
            status_details=StatusDetails(in_release="1.0"))  # fmt: skip
     count, view = _count(
-        lambda: update.get_group(
-            caller=caller(w["user"].id), organization_id=w["org"].id, group_id=g.id
-        )
+        lambda: update.get_group(caller=caller(w["user"].id), organization_id=w["org"].id, group_id=g.id)
     )
     assert count == 7  # as above: no extra read for release and actor
     assert view.status_details.in_release == release.version

@@ -56,14 +56,8 @@ def _resolution(group_id: int) -> GroupResolution:
 
 def _snapshot() -> list[tuple[Any, ...]]:
     """Everything a refused call must leave alone."""
-    groups = [
-        (g.id, g.status, g.substatus, g.priority, g.version)
-        for g in Group.select().order_by(Group.id)
-    ]
-    counts = [
-        m.select().count()
-        for m in (Activity, GroupHistory, GroupResolution, GroupLink, OutboxEvent)
-    ]
+    groups = [(g.id, g.status, g.substatus, g.priority, g.version) for g in Group.select().order_by(Group.id)]
+    counts = [m.select().count() for m in (Activity, GroupHistory, GroupResolution, GroupLink, OutboxEvent)]
     return [*groups, tuple(counts)]
 
 
@@ -111,19 +105,14 @@ def test_resolve_in_latest_release_picks_the_most_recent_by_release_date(w: dict
     result = bulk(w["org"].id, [g.id], status="resolved", status_details=in_release("latest"))
     assert _resolution(g.id).release_id == released_late.id
     assert _activity(g.id).data == {"version": "a"}
-    assert (
-        result.applied.status_details is not None
-        and result.applied.status_details.in_release == "a"
-    )
+    assert result.applied.status_details is not None and result.applied.status_details.in_release == "a"
 
 
 def test_resolve_in_latest_release_without_releases_is_refused(w: dict[str, Any]) -> None:
     g = f.group(w["project"])
     with pytest.raises(InvalidArgument) as err:
         bulk(w["org"].id, [g.id], status="resolved", status_details=in_release("latest"))
-    assert [(v.field, v.description) for v in err.value.violations] == [
-        ("status_details.in_release", NO_RELEASE)
-    ]
+    assert [(v.field, v.description) for v in err.value.violations] == [("status_details.in_release", NO_RELEASE)]
     assert Group.get_by_id(g.id).status == GroupStatus.UNRESOLVED
 
 
@@ -142,9 +131,7 @@ def test_resolve_in_unknown_or_blank_release_is_refused_with_sentrys_message(
     before = _snapshot()
     with pytest.raises(InvalidArgument) as err:
         bulk(w["org"].id, [g.id], status="resolved", status_details=in_release(version))
-    assert [(v.field, v.description) for v in err.value.violations] == [
-        ("status_details.in_release", message)
-    ]
+    assert [(v.field, v.description) for v in err.value.violations] == [("status_details.in_release", message)]
     assert _snapshot() == before
 
 
@@ -159,9 +146,7 @@ def test_release_of_another_project_is_not_found(w: dict[str, Any]) -> None:
 def test_resolved_in_release_reads_back_with_version_and_actor(w: dict[str, Any]) -> None:
     f.release(w["project"], "1.0")
     g = f.group(w["project"])
-    view = single(
-        w["org"].id, g.id, user_id=w["user"].id, status="resolved", status_details=in_release("1.0")
-    )
+    view = single(w["org"].id, g.id, user_id=w["user"].id, status="resolved", status_details=in_release("1.0"))
     assert view.status == "resolved"
     assert view.status_details.in_release == "1.0" and not view.status_details.in_next_release
     assert view.status_details.actor is not None and view.status_details.actor.id == w["user"].id
@@ -180,9 +165,7 @@ def test_resolved_in_next_release_without_any_release_just_resolves(w: dict[str,
         {"version": ""},
     )
     assert result.applied.status == "resolved"
-    assert (
-        result.applied.status_details is not None and result.applied.status_details.in_next_release
-    )
+    assert result.applied.status_details is not None and result.applied.status_details.in_next_release
 
 
 def test_in_next_release_detail_without_any_release_is_refused(w: dict[str, Any]) -> None:
@@ -194,27 +177,21 @@ def test_in_next_release_detail_without_any_release_is_refused(w: dict[str, Any]
             status="resolved",
             status_details=StatusDetails(in_next_release=True),
         )
-    assert [(v.field, v.description) for v in err.value.violations] == [
-        ("status_details.in_next_release", NO_RELEASE)
-    ]
+    assert [(v.field, v.description) for v in err.value.violations] == [("status_details.in_next_release", NO_RELEASE)]
     assert Group.get_by_id(g.id).status == GroupStatus.UNRESOLVED
 
 
 def test_in_next_release_false_still_resolves_in_next_release(w: dict[str, Any]) -> None:
     r = f.release(w["project"], "1.0")
     g = f.group(w["project"])
-    result = bulk(
-        w["org"].id, [g.id], status="resolved", status_details=StatusDetails(in_next_release=False)
-    )
+    result = bulk(w["org"].id, [g.id], status="resolved", status_details=StatusDetails(in_next_release=False))
     res = _resolution(g.id)
     assert (res.release_id, res.type, res.status) == (
         r.id,
         ResolutionType.IN_NEXT_RELEASE,
         ResolutionStatus.PENDING,
     )
-    assert (
-        result.applied.status_details is not None and result.applied.status_details.in_next_release
-    )
+    assert result.applied.status_details is not None and result.applied.status_details.in_next_release
 
 
 def test_date_project_group_in_latest_release_stays_pending(w: dict[str, Any]) -> None:
@@ -320,9 +297,7 @@ def _next_release_statements(w: dict[str, Any], statements: list[str], n: int) -
     return count
 
 
-def test_next_release_statement_count_does_not_grow_with_groups(
-    w: dict[str, Any], statements: list[str]
-) -> None:
+def test_next_release_statement_count_does_not_grow_with_groups(w: dict[str, Any], statements: list[str]) -> None:
     assert _next_release_statements(w, statements, 3) == _next_release_statements(w, statements, 40)
 
 
@@ -340,9 +315,7 @@ def test_resolve_in_commit_of_a_release_resolves_in_the_newest_release_containin
     newer = f.release(w["project"], "1.1", added=_hours(1))
     c = f.commit(w["org"], releases=(older, newer))
     g = f.group(w["project"])
-    result = bulk(
-        w["org"].id, [g.id], user_id=w["user"].id, status="resolved", status_details=in_commit()
-    )
+    result = bulk(w["org"].id, [g.id], user_id=w["user"].id, status="resolved", status_details=in_commit())
     res = _resolution(g.id)
     assert (res.release_id, res.type, res.status) == (
         newer.id,
@@ -355,10 +328,7 @@ def test_resolve_in_commit_of_a_release_resolves_in_the_newest_release_containin
         ActivityType.SET_RESOLVED_IN_COMMIT,
         {"commit": c.id},
     )
-    assert (
-        GroupHistory.get(GroupHistory.group == g.id).status
-        == GroupHistoryStatus.SET_RESOLVED_IN_COMMIT
-    )
+    assert GroupHistory.get(GroupHistory.group == g.id).status == GroupHistoryStatus.SET_RESOLVED_IN_COMMIT
     details = result.applied.status_details
     assert details is not None and details.in_commit is not None
     assert (details.in_commit.id, details.in_commit.key, details.in_commit.repository) == (
@@ -376,9 +346,7 @@ def test_resolve_in_undeployed_commit_links_it_without_a_resolution_row(w: dict[
     assert not GroupResolution.select().exists()
     assert GroupLink.get(GroupLink.group == g.id).linked_id == c.id
     assert view.status == "resolved"
-    assert (
-        view.status_details.in_commit is not None and view.status_details.in_commit.key == "abc123"
-    )
+    assert view.status_details.in_commit is not None and view.status_details.in_commit.key == "abc123"
 
 
 @pytest.mark.parametrize(
@@ -558,12 +526,8 @@ def test_next_release_reply_carries_activities_even_when_the_group_was_resolved(
     assert [a.type for a in result.applied.activities] == [ActivityType.FIRST_SEEN]
 
 
-@pytest.mark.parametrize(
-    "patch", [{"status": "resolved"}, {"status": "resolvedInNextRelease", "bulk": True}]
-)
-def test_plain_or_bulk_resolution_reply_carries_no_activities(
-    w: dict[str, Any], patch: dict[str, Any]
-) -> None:
+@pytest.mark.parametrize("patch", [{"status": "resolved"}, {"status": "resolvedInNextRelease", "bulk": True}])
+def test_plain_or_bulk_resolution_reply_carries_no_activities(w: dict[str, Any], patch: dict[str, Any]) -> None:
     f.release(w["project"], "1.0")
     ids = [f.group(w["project"]).id for _ in range(2 if patch.pop("bulk", False) else 1)]
     assert bulk(w["org"].id, ids, **patch).applied.activities == []
@@ -581,9 +545,7 @@ def test_single_resolution_notifies_and_bulk_only_emits_resolved_events(w: dict[
     single(w["org"].id, c.id, user_id=w["user"].id, status="resolved")
     note = OutboxEvent.get(OutboxEvent.kind == "activity.notification")
     assert (note.group_id, note.payload["activity_type"]) == (c.id, ActivityType.SET_RESOLVED)
-    resolved = OutboxEvent.get(
-        (OutboxEvent.kind == "issue.resolved") & (OutboxEvent.group_id == c.id)
-    )
+    resolved = OutboxEvent.get((OutboxEvent.kind == "issue.resolved") & (OutboxEvent.group_id == c.id))
     assert resolved.payload == {"resolution_type": "now"}
 
 

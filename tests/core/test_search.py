@@ -29,9 +29,7 @@ def w(database: str) -> dict:
     return f.world()
 
 
-def matched(
-    w: dict, query: str | None, *, user_id: int | None = None, **selection: Any
-) -> set[int]:
+def matched(w: dict, query: str | None, *, user_id: int | None = None, **selection: Any) -> set[int]:
     """Ids a dry-run bulk resolve would select; empty when Sentry would answer "No groups found"."""
     spec = Selection(organization_id=w["org"].id, query=query, **selection)
     try:
@@ -94,11 +92,7 @@ def test_bookmarks_are_per_acting_user(w: dict) -> None:
     GroupBookmark.create(project=w["project"], group=mine, user=w["user"])
     GroupBookmark.create(project=w["project"], group=theirs, user=other)
     me = w["user"].id
-    assert (
-        matched(w, "bookmarks:me", user_id=me)
-        == matched(w, "is:bookmarked", user_id=me)
-        == {mine.id}
-    )
+    assert matched(w, "bookmarks:me", user_id=me) == matched(w, "is:bookmarked", user_id=me) == {mine.id}
 
 
 def test_inbox_and_link_filters(w: dict) -> None:
@@ -135,9 +129,7 @@ def test_release_filter_matches_group_releases_by_version(w: dict) -> None:
 def test_seen_dates_relative_and_absolute(w: dict) -> None:
     now = utcnow()
     fresh = f.group(w["project"], first_seen=now - dt.timedelta(hours=2), last_seen=now)
-    old = f.group(
-        w["project"], first_seen=dt.datetime(2025, 6, 1, 9), last_seen=dt.datetime(2025, 6, 2, 9)
-    )
+    old = f.group(w["project"], first_seen=dt.datetime(2025, 6, 1, 9), last_seen=dt.datetime(2025, 6, 2, 9))
     assert matched(w, "firstSeen:-24h") == {fresh.id}
     assert matched(w, "firstSeen:+1w") == {old.id}
     assert matched(w, "lastSeen:<2026-01-01") == {old.id}

@@ -29,9 +29,7 @@ def w(database: str) -> dict:
     return world
 
 
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(query=QUERIES)
 def test_any_query_runs_or_is_refused_on_the_query_field(w: dict, query: str) -> None:
     spec = Selection(organization_id=w["org"].id, query=query)

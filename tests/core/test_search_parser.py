@@ -66,13 +66,9 @@ def test_relative_dates_count_back_from_now() -> None:
 
 def test_absolute_dates_take_an_operator_or_mean_the_whole_day() -> None:
     assert terms("firstSeen:>2026-01-01") == (Compare("first_seen", ">", dt.datetime(2026, 1, 1)),)
-    assert terms("lastSeen:<=2026-01-01T10:00:00") == (
-        Compare("last_seen", "<=", dt.datetime(2026, 1, 1, 10)),
-    )
+    assert terms("lastSeen:<=2026-01-01T10:00:00") == (Compare("last_seen", "<=", dt.datetime(2026, 1, 1, 10)),)
     assert terms("lastSeen:2026-01-02") == (Compare("last_seen", "day", dt.datetime(2026, 1, 2)),)
-    assert terms("lastSeen:>=2026-01-01T10:00:00+02:00") == (
-        Compare("last_seen", ">=", dt.datetime(2026, 1, 1, 8)),
-    )
+    assert terms("lastSeen:>=2026-01-01T10:00:00+02:00") == (Compare("last_seen", ">=", dt.datetime(2026, 1, 1, 8)),)
 
 
 def test_times_seen_takes_comparisons_or_an_exact_count() -> None:
@@ -87,15 +83,9 @@ def test_unknown_key_names_the_key_and_its_position() -> None:
 
 def test_bad_values_name_the_value_and_its_position() -> None:
     assert problem("is:sleeping") == 'invalid value "sleeping" for key "is" at position 3'
-    assert (
-        problem("priority:[high,urgent]")
-        == 'invalid value "urgent" for key "priority" at position 9'
-    )
+    assert problem("priority:[high,urgent]") == 'invalid value "urgent" for key "priority" at position 9'
     assert problem("timesSeen:>ten") == 'invalid value ">ten" for key "timesSeen" at position 10'
-    assert (
-        problem("firstSeen:yesterday")
-        == 'invalid value "yesterday" for key "firstSeen" at position 10'
-    )
+    assert problem("firstSeen:yesterday") == 'invalid value "yesterday" for key "firstSeen" at position 10'
     assert problem("level:loud") == 'invalid value "loud" for key "level" at position 6'
 
 

@@ -83,10 +83,7 @@ def test_user_count_without_window_stores_the_users_seen_baseline(w: dict[str, A
     result = bulk(w["org"].id, [g.id], status="ignored", status_details=nested(user_count=5))
     s = _snooze(g.id)
     assert (s.user_count, s.user_window, s.state) == (5, None, {"users_seen": 12})
-    assert (
-        result.applied.status_details is not None
-        and result.applied.status_details.ignore_user_count == 5
-    )
+    assert result.applied.status_details is not None and result.applied.status_details.ignore_user_count == 5
 
 
 def test_user_count_with_window_stores_no_baseline(w: dict[str, Any]) -> None:
@@ -115,9 +112,7 @@ def test_duration_snoozes_until_now_plus_minutes_and_reports_ignore_until(
 def test_ignoring_again_updates_the_snooze_and_its_actor(w: dict[str, Any]) -> None:
     g = f.group(w["project"], status=2, substatus=4, times_seen=7)
     GroupSnooze.create(group=g, count=3, state={"times_seen": 1})
-    bulk(
-        w["org"].id, [g.id], user_id=w["user"].id, status="ignored", status_details=nested(count=50)
-    )
+    bulk(w["org"].id, [g.id], user_id=w["user"].id, status="ignored", status_details=nested(count=50))
     assert GroupSnooze.select().count() == 1
     s = _snooze(g.id)
     assert (s.count, s.state, s.actor_id) == (50, {"times_seen": 7}, w["user"].id)
@@ -152,9 +147,7 @@ def test_archive_until_escalating_keeps_an_existing_snooze_and_removes_inbox(
     g = f.group(w["project"])
     GroupSnooze.create(group=g, count=3)
     GroupInbox.create(group=g, project=w["project"], organization=w["org"], reason=0)
-    result = bulk(
-        w["org"].id, [g.id], status="ignored", substatus=int(GroupSubStatus.UNTIL_ESCALATING)
-    )
+    result = bulk(w["org"].id, [g.id], status="ignored", substatus=int(GroupSubStatus.UNTIL_ESCALATING))
     assert GroupSnooze.select().count() == 1
     assert not GroupInbox.select().exists()
     assert _ignore_data(g.id) == {**NO_DATA, "ignoreUntilEscalating": True}
@@ -209,16 +202,11 @@ def test_a_window_of_exactly_a_week_is_accepted(w: dict[str, Any]) -> None:
 
 def test_top_level_fields_are_used_without_status_details(w: dict[str, Any]) -> None:
     g = f.group(w["project"])
-    result = bulk(
-        w["org"].id, [g.id], status="ignored", top_level_ignore=IgnoreConditions(count=5, window=30)
-    )
+    result = bulk(w["org"].id, [g.id], status="ignored", top_level_ignore=IgnoreConditions(count=5, window=30))
     s = _snooze(g.id)
     assert (s.count, s.window) == (5, 30)
     assert Group.get_by_id(g.id).substatus == GroupSubStatus.UNTIL_CONDITION_MET
-    assert (
-        result.applied.status_details is not None
-        and result.applied.status_details.ignore_count == 5
-    )
+    assert result.applied.status_details is not None and result.applied.status_details.ignore_count == 5
 
 
 def test_top_level_fields_are_ignored_when_status_details_are_sent_even_empty(
@@ -245,9 +233,7 @@ def _view(g: Group, now: dt.datetime | None = None) -> Any:
 
 def test_valid_count_snooze_reads_back_the_remaining_count(w: dict[str, Any]) -> None:
     g = f.group(w["project"], times_seen=10)
-    single(
-        w["org"].id, g.id, user_id=w["user"].id, status="ignored", status_details=nested(count=8)
-    )
+    single(w["org"].id, g.id, user_id=w["user"].id, status="ignored", status_details=nested(count=8))
     Group.update(times_seen=13).where(Group.id == g.id).execute()
     view = _view(g)
     assert view.status == "ignored"
@@ -292,16 +278,12 @@ def test_expired_duration_reads_as_unresolved(w: dict[str, Any]) -> None:
 
 def test_archived_until_escalating_reads_back_its_flag(w: dict[str, Any]) -> None:
     g = f.group(w["project"])
-    view = single(
-        w["org"].id, g.id, status="ignored", substatus=int(GroupSubStatus.UNTIL_ESCALATING)
-    )
+    view = single(w["org"].id, g.id, status="ignored", substatus=int(GroupSubStatus.UNTIL_ESCALATING))
     assert view.status == "ignored" and view.status_details.ignore_until_escalating
 
 
 @pytest.mark.parametrize("name", ["duration", "count", "user_count"])
-def test_amounts_past_the_largest_32_bit_value_are_refused_not_crashed(
-    w: dict[str, Any], name: str
-) -> None:
+def test_amounts_past_the_largest_32_bit_value_are_refused_not_crashed(w: dict[str, Any], name: str) -> None:
     g = f.group(w["project"])
     with pytest.raises(InvalidArgument) as err:
         bulk(w["org"].id, [g.id], status="ignored", status_details=nested(**{name: 2**62}))

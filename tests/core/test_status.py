@@ -46,9 +46,7 @@ def test_resolve_sets_status_and_clears_substatus_and_inbox(w: dict) -> None:
 
 
 def test_resolve_skips_groups_already_resolved(w: dict) -> None:
-    done = f.group(
-        w["project"], status=1, substatus=None, resolved_at=utcnow() - dt.timedelta(days=1)
-    )
+    done = f.group(w["project"], status=1, substatus=None, resolved_at=utcnow() - dt.timedelta(days=1))
     open_ = f.group(w["project"])
     result = bulk(w["org"].id, [done.id, open_.id], status="resolved")
     outcomes = {o.group_id: o.outcome for o in result.outcomes}
@@ -127,9 +125,7 @@ def test_ignore_duration_sets_until_and_activity_ignore_until(w: dict) -> None:
     bulk(w["org"].id, [g.id], status="ignored", top_level_ignore=IgnoreConditions(duration=30))
     until = GroupSnooze.get(GroupSnooze.group == g.id).until
     assert before + dt.timedelta(minutes=29) < until < utcnow() + dt.timedelta(minutes=31)
-    assert (
-        Activity.get(Activity.group == g.id).data["ignoreUntil"].startswith(until.isoformat()[:16])
-    )
+    assert Activity.get(Activity.group == g.id).data["ignoreUntil"].startswith(until.isoformat()[:16])
 
 
 def test_status_details_win_over_top_level_ignore_fields(w: dict) -> None:
@@ -146,22 +142,15 @@ def test_window_above_maximum_is_refused_and_nothing_changes(w: dict) -> None:
         details = StatusDetails(ignore=IgnoreConditions(count=5, window=10081))
         bulk(w["org"].id, [g.id], status="ignored", status_details=details)
     assert err.value.violations[0].field == "status_details.ignore_window"
-    assert (
-        err.value.violations[0].description == "Ensure this value is less than or equal to 10080."
-    )
+    assert err.value.violations[0].description == "Ensure this value is less than or equal to 10080."
     assert Group.get_by_id(g.id).status == GroupStatus.UNRESOLVED
 
 
 def test_archive_until_escalating_only_by_substatus(w: dict) -> None:
     g = f.group(w["project"])
-    result = bulk(
-        w["org"].id, [g.id], status="ignored", substatus=int(GroupSubStatus.UNTIL_ESCALATING)
-    )
+    result = bulk(w["org"].id, [g.id], status="ignored", substatus=int(GroupSubStatus.UNTIL_ESCALATING))
     assert Group.get_by_id(g.id).substatus == GroupSubStatus.UNTIL_ESCALATING
-    assert (
-        result.applied.status_details is not None
-        and result.applied.status_details.ignore_until_escalating
-    )
+    assert result.applied.status_details is not None and result.applied.status_details.ignore_until_escalating
     assert Activity.get(Activity.group == g.id).data["ignoreUntilEscalating"] is True
 
 
@@ -276,9 +265,7 @@ def test_unresolving_an_unresolved_group_without_substatus_leaves_it_alone(w: di
 
 
 def test_unresolve_ignored_group_first_seen_exactly_past_seven_days_is_ongoing(w: dict) -> None:
-    g = f.group(
-        w["project"], status=2, substatus=5, first_seen=utcnow() - dt.timedelta(days=7, minutes=1)
-    )
+    g = f.group(w["project"], status=2, substatus=5, first_seen=utcnow() - dt.timedelta(days=7, minutes=1))
     single(w["org"].id, g.id, status="unresolved")
     assert Group.get_by_id(g.id).substatus == GroupSubStatus.ONGOING
 
@@ -348,9 +335,7 @@ def test_bulk_unresolve_gives_unchanged_groups_an_activity_and_history_too(w: di
     bulk(w["org"].id, [changed.id, same.id], user_id=w["user"].id, status="unresolved")
     acts = {a.group_id: a for a in Activity.select()}
     assert set(acts) == {changed.id, same.id}
-    assert [(a.type, a.user_id, a.data) for a in acts.values()] == [
-        (ActivityType.SET_UNRESOLVED, w["user"].id, {})
-    ] * 2
+    assert [(a.type, a.user_id, a.data) for a in acts.values()] == [(ActivityType.SET_UNRESOLVED, w["user"].id, {})] * 2
     # The ongoing substatus carries the "unresolved" label.
     assert [h.status for h in GroupHistory.select()] == [0, 0]
 
@@ -388,9 +373,7 @@ def test_single_unignore_subscribes_the_actor_and_emits_unignored(w: dict) -> No
 
 def test_single_status_change_keeps_an_explicit_unsubscribe(w: dict) -> None:
     g = f.group(w["project"])
-    GroupSubscription.create(
-        group=g, project=w["project"], user=w["user"], is_active=False, reason=0
-    )
+    GroupSubscription.create(group=g, project=w["project"], user=w["user"], is_active=False, reason=0)
     single(w["org"].id, g.id, user_id=w["user"].id, status="ignored")
     sub = GroupSubscription.get(GroupSubscription.group == g.id)
     assert (sub.is_active, sub.reason) == (False, 0)

@@ -46,9 +46,7 @@ def _types(group_id: int) -> list[int]:
 
 
 def _sub(group_id: int, user_id: int) -> GroupSubscription | None:
-    return GroupSubscription.get_or_none(
-        (GroupSubscription.group == group_id) & (GroupSubscription.user == user_id)
-    )
+    return GroupSubscription.get_or_none((GroupSubscription.group == group_id) & (GroupSubscription.user == user_id))
 
 
 # --- bookmarks ----------------------------------------------------------------------------------
@@ -58,12 +56,7 @@ def test_bookmark_creates_the_row_and_subscribes_with_reason_bookmark(w: dict) -
     g = f.group(w["project"])
     uid = w["user"].id
     result = bulk(w["org"].id, [g.id], user_id=uid, is_bookmarked=True)
-    assert (
-        GroupBookmark.select()
-        .where((GroupBookmark.group == g.id) & (GroupBookmark.user == uid))
-        .count()
-        == 1
-    )
+    assert GroupBookmark.select().where((GroupBookmark.group == g.id) & (GroupBookmark.user == uid)).count() == 1
     sub = _sub(g.id, uid)
     assert sub is not None and (sub.is_active, sub.reason) == (True, SubscriptionReason.BOOKMARK)
     assert result.applied.is_bookmarked is True
@@ -88,9 +81,7 @@ def test_unbookmark_removes_bookmark_and_every_subscription_of_that_user_only(w:
     me, other = w["user"], f.user()
     bulk(w["org"].id, [g.id], user_id=me.id, is_bookmarked=True)
     GroupSubscription.update(reason=SubscriptionReason.COMMENT).execute()
-    GroupSubscription.create(
-        group=g, project=w["project"], user=other, reason=SubscriptionReason.COMMENT
-    )
+    GroupSubscription.create(group=g, project=w["project"], user=other, reason=SubscriptionReason.COMMENT)
     bulk(w["org"].id, [g.id], user_id=me.id, is_bookmarked=False)
     assert GroupBookmark.select().count() == 0
     assert _sub(g.id, me.id) is None
@@ -111,9 +102,7 @@ def test_subscribe_writes_an_active_row_with_reason_unknown(w: dict) -> None:
 
 def test_unsubscribe_overwrites_an_earlier_reason_and_reads_back_disabled(w: dict) -> None:
     g = f.group(w["project"])
-    GroupSubscription.create(
-        group=g, project=w["project"], user=w["user"], reason=SubscriptionReason.ASSIGNED
-    )
+    GroupSubscription.create(group=g, project=w["project"], user=w["user"], reason=SubscriptionReason.ASSIGNED)
     result = bulk(w["org"].id, [g.id], user_id=w["user"].id, is_subscribed=False)
     sub = _sub(g.id, w["user"].id)
     assert sub is not None and (sub.is_active, sub.reason) == (False, SubscriptionReason.UNKNOWN)
@@ -152,9 +141,7 @@ def test_has_seen_false_deletes_the_users_rows(w: dict) -> None:
 
 
 @pytest.mark.parametrize("name", ["has_seen", "is_bookmarked", "is_subscribed"])
-def test_per_user_fields_without_an_acting_user_are_refused_before_any_write(
-    w: dict, name: str
-) -> None:
+def test_per_user_fields_without_an_acting_user_are_refused_before_any_write(w: dict, name: str) -> None:
     g = f.group(w["project"], priority=50)
     with pytest.raises(InvalidArgument) as exc:
         bulk(w["org"].id, [g.id], priority=75, **{name: True})
@@ -243,9 +230,7 @@ def test_priority_is_applied_before_the_status_change(w: dict) -> None:
 
 
 def _inbox(g: Group, reason: InboxReason = InboxReason.NEW) -> None:
-    GroupInbox.create(
-        group=g, project=g.project_id, organization=g.project.organization_id, reason=int(reason)
-    )
+    GroupInbox.create(group=g, project=g.project_id, organization=g.project.organization_id, reason=int(reason))
 
 
 def test_inbox_true_adds_with_reason_manual_and_keeps_existing_rows(w: dict) -> None:
@@ -384,9 +369,7 @@ def test_statement_count_is_the_same_for_1_and_200_groups(w: dict, kind: str) ->
     counts = []
     for n in (2 if kind == "merge" else 1, 200):  # merging one group is a no-op
         ids = _prepared(w, n, previous)
-        statements = _statements(
-            lambda ids=ids: bulk(w["org"].id, ids, user_id=w["user"].id, **patch)
-        )
+        statements = _statements(lambda ids=ids: bulk(w["org"].id, ids, user_id=w["user"].id, **patch))
         counts.append(len(statements))
     assert counts[0] == counts[1], kind
     assert counts[0] <= 25

@@ -42,6 +42,4 @@ def test_example_client_reads_an_issue_and_reports_field_violations(tmp_path: Pa
     assert "API-1: ZeroDivisionError: division by zero [GROUP_STATUS_UNRESOLVED]" in out
     assert "request id echoed by the server: example-read-1" in out
     assert "refused: INVALID_ARGUMENT reason=INVALID_ARGUMENT" in out
-    assert (
-        "patch.status_details.in_release: Unable to find a release with the given version." in out
-    )
+    assert "patch.status_details.in_release: Unable to find a release with the given version." in out

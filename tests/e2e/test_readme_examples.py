@@ -48,9 +48,7 @@ def _parse_block(block: str) -> list[Example]:
 
 
 def readme_examples() -> list[Example]:
-    blocks = re.findall(
-        r"```sh\n(.*?)```", _section((ROOT / "README.md").read_text()), flags=re.DOTALL
-    )
+    blocks = re.findall(r"```sh\n(.*?)```", _section((ROOT / "README.md").read_text()), flags=re.DOTALL)
     examples = [e for block in blocks for e in _parse_block(block)]
     return [e for e in examples if e.command.split()[0] in ("grpcurl", "buf")]
 
@@ -81,9 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
 
 @pytest.mark.slow
 def test_readme_examples_run_as_written(server: DemoServer) -> None:
-    if not (
-        shutil.which("grpcurl", path=str(VENV_BIN)) and shutil.which("buf", path=str(VENV_BIN))
-    ):
+    if not (shutil.which("grpcurl", path=str(VENV_BIN)) and shutil.which("buf", path=str(VENV_BIN))):
         pytest.skip("grpcurl or buf missing from the virtualenv: run `make venv`")
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     for example in readme_examples():  # in order: later examples rely on earlier changes

@@ -40,8 +40,7 @@ def fingerprint() -> tuple[Any, ...]:
 def write_tokens(path: Path, tokens: dict[str, tuple[str, list[str]]]) -> None:
     """Token file with hashed secrets only: {name: (secret, scopes)}."""
     entries = [
-        {"name": name, "sha256": hash_token(secret), "scopes": scopes}
-        for name, (secret, scopes) in tokens.items()
+        {"name": name, "sha256": hash_token(secret), "scopes": scopes} for name, (secret, scopes) in tokens.items()
     ]
     path.write_text(json.dumps({"tokens": entries}))
 

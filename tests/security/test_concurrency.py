@@ -85,14 +85,10 @@ def worker(stubs: list[Any], world: dict[str, Any], seed: int) -> list[tuple[Any
     for _ in range(CALLS):
         ids = rnd.sample(world["groups"], rnd.randint(1, len(world["groups"])))
         patch = random_patch(rnd, world["users"])
-        request = pb.BulkUpdateGroupsRequest(
-            organization_id=world["org"], group_ids=ids, patch=patch
-        )
+        request = pb.BulkUpdateGroupsRequest(organization_id=world["org"], group_ids=ids, patch=patch)
         user = rnd.choice(world["users"])
         try:
-            reply = rnd.choice(stubs).BulkUpdateGroups(
-                request, metadata=metadata(user_id=user), timeout=60
-            )
+            reply = rnd.choice(stubs).BulkUpdateGroups(request, metadata=metadata(user_id=user), timeout=60)
             out.append((grpc.StatusCode.OK, reply))
         except grpc.RpcError as err:
             out.append((err.code(), err.details()))
@@ -121,9 +117,7 @@ def assert_no_duplicates() -> None:
         assert list(dupes.tuples()) == [], model.__name__
 
 
-def assert_versions_count_every_committed_change(
-    world: dict[str, Any], results: list[tuple[Any, Any]]
-) -> None:
+def assert_versions_count_every_committed_change(world: dict[str, Any], results: list[tuple[Any, Any]]) -> None:
     changed: Counter[int] = Counter()
     for code, reply in results:
         if code == grpc.StatusCode.OK:
@@ -165,17 +159,13 @@ def assert_last_activity_matches_state(world: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
-def test_concurrent_mixed_updates_through_one_server_stay_consistent(
-    stub: Any, shared: dict[str, Any]
-) -> None:
+def test_concurrent_mixed_updates_through_one_server_stay_consistent(stub: Any, shared: dict[str, Any]) -> None:
     results = run_mix([stub], shared)
     assert len(results) == THREADS * CALLS
     assert_consistent(shared, results)
 
 
-def test_updates_of_different_fields_on_the_same_groups_all_survive(
-    stub: Any, shared: dict[str, Any]
-) -> None:
+def test_updates_of_different_fields_on_the_same_groups_all_survive(stub: Any, shared: dict[str, Any]) -> None:
     ids, users = shared["groups"], shared["users"]
     patches = [
         pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED),
@@ -227,21 +217,15 @@ def two_processes(shared: dict[str, Any], database: str, tmp_path: Path) -> Iter
 
 
 @pytest.mark.slow
-def test_two_server_processes_on_one_database_stay_consistent(
-    two_processes: list[Any], shared: dict[str, Any]
-) -> None:
+def test_two_server_processes_on_one_database_stay_consistent(two_processes: list[Any], shared: dict[str, Any]) -> None:
     results = run_mix(two_processes, shared)
     assert_consistent(shared, results)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's single-writer lock")
-def test_a_briefly_held_sqlite_write_lock_is_waited_out(
-    stub: Any, shared: dict[str, Any], database: str
-) -> None:
-    holder = sqlite3.connect(
-        database.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False
-    )
+def test_a_briefly_held_sqlite_write_lock_is_waited_out(stub: Any, shared: dict[str, Any], database: str) -> None:
+    holder = sqlite3.connect(database.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
     threading.Timer(0.5, holder.rollback).start()
     request = pb.BulkUpdateGroupsRequest(organization_id=shared["org"], group_ids=shared["groups"],
@@ -257,18 +241,14 @@ def test_a_sqlite_write_lock_held_past_every_retry_is_unavailable_not_locked(
     stub: Any, shared: dict[str, Any], database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(unit_of_work, "ATTEMPTS", 2)  # each attempt waits out busy_timeout (5 s)
-    holder = sqlite3.connect(
-        database.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False
-    )
+    holder = sqlite3.connect(database.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
     try:
         request = pb.BulkUpdateGroupsRequest(organization_id=shared["org"],
                                              group_ids=shared["groups"],
                                              patch=pb.GroupPatch(is_public=True))  # fmt: skip
         with pytest.raises(grpc.RpcError) as info:
-            stub.BulkUpdateGroups(
-                request, metadata=metadata(user_id=shared["users"][0]), timeout=60
-            )
+            stub.BulkUpdateGroups(request, metadata=metadata(user_id=shared["users"][0]), timeout=60)
     finally:
         holder.rollback()
         holder.close()

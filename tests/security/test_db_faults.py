@@ -224,9 +224,7 @@ def test_a_call_that_finds_the_database_unreachable_reports_it(
     errors.on_unavailable(listener)
     try:
         with pytest.raises(grpc.RpcError) as info:
-            stub.GetGroup(
-                pb.GetGroupRequest(organization_id=1, group_id=1), metadata=metadata(), timeout=10
-            )
+            stub.GetGroup(pb.GetGroupRequest(organization_id=1, group_id=1), metadata=metadata(), timeout=10)
     finally:
         errors.forget_unavailable_listener(listener)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE

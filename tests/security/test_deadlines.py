@@ -167,9 +167,7 @@ def test_an_expired_deadline_rolls_the_update_back(
     p = probe(hold=True)
     before = fingerprint()
     with pytest.raises(grpc.RpcError) as info:
-        stub.BulkUpdateGroups(
-            resolve_all(thousand), metadata=metadata(user_id=thousand["user"]), timeout=0.5
-        )
+        stub.BulkUpdateGroups(resolve_all(thousand), metadata=metadata(user_id=thousand["user"]), timeout=0.5)
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert p.finished.wait(WAIT)
     assert isinstance(p.outcome, Cancelled)
@@ -182,22 +180,16 @@ def test_a_tiny_deadline_leaves_the_bulk_all_done_or_not_done_at_all(
 ) -> None:
     p = probe(hold=False)
     with pytest.raises(grpc.RpcError):
-        stub.BulkUpdateGroups(
-            resolve_all(thousand), metadata=metadata(user_id=thousand["user"]), timeout=0.05
-        )
+        stub.BulkUpdateGroups(resolve_all(thousand), metadata=metadata(user_id=thousand["user"]), timeout=0.05)
     # Read at any moment, the bulk is all or nothing; once the handler is done, it stays so.
     assert Group.select().where(Group.status == 1).count() in (0, 1000)
     p.close()
     assert Group.select().where(Group.status == 1).count() in (0, 1000)
 
 
-def test_a_live_call_still_commits(
-    stub: Any, thousand: dict[str, Any], probe: Callable[..., Probe]
-) -> None:
+def test_a_live_call_still_commits(stub: Any, thousand: dict[str, Any], probe: Callable[..., Probe]) -> None:
     p = probe(hold=False)
-    reply = stub.BulkUpdateGroups(
-        resolve_all(thousand), metadata=metadata(user_id=thousand["user"]), timeout=WAIT
-    )
+    reply = stub.BulkUpdateGroups(resolve_all(thousand), metadata=metadata(user_id=thousand["user"]), timeout=WAIT)
     assert p.outcome is None
     assert reply.matched_count == 1000
     assert Group.select().where(Group.status == 1).count() == 1000

@@ -36,9 +36,7 @@ def test_get_group_exposes_a_non_empty_etag(stub: Any, group: dict[str, Any]) ->
     assert get(stub, group).etag
 
 
-def test_a_fresh_etag_is_accepted_and_the_etag_changes_after_the_update(
-    stub: Any, group: dict[str, Any]
-) -> None:
+def test_a_fresh_etag_is_accepted_and_the_etag_changes_after_the_update(stub: Any, group: dict[str, Any]) -> None:
     before = get(stub, group).etag
     updated = put(stub, group, before, pb.STATUS_UPDATE_RESOLVED)
     assert updated.status == group_pb2.GROUP_STATUS_RESOLVED

@@ -90,9 +90,7 @@ class Gen:
         )
 
     def call(self) -> tuple[str, Any, tuple[tuple[str, str], ...]]:
-        method = self.rnd.choice(
-            ["GetGroup", "UpdateGroup", "BulkUpdateGroups", "BulkUpdateGroups"]
-        )
+        method = self.rnd.choice(["GetGroup", "UpdateGroup", "BulkUpdateGroups", "BulkUpdateGroups"])
         org = self.world["org"] if self.likely(0.85) else self.int64(self.world["other"])
         if method == "GetGroup":
             return (
@@ -101,9 +99,7 @@ class Gen:
                 self.meta(),
             )
         if method == "UpdateGroup":
-            request = pb.UpdateGroupRequest(
-                organization_id=org, group_id=self.group(), patch=self.patch()
-            )
+            request = pb.UpdateGroupRequest(organization_id=org, group_id=self.group(), patch=self.patch())
             if not self.likely(0.9):
                 request.etag = self.rnd.choice(["stale", "\x00", HUGE])
             if not self.likely(0.95):
@@ -176,17 +172,13 @@ class Gen:
     def assignee(self, target: pb.AssigneeUpdate) -> None:
         target.SetInParent()
         users = [str(u) for u in self.world["users"]]
-        which = self.rnd.choice(
-            ["user_id", "team_id", "username", "email", "unassign", "actor", None]
-        )
+        which = self.rnd.choice(["user_id", "team_id", "username", "email", "unassign", "actor", None])
         if which in ("user_id", "team_id"):
             setattr(target, which, self.int64(*self.world["users"], self.world["team"]))
         elif which == "unassign":
             target.unassign = self.likely(0.8)
         elif which == "actor":
-            target.actor = self.text(
-                *(f"user:{u}" for u in users), f"team:{self.world['team']}", "me"
-            )
+            target.actor = self.text(*(f"user:{u}" for u in users), f"team:{self.world['team']}", "me")
         elif which is not None:
             target_value = self.text(*self.world["usernames"], "nobody@example.com")
             setattr(target, which, target_value)
@@ -240,9 +232,7 @@ INT_FIELDS = (
     "snooze_duration",
     "merge_primary_group_id",
 )
-IGNORE_FIELDS = tuple(
-    f"ignore_{n}" for n in ("duration", "count", "window", "user_count", "user_window")
-)
+IGNORE_FIELDS = tuple(f"ignore_{n}" for n in ("duration", "count", "window", "user_count", "user_window"))
 SECRETS = [secret for secret, _, _ in TOKENS.values()]
 BAD_AUTH = [
     "",
@@ -352,9 +342,7 @@ HOSTILE = [
     (
         pb.GroupPatch(
             status=1,
-            status_details=pb.StatusDetailsUpdate(
-                in_commit=pb.InCommit(commit="\x00", repository="acme/app")
-            ),
+            status_details=pb.StatusDetailsUpdate(in_commit=pb.InCommit(commit="\x00", repository="acme/app")),
         ),
         "patch.status_details.in_commit",
     ),
@@ -376,13 +364,9 @@ def test_known_hostile_patches_are_refused_with_a_field_violation(
     stub: Any, world: dict[str, Any], patch: pb.GroupPatch, expected: str
 ) -> None:
     before = fingerprint()
-    request = pb.BulkUpdateGroupsRequest(
-        organization_id=world["org"], group_ids=world["groups"][:2], patch=patch
-    )
+    request = pb.BulkUpdateGroupsRequest(organization_id=world["org"], group_ids=world["groups"][:2], patch=patch)
     with pytest.raises(grpc.RpcError) as info:
-        stub.BulkUpdateGroups(
-            request, metadata=(("authorization", "Bearer admin-secret"),), timeout=10
-        )
+        stub.BulkUpdateGroups(request, metadata=(("authorization", "Bearer admin-secret"),), timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details().startswith(expected)
     assert fingerprint() == before
@@ -406,8 +390,6 @@ def test_null_characters_in_selection_fields_are_refused(
         setattr(request, field, value)
     before = fingerprint()
     with pytest.raises(grpc.RpcError) as info:
-        stub.BulkUpdateGroups(
-            request, metadata=(("authorization", "Bearer admin-secret"),), timeout=10
-        )
+        stub.BulkUpdateGroups(request, metadata=(("authorization", "Bearer admin-secret"),), timeout=10)
     assert info.value.code() in {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
     assert fingerprint() == before

@@ -56,39 +56,27 @@ def _blank(detail: Any, group_id: str) -> tuple[Any, ...]:
     return (info.reason, info.domain, sorted(meta.items()))
 
 
-def test_getting_a_foreign_group_looks_exactly_like_a_missing_one(
-    stub: Any, two_orgs: dict[str, Any]
-) -> None:
+def test_getting_a_foreign_group_looks_exactly_like_a_missing_one(stub: Any, two_orgs: dict[str, Any]) -> None:
     org, user = two_orgs["a"].id, two_orgs["ua"].id
     for foreign in two_orgs["gb"]:
-        seen = failure(
-            stub.GetGroup, pb.GetGroupRequest(organization_id=org, group_id=foreign), user
-        )
+        seen = failure(stub.GetGroup, pb.GetGroupRequest(organization_id=org, group_id=foreign), user)
         missing = pb.GetGroupRequest(organization_id=org, group_id=MISSING)
         assert seen == failure(stub.GetGroup, missing, user)
         assert seen[0] == grpc.StatusCode.NOT_FOUND
 
 
-def test_updating_a_foreign_group_looks_missing_and_writes_nothing(
-    stub: Any, two_orgs: dict[str, Any]
-) -> None:
+def test_updating_a_foreign_group_looks_missing_and_writes_nothing(stub: Any, two_orgs: dict[str, Any]) -> None:
     org, user = two_orgs["a"].id, two_orgs["ua"].id
     before = fingerprint()
     patch = pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED, is_bookmarked=True)
     for foreign in two_orgs["gb"]:
-        request = pb.UpdateGroupRequest(
-            organization_id=org, group_id=foreign, patch=patch, etag="x"
-        )
-        missing = pb.UpdateGroupRequest(
-            organization_id=org, group_id=MISSING, patch=patch, etag="x"
-        )
+        request = pb.UpdateGroupRequest(organization_id=org, group_id=foreign, patch=patch, etag="x")
+        missing = pb.UpdateGroupRequest(organization_id=org, group_id=MISSING, patch=patch, etag="x")
         assert failure(stub.UpdateGroup, request, user) == failure(stub.UpdateGroup, missing, user)
     assert fingerprint() == before
 
 
-def test_bulk_with_interleaved_ids_touches_only_own_groups(
-    stub: Any, two_orgs: dict[str, Any]
-) -> None:
+def test_bulk_with_interleaved_ids_touches_only_own_groups(stub: Any, two_orgs: dict[str, Any]) -> None:
     ga, gb = two_orgs["ga"], two_orgs["gb"]
     request = pb.BulkUpdateGroupsRequest(
         organization_id=two_orgs["a"].id,
@@ -103,9 +91,7 @@ def test_bulk_with_interleaved_ids_touches_only_own_groups(
     assert sorted(b.group_id for b in GroupBookmark.select()) == ga
 
 
-def test_bulk_on_only_foreign_ids_looks_like_bulk_on_missing_ids(
-    stub: Any, two_orgs: dict[str, Any]
-) -> None:
+def test_bulk_on_only_foreign_ids_looks_like_bulk_on_missing_ids(stub: Any, two_orgs: dict[str, Any]) -> None:
     org, user = two_orgs["a"].id, two_orgs["ua"].id
     patch = pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED)
     before = fingerprint()
@@ -117,9 +103,7 @@ def test_bulk_on_only_foreign_ids_looks_like_bulk_on_missing_ids(
     assert fingerprint() == before
 
 
-def test_a_foreign_project_id_is_refused_like_a_missing_project(
-    stub: Any, two_orgs: dict[str, Any]
-) -> None:
+def test_a_foreign_project_id_is_refused_like_a_missing_project(stub: Any, two_orgs: dict[str, Any]) -> None:
     org, user = two_orgs["a"].id, two_orgs["ua"].id
     foreign_project = Group.get_by_id(two_orgs["gb"][0]).project_id
     patch = pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED)
@@ -143,13 +127,9 @@ def test_a_member_of_one_org_cannot_act_in_the_other(stub: Any, two_orgs: dict[s
     assert "not an active member" in details
 
 
-def test_a_merge_redirect_of_another_organization_is_not_followed(
-    stub: Any, two_orgs: dict[str, Any]
-) -> None:
+def test_a_merge_redirect_of_another_organization_is_not_followed(stub: Any, two_orgs: dict[str, Any]) -> None:
     org, user = two_orgs["a"].id, two_orgs["ua"].id
-    GroupRedirect.create(
-        organization=two_orgs["b"], group_id=two_orgs["gb"][0], previous_group_id=MISSING - 1
-    )
+    GroupRedirect.create(organization=two_orgs["b"], group_id=two_orgs["gb"][0], previous_group_id=MISSING - 1)
     redirected = pb.GetGroupRequest(organization_id=org, group_id=MISSING - 1)
     missing = pb.GetGroupRequest(organization_id=org, group_id=MISSING)
     assert failure(stub.GetGroup, redirected, user) == failure(stub.GetGroup, missing, user)
@@ -162,10 +142,6 @@ def test_the_streaming_bulk_touches_only_own_groups(stub: Any, two_orgs: dict[st
         group_ids=sorted(ga + gb),
         patch=pb.GroupPatch(is_public=True),
     )
-    pages = list(
-        stub.StreamBulkUpdateGroups(
-            request, metadata=metadata(user_id=two_orgs["ua"].id), timeout=10
-        )
-    )
+    pages = list(stub.StreamBulkUpdateGroups(request, metadata=metadata(user_id=two_orgs["ua"].id), timeout=10))
     assert [gid for page in pages for gid in page.chunk.matched_group_ids] == ga
     assert sorted(s.group_id for s in GroupShare.select()) == ga

@@ -58,9 +58,7 @@ def test_exactly_1000_ids_are_accepted(stub: Any, w: dict[str, Any]) -> None:
 
 @pytest.fixture()
 def small_server(migrated: str) -> Iterator[Running]:
-    running = create_server(
-        Config(database_url=migrated, workers=4, max_concurrent_rpcs=2), tokens=token_store()
-    )
+    running = create_server(Config(database_url=migrated, workers=4, max_concurrent_rpcs=2), tokens=token_store())
     yield running
     running.stop(0)
 

@@ -25,13 +25,9 @@ def caller(user_id: int | None, scopes: frozenset[str] = WRITE, orgs: Any = None
     return Caller("test", scopes, user_id, orgs)
 
 
-def resolve_bulk(
-    who: Caller, org_id: int, ids: list[int], project_ids: tuple[int, ...] = ()
-) -> Any:
+def resolve_bulk(who: Caller, org_id: int, ids: list[int], project_ids: tuple[int, ...] = ()) -> Any:
     spec = Selection(organization_id=org_id, group_ids=tuple(ids), project_ids=project_ids)
-    return update.bulk_update(
-        caller=who, selection_spec=spec, command=UpdateCommand(status="resolved")
-    )
+    return update.bulk_update(caller=who, selection_spec=spec, command=UpdateCommand(status="resolved"))
 
 
 def statuses(*groups: Group) -> list[int]:
@@ -99,9 +95,7 @@ def test_an_inactive_user_is_refused(world: dict[str, Any]) -> None:
 def test_a_user_who_is_not_a_member_is_refused(world: dict[str, Any]) -> None:
     outsider = f.user()
     with pytest.raises(PermissionDenied, match="not an active member") as info:
-        update.get_group(
-            caller=caller(outsider.id), organization_id=world["org"].id, group_id=world["g_mine"].id
-        )
+        update.get_group(caller=caller(outsider.id), organization_id=world["org"].id, group_id=world["g_mine"].id)
     assert info.value.reason == "NOT_A_MEMBER"
 
 
@@ -165,9 +159,7 @@ def test_a_group_in_a_project_without_team_access_looks_missing(world: dict[str,
             group_id=world["g_other"].id,
         )
     with pytest.raises(NotFound) as missing:
-        update.get_group(
-            caller=caller(world["user"].id), organization_id=world["org"].id, group_id=10**12
-        )
+        update.get_group(caller=caller(world["user"].id), organization_id=world["org"].id, group_id=10**12)
     assert (hidden.value.message, hidden.value.reason) == (
         missing.value.message,
         missing.value.reason,
@@ -188,17 +180,13 @@ def test_a_single_update_of_an_inaccessible_group_changes_nothing(world: dict[st
 @pytest.mark.parametrize("role", ["owner", "manager"])
 def test_global_roles_reach_every_project(world: dict[str, Any], role: str) -> None:
     OrganizationMember.update(role=role).execute()
-    resolve_bulk(
-        caller(world["user"].id), world["org"].id, [world["g_mine"].id, world["g_other"].id]
-    )
+    resolve_bulk(caller(world["user"].id), world["org"].id, [world["g_mine"].id, world["g_other"].id])
     assert statuses(world["g_mine"], world["g_other"]) == [1, 1]
 
 
 def test_the_admin_role_needs_a_team_like_a_member(world: dict[str, Any]) -> None:
     OrganizationMember.update(role="admin").execute()
-    resolve_bulk(
-        caller(world["user"].id), world["org"].id, [world["g_mine"].id, world["g_other"].id]
-    )
+    resolve_bulk(caller(world["user"].id), world["org"].id, [world["g_mine"].id, world["g_other"].id])
     assert statuses(world["g_mine"], world["g_other"]) == [1, 0]
 
 
@@ -213,9 +201,7 @@ def test_open_membership_reaches_every_project(world: dict[str, Any]) -> None:
 
 
 def test_bulk_treats_groups_in_inaccessible_projects_as_out_of_scope(world: dict[str, Any]) -> None:
-    result = resolve_bulk(
-        caller(world["user"].id), world["org"].id, [world["g_mine"].id, world["g_other"].id]
-    )
+    result = resolve_bulk(caller(world["user"].id), world["org"].id, [world["g_mine"].id, world["g_other"].id])
     assert result.matched_group_ids == [world["g_mine"].id]
     assert statuses(world["g_mine"], world["g_other"]) == [1, 0]
 

@@ -94,9 +94,7 @@ def health(channel: grpc.Channel) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-def test_a_tls_server_answers_a_client_that_trusts_its_ca(
-    certs: Path, tls_server: ServerProcess
-) -> None:
+def test_a_tls_server_answers_a_client_that_trusts_its_ca(certs: Path, tls_server: ServerProcess) -> None:
     with grpc.secure_channel(tls_server.target, credentials(certs)) as channel:
         assert health(channel) == grpc.StatusCode.OK
 
@@ -113,16 +111,12 @@ def test_mutual_tls_accepts_a_client_certificate_from_the_configured_ca(
         assert health(channel) == grpc.StatusCode.OK
 
 
-def test_mutual_tls_refuses_a_client_without_a_certificate(
-    certs: Path, mtls_server: ServerProcess
-) -> None:
+def test_mutual_tls_refuses_a_client_without_a_certificate(certs: Path, mtls_server: ServerProcess) -> None:
     with grpc.secure_channel(mtls_server.target, credentials(certs)) as channel:
         assert health(channel) == grpc.StatusCode.UNAVAILABLE
 
 
-def test_mutual_tls_refuses_a_certificate_from_another_ca(
-    certs: Path, mtls_server: ServerProcess
-) -> None:
+def test_mutual_tls_refuses_a_certificate_from_another_ca(certs: Path, mtls_server: ServerProcess) -> None:
     with grpc.secure_channel(mtls_server.target, credentials(certs, "rogue")) as channel:
         assert health(channel) == grpc.StatusCode.UNAVAILABLE
 
@@ -131,9 +125,7 @@ def test_mutual_tls_refuses_a_certificate_from_another_ca(
     "files",
     [{"tls_client_ca": "ca.pem"}, {"tls_cert": "server.pem"}, {"tls_key": "server.key"}],
 )
-def test_incomplete_tls_options_are_refused_at_startup(
-    certs: Path, migrated: str, files: dict[str, str]
-) -> None:
+def test_incomplete_tls_options_are_refused_at_startup(certs: Path, migrated: str, files: dict[str, str]) -> None:
     config = Config(database_url=migrated, **{k: str(certs / v) for k, v in files.items()})
     with pytest.raises(ValueError, match="--tls-"):
         create_server(config)

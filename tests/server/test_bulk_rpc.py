@@ -102,16 +102,12 @@ def test_a_truncated_search_continues_with_the_token_over_grpc(stub: Any, w: dic
         True,
         1000,
     )
-    rest = stub.BulkUpdateGroups(
-        bulk_request(w, page_token=first.next_page_token), metadata=metadata()
-    )
+    rest = stub.BulkUpdateGroups(bulk_request(w, page_token=first.next_page_token), metadata=metadata())
     assert (rest.truncated, rest.next_page_token, len(rest.matched_group_ids)) == (False, "", 1)
     assert Group.select().where(Group.status == 1).count() == len(ids)
 
 
-def test_a_retry_with_the_same_request_id_replays_the_reply_and_applies_nothing(
-    stub: Any, w: dict
-) -> None:
+def test_a_retry_with_the_same_request_id_replays_the_reply_and_applies_nothing(stub: Any, w: dict) -> None:
     g = f.group(w["project"])
     request = bulk_request(w, group_ids=[g.id], request_id="retry-1")
     first = stub.BulkUpdateGroups(request, metadata=metadata())
@@ -166,9 +162,7 @@ def test_a_failed_call_stores_no_request_id(stub: Any, w: dict) -> None:
 
 def test_update_group_replays_a_request_id(stub: Any, w: dict) -> None:
     g = f.group(w["project"])
-    request = pb.UpdateGroupRequest(
-        organization_id=w["org"].id, group_id=g.id, patch=RESOLVE, request_id="single"
-    )
+    request = pb.UpdateGroupRequest(organization_id=w["org"].id, group_id=g.id, patch=RESOLVE, request_id="single")
     first = stub.UpdateGroup(request, metadata=metadata())
     again = stub.UpdateGroup(request, metadata=metadata())
     assert again == first
@@ -217,9 +211,7 @@ def test_the_stream_reports_each_committed_chunk(stub: Any, w: dict) -> None:
 
 def test_a_dry_run_stream_reports_uncommitted_chunks_and_writes_nothing(stub: Any, w: dict) -> None:
     many_groups(w["project"], 1001)
-    messages = list(
-        stub.StreamBulkUpdateGroups(bulk_request(w, validate_only=True), metadata=metadata())
-    )
+    messages = list(stub.StreamBulkUpdateGroups(bulk_request(w, validate_only=True), metadata=metadata()))
     assert [(m.processed_count, m.committed, m.done) for m in messages] == [
         (1000, False, False),
         (1001, False, True),
@@ -229,14 +221,10 @@ def test_a_dry_run_stream_reports_uncommitted_chunks_and_writes_nothing(stub: An
 
 def test_the_stream_refuses_bad_input_and_unauthenticated_callers(stub: Any, w: dict) -> None:
     f.group(w["project"])
-    err = refused(
-        lambda r, **kw: list(stub.StreamBulkUpdateGroups(r, **kw)), bulk_request(w, query="x:y")
-    )
+    err = refused(lambda r, **kw: list(stub.StreamBulkUpdateGroups(r, **kw)), bulk_request(w, query="x:y"))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violations(err)[0][0] == "query"
-    err = refused(
-        lambda r, **kw: list(stub.StreamBulkUpdateGroups(r, **kw)), bulk_request(w, request_id="r")
-    )
+    err = refused(lambda r, **kw: list(stub.StreamBulkUpdateGroups(r, **kw)), bulk_request(w, request_id="r"))
     assert violations(err)[0][0] == "request_id"
     with pytest.raises(grpc.RpcError) as caught:
         list(stub.StreamBulkUpdateGroups(bulk_request(w)))
@@ -283,9 +271,7 @@ def test_the_stream_stops_before_the_next_chunk_once_the_client_is_gone(
     monkeypatch.setattr(selection, "MAX_IDS", 10)
     many_groups(w["project"], 35)
     context = StoppedAfterFirstMessage()
-    monkeypatch.setattr(
-        auth._local, "caller", Caller("writer", frozenset({"event:write"})), raising=False
-    )
+    monkeypatch.setattr(auth._local, "caller", Caller("writer", frozenset({"event:write"})), raising=False)
     sent = []
     for message in IssueServicer().StreamBulkUpdateGroups(bulk_request(w), context):  # type: ignore[arg-type]
         sent.append(message)
@@ -294,9 +280,7 @@ def test_the_stream_stops_before_the_next_chunk_once_the_client_is_gone(
     assert Group.select().where(Group.status == 1).count() == 10
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     query=st.none() | st.text(max_size=30),
     environments=st.lists(st.text(max_size=8), max_size=2),

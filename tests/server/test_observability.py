@@ -30,11 +30,7 @@ def access_lines(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    return [
-        json.loads(r.getMessage())
-        for r in caplog.records
-        if r.name == observability.access_log.name
-    ]
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == observability.access_log.name]
 
 
 def _trailer(call: Any, key: str) -> str | None:
@@ -79,9 +75,7 @@ def test_bulk_access_line_counts_the_matched_groups(
     assert line["acting_user"] is None
 
 
-def test_request_id_sent_by_the_client_is_echoed_in_trailing_metadata(
-    stub: Any, w: dict[str, Any]
-) -> None:
+def test_request_id_sent_by_the_client_is_echoed_in_trailing_metadata(stub: Any, w: dict[str, Any]) -> None:
     g = f.group(w["project"])
     _, call = stub.GetGroup.with_call(
         pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id),
@@ -125,9 +119,7 @@ def test_error_reply_keeps_its_details_and_also_echoes_the_request_id(
     assert (line["code"], line["request_id"]) == ("NOT_FOUND", "missing-1")
 
 
-def test_invalid_argument_reply_still_carries_field_violations(
-    stub: Any, w: dict[str, Any]
-) -> None:
+def test_invalid_argument_reply_still_carries_field_violations(stub: Any, w: dict[str, Any]) -> None:
     g = f.group(w["project"])
     patch = pb.GroupPatch(
         status=pb.STATUS_UPDATE_RESOLVED,
@@ -163,15 +155,11 @@ def test_denied_call_is_logged_as_unauthenticated_without_the_token(
     assert secret not in caplog.text
 
 
-def test_no_token_ever_appears_in_the_logs(
-    stub: Any, w: dict[str, Any], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_no_token_ever_appears_in_the_logs(stub: Any, w: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     g = f.group(w["project"])
     stub.UpdateGroup(
-        pb.UpdateGroupRequest(
-            organization_id=w["org"].id, group_id=g.id, patch=pb.GroupPatch(is_bookmarked=True)
-        ),
+        pb.UpdateGroupRequest(organization_id=w["org"].id, group_id=g.id, patch=pb.GroupPatch(is_bookmarked=True)),
         metadata=metadata(user_id=w["user"].id),
     )
     assert _lines(caplog)
@@ -180,15 +168,11 @@ def test_no_token_ever_appears_in_the_logs(
     assert "authorization" not in caplog.text.lower()
 
 
-def test_metrics_endpoint_exposes_calls_latency_changed_groups_and_pool(
-    stub: Any, w: dict[str, Any]
-) -> None:
+def test_metrics_endpoint_exposes_calls_latency_changed_groups_and_pool(stub: Any, w: dict[str, Any]) -> None:
     registry = observability.REGISTRY
     labels = {"method": "/issues.v1.IssueService/BulkUpdateGroups", "code": "OK"}
     before_calls = registry.get_sample_value("issue_service_rpc_calls_total", labels) or 0.0
-    before_changed = (
-        registry.get_sample_value("issue_service_groups_changed_total", {"kind": "status"}) or 0.0
-    )
+    before_changed = registry.get_sample_value("issue_service_groups_changed_total", {"kind": "status"}) or 0.0
     ids = [f.group(w["project"]).id for _ in range(2)]
     stub.BulkUpdateGroups(
         pb.BulkUpdateGroupsRequest(
@@ -219,9 +203,7 @@ def test_sql_counting_adds_statement_counts_to_the_access_line(
 ) -> None:
     observability.enable_query_counting()
     g = f.group(w["project"])
-    stub.GetGroup(
-        pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id), metadata=metadata()
-    )
+    stub.GetGroup(pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id), metadata=metadata())
     (line,) = _lines(caplog)
     assert line["sql_statements"] > 0
     assert line["sql_ms"] >= 0

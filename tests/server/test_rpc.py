@@ -6,8 +6,9 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from issues.v1 import group_pb2
+from issues.v1 import issue_service_pb2 as pb
 
-from issues.v1 import group_pb2, issue_service_pb2 as pb
 from server.models import Activity, Group
 from tests import factories as f
 from tests.conftest import metadata

@@ -28,9 +28,7 @@ def _update(stub: Any, w: dict[str, Any], group_id: int, patch: pb.GroupPatch) -
     return reply.group
 
 
-def _bulk(
-    stub: Any, w: dict[str, Any], ids: list[int], patch: pb.GroupPatch
-) -> pb.BulkUpdateGroupsResponse:
+def _bulk(stub: Any, w: dict[str, Any], ids: list[int], patch: pb.GroupPatch) -> pb.BulkUpdateGroupsResponse:
     request = pb.BulkUpdateGroupsRequest(organization_id=w["org"].id, group_ids=ids, patch=patch)
     return stub.BulkUpdateGroups(request, metadata=metadata(user_id=w["user"].id))
 
@@ -53,14 +51,10 @@ def _refusal(call: Any) -> tuple[grpc.StatusCode, str, list[tuple[str, str]], st
     return call.code(), call.details(), violations, reason
 
 
-def test_update_group_resolved_in_release_reads_back_version_and_actor(
-    stub: Any, w: dict[str, Any]
-) -> None:
+def test_update_group_resolved_in_release_reads_back_version_and_actor(stub: Any, w: dict[str, Any]) -> None:
     f.release(w["project"], "1.0")
     g = f.group(w["project"])
-    patch = pb.GroupPatch(
-        status=pb.STATUS_UPDATE_RESOLVED, status_details=pb.StatusDetailsUpdate(in_release="1.0")
-    )
+    patch = pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED, status_details=pb.StatusDetailsUpdate(in_release="1.0"))
     group = _update(stub, w, g.id, patch)
     assert group.status == group_pb2.GROUP_STATUS_RESOLVED
     assert group.status_details.in_release == "1.0"
@@ -69,9 +63,7 @@ def test_update_group_resolved_in_release_reads_back_version_and_actor(
     assert dict(group.activities[0].data) == {"version": "1.0"}
 
 
-def test_bulk_next_release_reply_has_status_details_and_activities(
-    stub: Any, w: dict[str, Any]
-) -> None:
+def test_bulk_next_release_reply_has_status_details_and_activities(stub: Any, w: dict[str, Any]) -> None:
     f.release(w["project"], "1.0")
     g = f.group(w["project"])
     reply = _bulk(stub, w, [g.id], pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED_IN_NEXT_RELEASE))
@@ -83,9 +75,7 @@ def test_bulk_next_release_reply_has_status_details_and_activities(
     assert GroupResolution.get(GroupResolution.group == g.id).status == 0
 
 
-def test_next_release_without_releases_resolves_and_says_in_next_release(
-    stub: Any, w: dict[str, Any]
-) -> None:
+def test_next_release_without_releases_resolves_and_says_in_next_release(stub: Any, w: dict[str, Any]) -> None:
     g = f.group(w["project"])
     reply = _bulk(stub, w, [g.id], pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED_IN_NEXT_RELEASE))
     assert reply.applied.status_details.in_next_release
@@ -94,9 +84,7 @@ def test_next_release_without_releases_resolves_and_says_in_next_release(
 
 def test_unknown_release_is_invalid_argument_at_its_field(stub: Any, w: dict[str, Any]) -> None:
     g = f.group(w["project"])
-    patch = pb.GroupPatch(
-        status=pb.STATUS_UPDATE_RESOLVED, status_details=pb.StatusDetailsUpdate(in_release="9.9")
-    )
+    patch = pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED, status_details=pb.StatusDetailsUpdate(in_release="9.9"))
     with pytest.raises(grpc.RpcError) as err:
         _bulk(stub, w, [g.id], patch)
     code, details, violations, _ = _refusal(err.value)
@@ -124,29 +112,21 @@ def test_in_next_release_without_releases_is_invalid_argument(stub: Any, w: dict
     ]
 
 
-def test_unknown_commit_repository_is_invalid_argument_at_its_field(
-    stub: Any, w: dict[str, Any]
-) -> None:
+def test_unknown_commit_repository_is_invalid_argument_at_its_field(stub: Any, w: dict[str, Any]) -> None:
     g = f.group(w["project"])
     commit = pb.InCommit(commit="abc", repository="nope")
-    patch = pb.GroupPatch(
-        status=pb.STATUS_UPDATE_RESOLVED, status_details=pb.StatusDetailsUpdate(in_commit=commit)
-    )
+    patch = pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED, status_details=pb.StatusDetailsUpdate(in_commit=commit))
     with pytest.raises(grpc.RpcError) as err:
         _bulk(stub, w, [g.id], patch)
     _, _, violations, _ = _refusal(err.value)
-    assert violations == [
-        ("patch.status_details.in_commit.repository", "Unable to find the given repository.")
-    ]
+    assert violations == [("patch.status_details.in_commit.repository", "Unable to find the given repository.")]
 
 
 def test_resolve_in_commit_replies_with_the_commit(stub: Any, w: dict[str, Any]) -> None:
     c = f.commit(w["org"], key="deadbeef")
     g = f.group(w["project"])
     commit = pb.InCommit(commit="deadbeef", repository="acme/app")
-    patch = pb.GroupPatch(
-        status=pb.STATUS_UPDATE_RESOLVED, status_details=pb.StatusDetailsUpdate(in_commit=commit)
-    )
+    patch = pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED, status_details=pb.StatusDetailsUpdate(in_commit=commit))
     reply = _bulk(stub, w, [g.id], patch)
     in_commit = reply.applied.status_details.in_commit
     assert (in_commit.id, in_commit.key, in_commit.repository) == (c.id, "deadbeef", "acme/app")
@@ -176,17 +156,13 @@ def test_release_resolution_across_projects_is_invalid_argument_and_changes_noth
     assert {(g.status, g.priority) for g in Group.select()} == {(0, None)}
 
 
-def test_top_level_ignore_count_archives_and_reads_back_remaining_count(
-    stub: Any, w: dict[str, Any]
-) -> None:
+def test_top_level_ignore_count_archives_and_reads_back_remaining_count(stub: Any, w: dict[str, Any]) -> None:
     g = f.group(w["project"], times_seen=5)
     reply = _bulk(stub, w, [g.id], pb.GroupPatch(status=pb.STATUS_UPDATE_IGNORED, ignore_count=10))
     assert reply.applied.status == pb.STATUS_UPDATE_IGNORED
     assert reply.applied.status_details.ignore_count == 10
     Group.update(times_seen=8).where(Group.id == g.id).execute()
-    read = stub.GetGroup(
-        pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id), metadata=metadata()
-    ).group
+    read = stub.GetGroup(pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id), metadata=metadata()).group
     assert read.status == group_pb2.GROUP_STATUS_IGNORED
     assert read.substatus == group_pb2.SUBSTATUS_ARCHIVED_UNTIL_CONDITION_MET
     assert read.status_details.ignore_count == 7
@@ -195,9 +171,7 @@ def test_top_level_ignore_count_archives_and_reads_back_remaining_count(
 def test_ignore_duration_replies_with_ignore_until(stub: Any, w: dict[str, Any]) -> None:
     g = f.group(w["project"])
     details = pb.StatusDetailsUpdate(ignore_duration=60)
-    reply = _bulk(
-        stub, w, [g.id], pb.GroupPatch(status=pb.STATUS_UPDATE_IGNORED, status_details=details)
-    )
+    reply = _bulk(stub, w, [g.id], pb.GroupPatch(status=pb.STATUS_UPDATE_IGNORED, status_details=details))
     until = GroupSnooze.get(GroupSnooze.group == g.id).until
     assert reply.applied.status_details.ignore_until.ToDatetime() == until
 
@@ -206,23 +180,16 @@ def test_window_above_a_week_is_invalid_argument(stub: Any, w: dict[str, Any]) -
     g = f.group(w["project"])
     details = pb.StatusDetailsUpdate(ignore_count=1, ignore_window=10081)
     with pytest.raises(grpc.RpcError) as err:
-        _bulk(
-            stub, w, [g.id], pb.GroupPatch(status=pb.STATUS_UPDATE_IGNORED, status_details=details)
-        )
+        _bulk(stub, w, [g.id], pb.GroupPatch(status=pb.STATUS_UPDATE_IGNORED, status_details=details))
     code, details_text, _, _ = _refusal(err.value)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert (
-        details_text
-        == "patch.status_details.ignore_window: Ensure this value is less than or equal to 10080."
-    )
+    assert details_text == "patch.status_details.ignore_window: Ensure this value is less than or equal to 10080."
     assert Group.get_by_id(g.id).status == 0
 
 
 def test_archive_until_escalating_by_substatus(stub: Any, w: dict[str, Any]) -> None:
     g = f.group(w["project"])
-    patch = pb.GroupPatch(
-        status=pb.STATUS_UPDATE_IGNORED, substatus=group_pb2.SUBSTATUS_ARCHIVED_UNTIL_ESCALATING
-    )
+    patch = pb.GroupPatch(status=pb.STATUS_UPDATE_IGNORED, substatus=group_pb2.SUBSTATUS_ARCHIVED_UNTIL_ESCALATING)
     group = _update(stub, w, g.id, patch)
     assert group.status == group_pb2.GROUP_STATUS_IGNORED
     assert group.substatus == group_pb2.SUBSTATUS_ARCHIVED_UNTIL_ESCALATING

@@ -26,9 +26,7 @@ def w(database: str) -> dict[str, Any]:
 
 def _bulk(stub: Any, w: dict, ids: list[int], *, token: str = "writer", user: bool = True,
           **patch: Any) -> pb.BulkUpdateGroupsResponse:  # fmt: skip
-    request = pb.BulkUpdateGroupsRequest(
-        organization_id=w["org"].id, group_ids=ids, patch=pb.GroupPatch(**patch)
-    )
+    request = pb.BulkUpdateGroupsRequest(organization_id=w["org"].id, group_ids=ids, patch=pb.GroupPatch(**patch))
     return stub.BulkUpdateGroups(request, metadata=metadata(token, w["user"].id if user else None))
 
 
@@ -55,9 +53,7 @@ def test_assign_by_actor_string_replies_with_the_assignee(stub: Any, w: dict) ->
         u.name,
         u.email,
     )
-    read = stub.GetGroup(
-        pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id), metadata=metadata()
-    )
+    read = stub.GetGroup(pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id), metadata=metadata())
     assert read.group.assigned_to.id == u.id
 
 
@@ -116,9 +112,7 @@ def test_merge_replies_with_parent_and_children_and_redirects_reads(stub: Any, w
     young = f.group(w["project"], first_seen=utcnow() - dt.timedelta(days=1))
     reply = _bulk(stub, w, [young.id, old.id], merge=True)
     assert (reply.applied.merge.parent, list(reply.applied.merge.children)) == (old.id, [young.id])
-    read = stub.GetGroup(
-        pb.GetGroupRequest(organization_id=w["org"].id, group_id=young.id), metadata=metadata()
-    )
+    read = stub.GetGroup(pb.GetGroupRequest(organization_id=w["org"].id, group_id=young.id), metadata=metadata())
     assert read.group.id == old.id
 
 
@@ -147,9 +141,7 @@ def test_discard_without_the_feature_is_failed_precondition(stub: Any, w: dict) 
     assert GroupTombstone.select().count() == 0
 
 
-def test_discard_with_the_feature_deletes_and_the_group_is_then_not_found(
-    stub: Any, w: dict
-) -> None:
+def test_discard_with_the_feature_deletes_and_the_group_is_then_not_found(stub: Any, w: dict) -> None:
     w["org"].features = ["projects:discard-groups"]
     w["org"].save()
     g = f.group(w["project"])
@@ -157,7 +149,5 @@ def test_discard_with_the_feature_deletes_and_the_group_is_then_not_found(
     assert reply.applied.discard is True
     assert Group.get_by_id(g.id).status == 3
     with pytest.raises(grpc.RpcError) as exc:
-        stub.GetGroup(
-            pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id), metadata=metadata()
-        )
+        stub.GetGroup(pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id), metadata=metadata())
     assert exc.value.code() == grpc.StatusCode.NOT_FOUND

@@ -78,9 +78,7 @@ def conditions(search: SearchFilter, *, scope: Scope) -> list[ColumnBase]:
     # Pending deletion or merge: never selected by a search (Sentry hides them too).
     out: list[ColumnBase] = [G.project.in_(projects), G.status.not_in(sorted(HIDDEN_STATUSES))]
     if scope.environment_ids:
-        out.append(
-            _exists(GroupEnvironment, GroupEnvironment.environment.in_(list(scope.environment_ids)))
-        )
+        out.append(_exists(GroupEnvironment, GroupEnvironment.environment.in_(list(scope.environment_ids))))
     return out + [compile_term(term, scope=scope) for term in search.terms]
 
 
@@ -90,9 +88,7 @@ def compile_term(term: Term, *, scope: Scope) -> ColumnBase:
     if isinstance(term, Compare):
         return _compare(term)
     if isinstance(term, OneOf):
-        column: ColumnBase = (
-            priority_key() if term.column == "priority" else getattr(G, term.column)
-        )
+        column: ColumnBase = priority_key() if term.column == "priority" else getattr(G, term.column)
         return column.in_(list(term.values))
     if isinstance(term, Category):
         return _any([_category(name) for name in term.names])
@@ -153,10 +149,7 @@ def _teams(values: tuple[str, ...], scope: Scope) -> Any:
     mine = (
         OrganizationMemberTeam.select(OrganizationMemberTeam.team)
         .join(OrganizationMember)
-        .where(
-            (OrganizationMember.user == scope.actor_id)
-            & (OrganizationMember.organization == scope.organization_id)
-        )
+        .where((OrganizationMember.user == scope.actor_id) & (OrganizationMember.organization == scope.organization_id))
     )
     return teams.where(Team.slug.in_(slugs) | Team.id.in_(mine))
 
@@ -164,9 +157,7 @@ def _teams(values: tuple[str, ...], scope: Scope) -> Any:
 def _assignee(values: tuple[str, ...], scope: Scope) -> ColumnBase:
     if not values:
         return _exists(GroupAssignee)
-    user_values = tuple(
-        v for v in values if v not in ("none", "my_teams") and not v.startswith("#")
-    )
+    user_values = tuple(v for v in values if v not in ("none", "my_teams") and not v.startswith("#"))
     users, teams = _users(user_values, scope), _teams(values, scope)
     exprs = [~_exists(GroupAssignee)] if "none" in values else []
     if users is not None:

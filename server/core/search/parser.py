@@ -84,9 +84,7 @@ def parse(query: str, *, now: dt.datetime) -> SearchFilter:
         raise QueryError(f"invalid character NUL at position {query.index(chr(0))}")
     tokens = _tokens(query)
     if len(tokens) > MAX_TERMS:
-        raise QueryError(
-            f"too many terms at position {tokens[MAX_TERMS].position} (at most {MAX_TERMS})"
-        )
+        raise QueryError(f"too many terms at position {tokens[MAX_TERMS].position} (at most {MAX_TERMS})")
     terms: list[Term] = []
     words: list[str] = []
     for token in tokens:
@@ -158,9 +156,7 @@ def _read_value(query: str, i: int) -> tuple[str, int]:
 
 
 def _invalid(token: Token, value: str) -> QueryError:
-    return QueryError(
-        f'invalid value "{value}" for key "{token.key}" at position {token.value_position}'
-    )
+    return QueryError(f'invalid value "{value}" for key "{token.key}" at position {token.value_position}')
 
 
 def _choices(token: Token, table: dict[str, int]) -> tuple[int, ...]:
