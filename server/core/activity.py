@@ -6,7 +6,6 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from server.core.batching import BATCH_ROWS
 from server.core.bulk_sql import insert_rows
 from server.core.context import UpdateContext
 from server.core.enums import (
@@ -44,7 +43,6 @@ PREVIOUS_HISTORY: dict[H, frozenset[int]] = {
     H.ASSIGNED: frozenset({H.UNASSIGNED}),
     H.UNASSIGNED: frozenset({H.ASSIGNED}),
 }
-INSERT_BATCH = BATCH_ROWS
 
 
 def _insert_batched(model: Any, rows: list[dict[str, Any]]) -> None:

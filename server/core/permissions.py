@@ -37,6 +37,7 @@ class Access:
     caller: Caller
     project_ids: frozenset[int] | None  # None: every project of the organization
     role: str | None = None  # the acting member's org role; None for a token without a user
+    user: User | None = None  # the acting user, already loaded by the membership check
 
 
 def authorize(*, caller: Caller, org: Organization, needs: frozenset[str], what: str) -> Access:
@@ -71,7 +72,8 @@ def _member_access(*, caller: Caller, org: Organization) -> Access:
         )
     scopes = role_scopes(role=member.role, org=org)
     effective = dataclasses.replace(caller, scopes=caller.scopes & scopes)
-    return Access(caller=effective, project_ids=_projects_for(member=member, org=org), role=member.role)
+    projects = _projects_for(member=member, org=org)
+    return Access(caller=effective, project_ids=projects, role=member.role, user=user)
 
 
 def role_scopes(*, role: str, org: Organization) -> frozenset[str]:

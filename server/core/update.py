@@ -28,7 +28,7 @@ from server.core.context import BulkResult, GroupOutcome, UpdateContext
 from server.core.errors import Cancelled, Conflict, NotFound, PermissionDenied
 from server.core.serialize import GroupView, etag_of, group_view
 from server.core.unit_of_work import in_transaction
-from server.models import Group, Organization, OutboxEvent, User, utcnow
+from server.models import Group, Organization, OutboxEvent, utcnow
 
 RESOLVE_STATUSES = ("resolved", "resolvedInNextRelease")
 
@@ -73,7 +73,7 @@ def update_group(  # noqa: PLR0913 - keyword-only; the request's fields plus the
         permissions.check_group(access=access, group=group, group_id=group_id)
         if etag and etag != etag_of(group):
             raise Conflict("The issue changed since it was read (etag mismatch)", reason="ETAG_MISMATCH")
-        ctx = _context(caller=access.caller, command=command, org=org, groups=[group])
+        ctx = _context(access=access, command=command, org=org, groups=[group])
         _apply(ctx)
         view = group_view(group, user_id=caller.user_id, now=ctx.now)  # re-reads the row
         _check_still_wanted(should_continue)
@@ -95,7 +95,7 @@ def bulk_update(
         access = permissions.authorize(caller=caller, org=org, needs=WRITE_SCOPES, what="update issues")
         spec = permissions.scope_selection(access=access, spec=selection_spec)
         picked = selection.bulk(org=org, selection=spec, actor_id=caller.user_id, now=utcnow())
-        ctx = _context(caller=access.caller, command=command, org=org, groups=picked.groups)
+        ctx = _context(access=access, command=command, org=org, groups=picked.groups)
         if picked.groups:  # every explicit id may be pending deletion or merge: nothing to apply
             _apply(ctx)
         result = _bulk_result(ctx, picked=picked, validate_only=validate_only)
@@ -148,10 +148,13 @@ def _check_still_wanted(should_continue: Callable[[], bool]) -> None:
                         reason="CALL_CANCELLED")  # fmt: skip
 
 
-def _context(*, caller: Caller, command: UpdateCommand, org: Organization, groups: list[Group]) -> UpdateContext:
-    actor = User.get_or_none(User.id == caller.user_id) if caller.user_id is not None else None
+def _context(
+    *, access: permissions.Access, command: UpdateCommand, org: Organization, groups: list[Group]
+) -> UpdateContext:
+    # The acting user was loaded (and checked active) by authorize; no second lookup.
+    actor = access.user
     return UpdateContext(
-        caller=caller,
+        caller=access.caller,
         command=command,
         organization=org,
         groups=groups,
