@@ -12,9 +12,10 @@ from server.core.commands import ADMIN_SCOPES, READ_SCOPES, Selection, UpdateCom
 from server.core.context import BulkResult
 from server.core.enums import GroupStatus, InboxReason
 from server.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from server.models import Group, GroupHash, GroupInbox, GroupTombstone, OutboxEvent, db
+from server.models import Group, GroupHash, GroupInbox, GroupTombstone, OutboxEvent
 from tests import factories as f
 from tests.core.helpers import caller
+from tests.statements import recorded
 
 ADMIN = READ_SCOPES | ADMIN_SCOPES
 FEATURE = "projects:discard-groups"
@@ -140,12 +141,8 @@ def test_discard_statement_count_is_the_same_for_1_and_200_groups(w: dict) -> No
         for g in groups:
             GroupHash.create(project=w["project"], hash=uuid.uuid4().hex, group=g)
             GroupInbox.create(group=g, project=w["project"], organization=w["org"], reason=0)
-        seen: list[str] = []
-        db.obj.query_hooks.append(lambda event, seen=seen: seen.append(event.sql))
-        try:
+        with recorded() as seen:
             _discard(w, [g.id for g in groups])
-        finally:
-            db.obj.query_hooks.pop()
         counts.append(len(seen))
     assert counts[0] == counts[1] <= 25
 

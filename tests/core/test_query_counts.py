@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from server.core.commands import IgnoreConditions
-from server.models import Group, db
+from server.models import Group
 from tests import factories as f
 from tests.core.helpers import bulk
+from tests.statements import recorded
 
 MAX_STATEMENTS = 25
-
-
-@contextmanager
-def counted() -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def hook(event: Any) -> None:
-        statements.append(event.sql)
-
-    db.obj.query_hooks.append(hook)
-    try:
-        yield statements
-    finally:
-        db.obj.query_hooks.remove(hook)
 
 
 def _groups(w: dict, n: int, **kw: Any) -> list[int]:
@@ -40,7 +26,7 @@ def _groups(w: dict, n: int, **kw: Any) -> list[int]:
 
 def _statements(w: dict, n: int, call: Callable[[list[int]], Any]) -> int:
     ids = _groups(w, n)
-    with counted() as statements:
+    with recorded() as statements:
         call(ids)
     return len(statements)
 

@@ -9,21 +9,16 @@ import pytest
 
 from server.core import update
 from server.core.commands import Assignee, IgnoreConditions, StatusDetails
-from server.models import db
 from tests import factories as f
 from tests.core.helpers import caller, single
+from tests.statements import recorded
 
 pytestmark = pytest.mark.db
 
 
 def _count(call: Callable[[], Any]) -> tuple[int, Any]:
-    seen: list[str] = []
-    hook = seen.append
-    db.obj.query_hooks.append(lambda event: hook(event.sql))
-    try:
+    with recorded() as seen:
         result = call()
-    finally:
-        db.obj.query_hooks.pop()
     return len(seen), result
 
 

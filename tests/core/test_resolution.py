@@ -28,11 +28,11 @@ from server.models import (
     OutboxEvent,
     ReleaseProject,
     UserOption,
-    db,
     utcnow,
 )
 from tests import factories as f
 from tests.core.helpers import bulk, single
+from tests.statements import recorded
 
 T0 = utcnow() - dt.timedelta(days=10)
 
@@ -275,14 +275,8 @@ def test_next_release_refinement_is_computed_per_group_without_leaking(w: dict[s
 
 @pytest.fixture()
 def statements() -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def hook(event: Any) -> None:
-        seen.append(event.sql)
-
-    db.obj.query_hooks.append(hook)
-    yield seen
-    db.obj.query_hooks.remove(hook)
+    with recorded() as seen:
+        yield seen
 
 
 def _next_release_statements(w: dict[str, Any], statements: list[str], n: int) -> int:

@@ -2,39 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from server.core import update
 from server.core.commands import Selection, UpdateCommand
-from server.models import Group, db
+from server.models import Group
 from tests import factories as f
 from tests.core.helpers import caller
 from tests.core.test_paging import many_groups
+from tests.statements import recorded
 
 BUDGET = 25  # statements per bulk call, whatever the number of groups
 
 
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    """Every SQL statement the database runs inside the block (peewee's query_hooks)."""
-    seen: list[str] = []
-
-    def hook(event: Any) -> None:
-        seen.append(event.sql)
-
-    db.obj.query_hooks.append(hook)
-    try:
-        yield seen
-    finally:
-        db.obj.query_hooks.remove(hook)
-
-
 def counted(run: Callable[[], Any]) -> int:
-    with statements() as seen:
+    with recorded() as seen:
         run()
     return len(seen)
 

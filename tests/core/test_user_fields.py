@@ -28,11 +28,11 @@ from server.models import (
     GroupSeen,
     GroupShare,
     GroupSubscription,
-    db,
     utcnow,
 )
 from tests import factories as f
 from tests.core.helpers import bulk, single
+from tests.statements import recorded
 
 
 @pytest.fixture()
@@ -343,16 +343,8 @@ def _prepared(w: dict, n: int, previous: Any) -> list[int]:
 
 
 def _statements(run: Any) -> list[str]:
-    seen: list[str] = []
-
-    def hook(event: Any) -> None:
-        seen.append(event.sql)
-
-    db.obj.query_hooks.append(hook)
-    try:
+    with recorded() as seen:
         run()
-    finally:
-        db.obj.query_hooks.remove(hook)
     return seen
 
 
