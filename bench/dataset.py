@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from server import models as m
-from server.db import make_database
-from server.migrate import migrate
+from server.storage import models as m
+from server.storage.db import make_database
+from server.storage.migrate import migrate
 
 BATCH = 1000
 ORG_ID = 1
@@ -171,7 +171,7 @@ def _groups(shape: Shape, now: dt.datetime, rng: random.Random) -> None:
 
 def _reset_sequences(shape: Shape) -> None:
     """PostgreSQL keeps its own id sequences: move them past the explicit ids written above."""
-    from server.db import is_postgres
+    from server.storage.db import is_postgres
 
     if not is_postgres():
         return

@@ -17,8 +17,8 @@ from typing import Any
 
 from server.core import update
 from server.core.commands import Caller, Selection, UpdateCommand
-from server.db import make_database
-from server.models import db
+from server.storage.db import make_database
+from server.storage.models import db
 
 ORG = 1
 USER = 1

@@ -8,10 +8,10 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from server.db import database_url, make_database
+from server.storage.db import database_url, make_database
 
 if TYPE_CHECKING:
-    from server.app import Config
+    from server.transport.app import Config
 
 
 def _env_int(name: str) -> int | None:
@@ -44,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve_config(args: argparse.Namespace, url: str) -> Config:
-    from server.app import Config  # grpc is imported only when serving
-    from server.observability import query_counting_requested
+    from server.transport.app import Config  # grpc is imported only when serving
+    from server.transport.observability import query_counting_requested
 
     return Config(
         database_url=url,
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     url = database_url(args.database_url)
     if args.command == "serve":
-        from server.app import serve
+        from server.transport.app import serve
 
         if not args.tokens:
             print("serve needs --tokens FILE (or ISSUES_TOKENS)", file=sys.stderr)
@@ -75,12 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         return serve(_serve_config(args, url), args.address)
     make_database(url)
     if args.command == "migrate":
-        from server.migrate import migrate
+        from server.storage.migrate import migrate
 
         start, end = migrate()
         print(f"schema at version {end} (was {start}) on {url.split('@')[-1]}")
         return 0
-    from server.seed import SeedError, seed_file
+    from server.fixtures.seed import SeedError, seed_file
 
     try:
         counts = seed_file(args.file, replace=args.replace)

@@ -12,11 +12,11 @@ import grpc
 import pytest
 from issues.v1 import issue_service_pb2_grpc
 
-from server.app import Config, Running, create_server
-from server.auth import Token, TokenStore, hash_token
-from server.db import make_database
-from server.migrate import migrate
-from server.models import ALL_MODELS, SchemaVersion, db
+from server.storage.db import make_database
+from server.storage.migrate import migrate
+from server.storage.models import ALL_MODELS, SchemaVersion, db
+from server.transport.app import Config, Running, create_server
+from server.transport.auth import Token, TokenStore, hash_token
 
 BACKEND = os.environ.get("TEST_BACKEND", "sqlite")
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")

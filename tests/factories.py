@@ -7,7 +7,7 @@ import itertools
 from typing import Any
 
 from server.core.releases import parse_semver
-from server.models import (
+from server.storage.models import (
     Commit,
     Group,
     GroupRelease,

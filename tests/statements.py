@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from server.models import db
+from server.storage.models import db
 
 
 @contextmanager

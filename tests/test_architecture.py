@@ -31,3 +31,25 @@ def test_core_modules_import_no_transport_or_generated_code() -> None:
 
 def test_core_has_modules_to_check() -> None:
     assert len(list(CORE.rglob("*.py"))) > 10
+
+
+SERVER = CORE.parent
+# Arrows point inward: transport -> core -> storage; nothing points back out.
+LAYER_RULES = {
+    "core": ("server.transport", "server.fixtures", "server.__main__"),
+    "storage": ("server.core", "server.transport", "server.fixtures", "server.__main__"),
+}
+
+
+def _layer_offenders(layer: str, forbidden: tuple[str, ...]) -> set[str]:
+    return {
+        f"{path.relative_to(SERVER)}: {name}"
+        for path in (SERVER / layer).rglob("*.py")
+        for name in _imports(path)
+        if any(name == bad or name.startswith(bad + ".") for bad in forbidden)
+    }
+
+
+def test_inner_layers_never_import_outer_ones() -> None:
+    offenders = set().union(*(_layer_offenders(layer, bad) for layer, bad in LAYER_RULES.items()))
+    assert not offenders, f"imports point outward: {sorted(offenders)}"

@@ -15,7 +15,7 @@ from server.core.enums import (
     GroupHistoryStatus,
     GroupSubStatus,
 )
-from server.models import Activity, Group, GroupHistory, db
+from server.storage.models import Activity, Group, GroupHistory, db
 
 H = GroupHistoryStatus
 

@@ -8,7 +8,7 @@ from typing import Any
 from server.core.commands import Assignee
 from server.core.context import ActorView, UpdateContext
 from server.core.errors import InvalidArgument
-from server.models import (
+from server.storage.models import (
     OrganizationMember,
     OrganizationMemberTeam,
     Project,

@@ -9,7 +9,7 @@ from server.core import activity, subscriptions
 from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import ActorView, UpdateContext
 from server.core.enums import ActivityType, GroupHistoryStatus, SubscriptionReason
-from server.models import Group, GroupAssignee, OrganizationMember, OrganizationMemberTeam
+from server.storage.models import Group, GroupAssignee, OrganizationMember, OrganizationMemberTeam
 
 CHAT_INTEGRATIONS = frozenset({"slack", "msteams"})
 TEAM_WORKFLOW = "organizations:team-workflow-notifications"

@@ -6,7 +6,7 @@ from server.core import subscriptions
 from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import UpdateContext
 from server.core.enums import SubscriptionReason
-from server.models import GroupBookmark, GroupSubscription
+from server.storage.models import GroupBookmark, GroupSubscription
 
 
 def set_bookmarked(ctx: UpdateContext, *, is_bookmarked: bool) -> None:

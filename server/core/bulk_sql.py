@@ -22,8 +22,8 @@ from typing import Any
 
 from peewee import SQL, Field, Model, NodeList
 
-from server.db import is_postgres
-from server.models import db
+from server.storage.db import is_postgres
+from server.storage.models import db
 
 EXCLUDED = object()  # in `update`: take the value the conflicting row would have inserted
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.core.commands import Caller, UpdateCommand
-from server.models import Group, Organization, Project, User
+from server.storage.models import Group, Organization, Project, User
 
 
 @dataclass

@@ -6,7 +6,7 @@ from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import UpdateContext
 from server.core.enums import ERROR_CATEGORY_TYPES, GroupStatus
 from server.core.errors import FailedPrecondition, InvalidArgument
-from server.models import Group, GroupHash, GroupInbox, GroupTombstone
+from server.storage.models import Group, GroupHash, GroupInbox, GroupTombstone
 
 FEATURE = "projects:discard-groups"
 DELETING = (int(GroupStatus.PENDING_DELETION), int(GroupStatus.DELETION_IN_PROGRESS))

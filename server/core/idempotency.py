@@ -16,7 +16,7 @@ from peewee import IntegrityError
 
 from server.core.errors import InvalidArgument
 from server.core.unit_of_work import in_transaction
-from server.models import IdempotencyRecord, utcnow
+from server.storage.models import IdempotencyRecord, utcnow
 
 T = TypeVar("T")
 TTL = dt.timedelta(hours=24)

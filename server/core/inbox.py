@@ -16,7 +16,7 @@ from server.core.enums import (
     PriorityLevel,
 )
 from server.core.priority import PRIORITY_HISTORY
-from server.models import Group, GroupInbox
+from server.storage.models import Group, GroupInbox
 
 
 def set_inbox(ctx: UpdateContext, *, inbox: bool) -> None:

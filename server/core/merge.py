@@ -11,7 +11,7 @@ from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import MergeView, UpdateContext
 from server.core.enums import ERROR_CATEGORY_TYPES, HIDDEN_STATUSES, ActivityType, GroupStatus
 from server.core.errors import InvalidArgument
-from server.models import (
+from server.storage.models import (
     Activity,
     Group,
     GroupBookmark,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from server.core.commands import ADMIN_SCOPES, READ_SCOPES, Caller, Selection
 from server.core.errors import NotFound, PermissionDenied
-from server.models import (
+from server.storage.models import (
     Group,
     Organization,
     OrganizationMember,

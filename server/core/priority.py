@@ -5,7 +5,7 @@ from __future__ import annotations
 from server.core import activity
 from server.core.context import UpdateContext
 from server.core.enums import ActivityType, GroupHistoryStatus, PriorityLevel
-from server.models import Group
+from server.storage.models import Group
 
 PRIORITY_HISTORY = {
     PriorityLevel.HIGH: GroupHistoryStatus.PRIORITY_HIGH,

@@ -18,7 +18,7 @@ from typing import Any
 from peewee import Model
 
 from server.core.enums import LinkRelationship, LinkType
-from server.models import (
+from server.storage.models import (
     Activity,
     Group,
     GroupAssignee,

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from peewee import SQL, fn
 
-from server.models import GroupRelease, Release, ReleaseProject
+from server.storage.models import GroupRelease, Release, ReleaseProject
 
 SEMVER_RE = re.compile(
     r"^(?P<package>[^@]+)@(?P<major>\d+)(?:\.(?P<minor>\d+))?(?:\.(?P<patch>\d+))?"

@@ -24,7 +24,7 @@ from server.core.enums import (
 from server.core.errors import InvalidArgument
 from server.core.serialize import activities_for, commit_view
 from server.core.validation import Validated
-from server.models import (
+from server.storage.models import (
     Commit,
     Group,
     GroupAssignee,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from server.core import subscriptions
 from server.core.bulk_sql import EXCLUDED, insert_rows, where_id_in
 from server.core.context import UpdateContext
-from server.models import GroupSeen, OrganizationMember, OrganizationMemberTeam, ProjectTeam
+from server.storage.models import GroupSeen, OrganizationMember, OrganizationMemberTeam, ProjectTeam
 
 
 def _member_project_ids(ctx: UpdateContext, *, user_id: int) -> set[int]:

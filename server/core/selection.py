@@ -13,8 +13,8 @@ from server.core.errors import InvalidArgument, NotFound, PermissionDenied
 from server.core.search import paging
 from server.core.search.compile import Scope, conditions
 from server.core.search.parser import DEFAULT_QUERY, parse
-from server.db import is_postgres
-from server.models import Environment, Group, GroupRedirect, Organization, Project
+from server.storage.db import is_postgres
+from server.storage.models import Environment, Group, GroupRedirect, Organization, Project
 
 MAX_IDS = 1000  # Sentry's BULK_MUTATION_LIMIT, enforced here on explicit ids too
 NO_GROUPS = "No groups found"

@@ -21,7 +21,7 @@ from server.core.enums import (
 from server.core.errors import NotFound
 from server.core.reads import Loaded, load_activities, load_group
 from server.core.snooze import user_view
-from server.models import (
+from server.storage.models import (
     Commit,
     Group,
     GroupSnooze,

@@ -8,7 +8,7 @@ from server.core import activity
 from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import UpdateContext
 from server.core.enums import ActivityType
-from server.models import GroupShare
+from server.storage.models import GroupShare
 
 
 def set_public(ctx: UpdateContext, *, is_public: bool) -> None:

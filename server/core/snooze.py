@@ -8,7 +8,7 @@ from typing import Any
 from server.core.bulk_sql import EXCLUDED, insert_rows, where_id_in
 from server.core.commands import IgnoreConditions
 from server.core.context import StatusDetailsView, UpdateContext, UserView
-from server.models import Group, GroupInbox, GroupSnooze, User
+from server.storage.models import Group, GroupInbox, GroupSnooze, User
 
 
 def user_view(user: User | None) -> UserView | None:

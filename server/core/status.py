@@ -16,7 +16,7 @@ from server.core.enums import (
     GroupSubStatus,
     SubscriptionReason,
 )
-from server.models import Group, GroupResolution
+from server.storage.models import Group, GroupResolution
 
 NEW_STATUS = {
     "unresolved": GroupStatus.UNRESOLVED,

@@ -9,7 +9,7 @@ from server.core.bulk_sql import insert_rows
 from server.core.context import UpdateContext
 from server.core.enums import SubscriptionReason
 from server.core.errors import InvalidArgument
-from server.models import Group, GroupSubscription
+from server.storage.models import Group, GroupSubscription
 
 BATCH = BATCH_ROWS
 # Per-user fields need an acting user; Sentry would write rows with a null user (§3.10).

@@ -10,8 +10,8 @@ from typing import TypeVar
 from peewee import DatabaseError, InterfaceError, OperationalError
 
 from server.core.errors import Conflict, Unavailable
-from server.db import write_lock
-from server.models import db
+from server.storage.db import write_lock
+from server.storage.models import db
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

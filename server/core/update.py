@@ -28,7 +28,7 @@ from server.core.context import BulkResult, GroupOutcome, UpdateContext
 from server.core.errors import Cancelled, Conflict, NotFound, PermissionDenied
 from server.core.serialize import GroupView, etag_of, group_view
 from server.core.unit_of_work import in_transaction
-from server.models import Group, Organization, OutboxEvent, utcnow
+from server.storage.models import Group, Organization, OutboxEvent, utcnow
 
 RESOLVE_STATUSES = ("resolved", "resolvedInNextRelease")
 

@@ -8,7 +8,7 @@ from server.core import assignee, releases
 from server.core.commands import ADMIN_SCOPES, IgnoreConditions, UpdateCommand
 from server.core.context import ActorView, UpdateContext
 from server.core.errors import InvalidArgument, PermissionDenied, ViolationCollector
-from server.models import Commit, Project, Release, Repository
+from server.storage.models import Commit, Project, Release, Repository
 
 NO_RELEASE = "No release data present in the system to form a basis for 'Next Release'"
 MAX_WINDOW = 10080

@@ -9,7 +9,7 @@ import pytest
 from server.core.commands import Assignee
 from server.core.enums import ActivityType, GroupHistoryStatus, SubscriptionReason
 from server.core.errors import InvalidArgument
-from server.models import (
+from server.storage.models import (
     Activity,
     GroupAssignee,
     GroupHistory,

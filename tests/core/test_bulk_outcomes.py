@@ -9,7 +9,7 @@ from server.core.commands import InCommit, Selection, StatusDetails, UpdateComma
 from server.core.errors import InvalidArgument, NotFound
 from server.core.merge import ACROSS_PROJECTS
 from server.core.resolution import MULTI_PROJECT
-from server.models import (
+from server.storage.models import (
     Activity,
     Group,
     GroupBookmark,

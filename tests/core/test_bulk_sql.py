@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from server.core.bulk_sql import EXCLUDED, insert_rows, where_id_in
-from server.models import Activity, Group, GroupSubscription, OutboxEvent, db
+from server.storage.models import Activity, Group, GroupSubscription, OutboxEvent, db
 from tests import factories as f
 
 pytestmark = pytest.mark.db

@@ -12,7 +12,7 @@ from server.core.commands import ADMIN_SCOPES, READ_SCOPES, Selection, UpdateCom
 from server.core.context import BulkResult
 from server.core.enums import GroupStatus, InboxReason
 from server.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from server.models import Group, GroupHash, GroupInbox, GroupTombstone, OutboxEvent
+from server.storage.models import Group, GroupHash, GroupInbox, GroupTombstone, OutboxEvent
 from tests import factories as f
 from tests.core.helpers import caller
 from tests.statements import recorded

@@ -11,7 +11,7 @@ from server.core import idempotency
 from server.core.errors import InvalidArgument, NotFound
 from server.core.idempotency import IdempotencyKey, Replay
 from server.core.unit_of_work import in_transaction
-from server.models import Group, IdempotencyRecord, utcnow
+from server.storage.models import Group, IdempotencyRecord, utcnow
 from tests import factories as f
 
 

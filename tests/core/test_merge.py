@@ -10,7 +10,7 @@ import pytest
 from server.core import update
 from server.core.enums import ActivityType, GroupStatus, SubscriptionReason
 from server.core.errors import InvalidArgument, NotFound
-from server.models import (
+from server.storage.models import (
     Activity,
     Group,
     GroupBookmark,

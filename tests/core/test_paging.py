@@ -14,7 +14,7 @@ from server.core.commands import Selection, UpdateCommand
 from server.core.context import BulkResult
 from server.core.errors import InvalidArgument
 from server.core.search import paging
-from server.models import Group, Project, utcnow
+from server.storage.models import Group, Project, utcnow
 from tests import factories as f
 from tests.core.helpers import caller
 

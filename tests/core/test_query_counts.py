@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from server.core.commands import IgnoreConditions
-from server.models import Group
+from server.storage.models import Group
 from tests import factories as f
 from tests.core.helpers import bulk
 from tests.statements import recorded

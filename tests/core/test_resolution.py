@@ -18,7 +18,7 @@ from server.core.enums import (
 )
 from server.core.errors import InvalidArgument
 from server.core.validation import NO_RELEASE
-from server.models import (
+from server.storage.models import (
     Activity,
     Group,
     GroupAssignee,

@@ -10,7 +10,7 @@ import pytest
 from server.core import update
 from server.core.commands import Selection, UpdateCommand
 from server.core.errors import InvalidArgument, NotFound
-from server.models import (
+from server.storage.models import (
     Environment,
     Group,
     GroupAssignee,

@@ -9,7 +9,7 @@ import pytest
 
 from server.core import update
 from server.core.commands import Selection, UpdateCommand
-from server.models import Group
+from server.storage.models import Group
 from tests import factories as f
 from tests.core.helpers import caller
 from tests.core.test_paging import many_groups

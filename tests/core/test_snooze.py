@@ -11,7 +11,7 @@ from server.core.commands import IgnoreConditions, StatusDetails
 from server.core.enums import ActivityType, GroupStatus, GroupSubStatus
 from server.core.errors import InvalidArgument
 from server.core.serialize import group_view
-from server.models import Activity, Group, GroupInbox, GroupSnooze, utcnow
+from server.storage.models import Activity, Group, GroupInbox, GroupSnooze, utcnow
 from tests import factories as f
 from tests.core.helpers import bulk, single
 

@@ -9,7 +9,7 @@ import pytest
 from server.core.commands import IgnoreConditions, StatusDetails
 from server.core.enums import ActivityType, GroupStatus, GroupSubStatus, SubscriptionReason
 from server.core.errors import InvalidArgument, NotFound
-from server.models import (
+from server.storage.models import (
     Activity,
     Group,
     GroupHistory,

@@ -18,7 +18,7 @@ from server.core.enums import (
     SubscriptionReason,
 )
 from server.core.errors import InvalidArgument
-from server.models import (
+from server.storage.models import (
     Activity,
     Group,
     GroupAssignee,

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from server import db as database_module
 from server.core.unit_of_work import in_transaction
-from server.db import is_postgres
+from server.storage import db as database_module
+from server.storage.db import is_postgres
 
 pytestmark = pytest.mark.db
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.auth import hash_token
-from server.models import ALL_MODELS, Group, SchemaVersion, db
+from server.storage.models import ALL_MODELS, Group, SchemaVersion, db
+from server.transport.auth import hash_token
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0  # a server that prints no banner by then is broken, not slow

@@ -21,7 +21,7 @@ from peewee import fn
 
 from server.core import unit_of_work
 from server.core.enums import ActivityType, GroupStatus
-from server.models import (
+from server.storage.models import (
     Activity,
     Group,
     GroupAssignee,

@@ -22,11 +22,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from issues.v1 import issue_service_pb2 as pb
 from issues.v1 import issue_service_pb2_grpc
 
-from server import errors
-from server.app import SERVICE_NAME
 from server.core import update
 from server.core.errors import Unavailable
-from server.health_watch import NOT_SERVING, SERVING, HealthWatch
+from server.transport import errors
+from server.transport.app import SERVICE_NAME
+from server.transport.health_watch import NOT_SERVING, SERVING, HealthWatch
 from tests.conftest import BACKEND, PG_ADMIN_URL, _pg_admin, metadata
 from tests.security.support import ServerProcess, migrate, start_server, write_tokens
 

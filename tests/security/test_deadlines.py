@@ -20,7 +20,7 @@ from issues.v1 import issue_service_pb2 as pb
 from server.core import update
 from server.core.commands import Caller, Selection, UpdateCommand
 from server.core.errors import Cancelled
-from server.models import Group, utcnow
+from server.storage.models import Group, utcnow
 from tests import factories as f
 from tests.conftest import metadata
 from tests.security.support import fingerprint

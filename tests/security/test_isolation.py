@@ -11,7 +11,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from issues.v1 import issue_service_pb2 as pb
 
-from server.models import Group, GroupBookmark, GroupRedirect, GroupShare
+from server.storage.models import Group, GroupBookmark, GroupRedirect, GroupShare
 from tests import factories as f
 from tests.conftest import metadata
 from tests.security.support import fingerprint

@@ -11,8 +11,8 @@ import pytest
 from issues.v1 import issue_service_pb2 as pb
 from issues.v1 import issue_service_pb2_grpc
 
-from server.app import MAX_MESSAGE_BYTES, Config, Running, create_server
 from server.core import update
+from server.transport.app import MAX_MESSAGE_BYTES, Config, Running, create_server
 from tests import factories as f
 from tests.conftest import metadata, token_store
 from tests.security.support import fingerprint

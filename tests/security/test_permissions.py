@@ -12,7 +12,7 @@ from issues.v1 import issue_service_pb2 as pb
 from server.core import update
 from server.core.commands import Caller, Selection, UpdateCommand
 from server.core.errors import NotFound, PermissionDenied
-from server.models import Group, GroupBookmark, Organization, OrganizationMember
+from server.storage.models import Group, GroupBookmark, Organization, OrganizationMember
 from tests import factories as f
 from tests.conftest import metadata
 

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from server.app import Config, create_server
+from server.transport.app import Config, create_server
 from tests.security.support import ServerProcess, migrate, start_server, write_tokens
 
 pytestmark = [

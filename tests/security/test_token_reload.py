@@ -13,7 +13,7 @@ import pytest
 from issues.v1 import issue_service_pb2 as pb
 from issues.v1 import issue_service_pb2_grpc
 
-from server.auth import TokenStore, hash_token, load_tokens
+from server.transport.auth import TokenStore, hash_token, load_tokens
 from tests.security.support import ServerProcess, migrate, start_server, write_tokens
 
 

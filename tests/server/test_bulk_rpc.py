@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from issues.v1 import issue_service_pb2 as pb
 
-from server import auth
 from server.core import selection, update
 from server.core.commands import Caller
-from server.models import Activity, Environment, Group, IdempotencyRecord, utcnow
-from server.servicer import IssueServicer
+from server.storage.models import Activity, Environment, Group, IdempotencyRecord, utcnow
+from server.transport import auth
+from server.transport.servicer import IssueServicer
 from tests import factories as f
 from tests.conftest import metadata
 from tests.core.test_paging import many_groups

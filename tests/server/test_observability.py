@@ -13,7 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from issues.v1 import issue_service_pb2 as pb
 
-from server import observability
+from server.transport import observability
 from tests import factories as f
 from tests.conftest import TOKENS, metadata
 

@@ -9,7 +9,7 @@ from grpc_status import rpc_status
 from issues.v1 import group_pb2
 from issues.v1 import issue_service_pb2 as pb
 
-from server.models import Activity, Group
+from server.storage.models import Activity, Group
 from tests import factories as f
 from tests.conftest import metadata
 

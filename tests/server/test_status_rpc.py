@@ -10,7 +10,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from issues.v1 import group_pb2, issue_service_pb2
 
-from server.models import Group, GroupResolution, GroupSnooze, ReleaseProject
+from server.storage.models import Group, GroupResolution, GroupSnooze, ReleaseProject
 from tests import factories as f
 from tests.conftest import metadata
 

@@ -12,7 +12,7 @@ from grpc_status import rpc_status
 from issues.v1 import group_pb2
 from issues.v1 import issue_service_pb2 as pb
 
-from server.models import Group, GroupBookmark, GroupTombstone, utcnow
+from server.storage.models import Group, GroupBookmark, GroupTombstone, utcnow
 from tests import factories as f
 from tests.conftest import metadata
 

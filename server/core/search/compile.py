@@ -20,7 +20,7 @@ from server.core.search.filters import (
     Term,
     Text,
 )
-from server.models import (
+from server.storage.models import (
     Environment,
     GroupAssignee,
     GroupBookmark,
@@ -35,7 +35,7 @@ from server.models import (
     Team,
     User,
 )
-from server.models import Group as G
+from server.storage.models import Group as G
 
 OPS: dict[str, Callable[[Any, Any], ColumnBase]] = {
     "=": operator.eq,

@@ -15,7 +15,7 @@ from peewee import ColumnBase
 from server.core.commands import Selection
 from server.core.errors import InvalidArgument
 from server.core.search.compile import priority_key
-from server.models import Group
+from server.storage.models import Group
 
 INVALID_CURSOR = "Invalid cursor parameter."  # Sentry's message for a bad cursor
 SORTS = ("date", "new", "freq", "priority")

@@ -16,7 +16,7 @@ from google.rpc import code_pb2
 from grpc_status import rpc_status
 
 from server.core.commands import Caller
-from server.errors import status_for
+from server.transport.errors import status_for
 
 VALID_SCOPES = frozenset({"event:read", "event:write", "event:admin"})
 PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")

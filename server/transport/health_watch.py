@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 
 from grpc_health.v1 import health, health_pb2
 
-from server.models import db
+from server.storage.models import db
 
 log = logging.getLogger("issue_service.health")
 SERVING = health_pb2.HealthCheckResponse.SERVING

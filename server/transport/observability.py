@@ -17,8 +17,8 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from server import auth
-from server.models import db
+from server.storage.models import db
+from server.transport import auth
 
 access_log = logging.getLogger("issue_service.access")
 REQUEST_ID_KEY = "x-request-id"

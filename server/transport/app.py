@@ -15,17 +15,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from issues.v1 import issue_service_pb2, issue_service_pb2_grpc
 
-from server import errors
-from server.auth import AuthInterceptor, TokenStore
-from server.db import make_database
-from server.health_watch import HealthWatch
-from server.observability import (
+from server.storage.db import make_database
+from server.transport import errors
+from server.transport.auth import AuthInterceptor, TokenStore
+from server.transport.health_watch import HealthWatch
+from server.transport.observability import (
     ObservabilityInterceptor,
     configure_logging,
     enable_query_counting,
     start_metrics_server,
 )
-from server.servicer import IssueServicer
+from server.transport.servicer import IssueServicer
 
 log = logging.getLogger("issue_service")
 SERVICE_NAME = issue_service_pb2.DESCRIPTOR.services_by_name["IssueService"].full_name
@@ -152,7 +152,7 @@ def serve(config: Config, address: str) -> int:
     signal.signal(signal.SIGHUP, on_hup)
     stopped.wait()
     running.stop(config.grace_seconds)
-    from server.models import db
+    from server.storage.models import db
 
     if hasattr(db.obj, "close_all"):
         db.obj.close_all()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from server.models import ALL_MODELS, SchemaVersion, db
+from server.storage.models import ALL_MODELS, SchemaVersion, db
 
 # Each entry upgrades the schema from version i to i+1; version 1 creates every table.
 MIGRATIONS: list[Callable[[], None]] = [

@@ -13,12 +13,12 @@ from google.rpc import code_pb2
 from issues.v1 import issue_service_pb2 as pb
 from issues.v1 import issue_service_pb2_grpc
 
-from server import convert
-from server.auth import caller_from
 from server.core import idempotency, update
 from server.core.commands import Caller
 from server.core.errors import CoreError, InvalidArgument
-from server.errors import abort, core_status, log, status_for, translated
+from server.transport import convert
+from server.transport.auth import caller_from
+from server.transport.errors import abort, core_status, log, status_for, translated
 
 T = TypeVar("T")
 R = TypeVar("R", bound=Message)

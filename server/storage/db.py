@@ -12,7 +12,7 @@ from peewee import Database
 from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
-from server.models import db
+from server.storage.models import db
 
 DEFAULT_URL = "sqlite:///issues.db"
 

@@ -1,0 +1,1 @@
+"""Storage: database from URL, Peewee models, migrations, fixtures."""

@@ -1,0 +1,1 @@
+"""gRPC transport: server factory, servicer, converters, status mapping, auth, observability."""
