@@ -16,7 +16,8 @@ from google.rpc import code_pb2
 from grpc_status import rpc_status
 
 from server.core.commands import Caller
-from server.transport.errors import status_for
+from server.transport import limits
+from server.transport.errors import status_for, violations_status
 
 VALID_SCOPES = frozenset({"event:read", "event:write", "event:admin"})
 PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -175,6 +176,10 @@ def _parse_request(parse: Callable[[bytes], Any] | None, raw: Any, context: grpc
         status = status_for(code_pb2.INVALID_ARGUMENT, message, reason="MALFORMED_REQUEST")
         context.abort_with_status(rpc_status.to_status(status))
     _local.request = request  # outer wrappers (the access log) see bytes; they read it here
+    # The edge limits (server/transport/limits.py), before any handler and any database work.
+    found = limits.violations(request)
+    if found:
+        context.abort_with_status(rpc_status.to_status(violations_status(found)))
     return request
 
 

@@ -72,6 +72,14 @@ def core_status(exc: core.CoreError, *, field_prefix: str = "") -> status_pb2.St
     return status_for(code, message, reason=exc.reason, metadata=metadata, violations=violations)
 
 
+def violations_status(violations: list[tuple[str, str]]) -> status_pb2.Status:
+    """INVALID_ARGUMENT naming every bad field; the message is the first, as for core errors."""
+    message = f"{violations[0][0]}: {violations[0][1]}"
+    if len(violations) > 1:
+        message += f" (and {len(violations) - 1} more)"
+    return status_for(code_pb2.INVALID_ARGUMENT, message, reason="INVALID_ARGUMENT", violations=violations)
+
+
 def _qualify(path: str, prefix: str) -> str:
     return path if path.split(".")[0] in REQUEST_FIELDS else prefix + path
 

@@ -332,8 +332,8 @@ def test_raw_and_mutated_bytes_on_the_wire_never_fail_internally(
 
 
 TOO_LONG = ": Ensure this value is less than or equal to 2147483647."
-# A NUL can be in no stored name and PostgreSQL refuses it in a query: each field's owner answers
-# with its own message (not found, cannot parse), always naming the field.
+# A NUL can be in no stored name and PostgreSQL refuses it in a query: the edge limits refuse it
+# on every string field, naming the field.
 HOSTILE = [
     (
         pb.GroupPatch(status_details=pb.StatusDetailsUpdate(in_release="a\x00b")),
@@ -346,9 +346,9 @@ HOSTILE = [
         ),
         "patch.status_details.in_commit",
     ),
-    (pb.GroupPatch(assigned_to=pb.AssigneeUpdate(username="a\x00")), "patch.assigned_to: "),
-    (pb.GroupPatch(assigned_to=pb.AssigneeUpdate(email="\x00@x")), "patch.assigned_to: "),
-    (pb.GroupPatch(assigned_to=pb.AssigneeUpdate(actor="user:\x00")), "patch.assigned_to: "),
+    (pb.GroupPatch(assigned_to=pb.AssigneeUpdate(username="a\x00")), "patch.assigned_to.username: Null characters"),
+    (pb.GroupPatch(assigned_to=pb.AssigneeUpdate(email="\x00@x")), "patch.assigned_to.email: Null characters"),
+    (pb.GroupPatch(assigned_to=pb.AssigneeUpdate(actor="user:\x00")), "patch.assigned_to.actor: Null characters"),
     (pb.GroupPatch(status=3, ignore_duration=2**63 - 1), "patch.ignore_duration" + TOO_LONG),
     (pb.GroupPatch(status=3, snooze_duration=2**31), "patch.ignore_duration" + TOO_LONG),
     (pb.GroupPatch(status=3, ignore_count=2**63 - 1), "patch.ignore_count" + TOO_LONG),
