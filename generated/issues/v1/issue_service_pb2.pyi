@@ -632,7 +632,9 @@ class BulkUpdateGroupsRequest(_message.Message):
     """Organization of the issues. Required."""
     query: _builtins.str
     """Search query in Sentry's syntax, used when group_ids is empty. Not sent means
-    "is:unresolved"; an empty string means all issues.
+    "is:unresolved"; an empty string means all issues. As in Sentry's issue search there are
+    no boolean operators: `OR`, `AND` and unquoted parentheses are INVALID_ARGUMENT on "query"
+    naming the token and its position (quote them to search for them as text).
     """
     sort: Global___Sort.ValueType
     """Order of a search selection."""
