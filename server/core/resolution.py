@@ -144,12 +144,21 @@ def resolve(ctx: UpdateContext, *, resolution: Plan) -> None:
     """Resolve every selected group that is not resolved yet; resolved ones are skipped (§3.3)."""
     ctx.delta.status = "resolved"
     ctx.delta.status_details = resolution.details
-    ctx.delta.inbox = "removed"
     targets = [g for g in ctx.groups if g.status != GroupStatus.RESOLVED]
     if targets:
+        # §3.4 3.d: only groups actually resolved leave the inbox; all skipped, no inbox claim.
+        ctx.delta.inbox = "removed"
         _resolve_groups(ctx, targets=targets, resolution=resolution)
-    if len(ctx.groups) == 1 and resolution.kind in KINDS_WITH_ACTIVITIES:
+    if len(ctx.groups) == 1 and stored_kind(resolution) in KINDS_WITH_ACTIVITIES:
         ctx.delta.activities = activities_for(ctx.groups[0])
+
+
+def stored_kind(resolution: Plan) -> str:
+    """The resolution type as stored (§3.13 step 1 reads it, not the request's kind): a commit
+    that belongs to a release is stored as in_release."""
+    if resolution.kind == "in_commit" and resolution.release is not None:
+        return "in_release"
+    return resolution.kind
 
 
 def _resolve_groups(ctx: UpdateContext, *, targets: list[Group], resolution: Plan) -> None:
