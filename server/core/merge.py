@@ -59,6 +59,7 @@ def merge(ctx: UpdateContext) -> None:
     check(ctx)
     groups = _candidates(ctx)
     if len(groups) < 2:
+        ctx.delta.merge_echo = True  # one group: nothing merges, the flag is echoed (§3.12)
         return
     primary = _primary(ctx, groups)
     children = [g for g in groups if g.id != primary.id]
