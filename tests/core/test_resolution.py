@@ -331,7 +331,7 @@ def test_resolve_in_commit_of_a_release_resolves_in_the_newest_release_containin
         "acme/app",
     )
     # Stored as in_release, so the single-group reply carries the activities (§3.13 step 1).
-    assert [a.type for a in result.applied.activities][0] == ActivityType.SET_RESOLVED_IN_COMMIT
+    assert result.applied.activities[0].type == ActivityType.SET_RESOLVED_IN_COMMIT
 
 
 def test_resolve_in_undeployed_commit_links_it_without_a_resolution_row(w: dict[str, Any]) -> None:
