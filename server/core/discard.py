@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from server.core import settings
 from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import UpdateContext
 from server.core.enums import ERROR_CATEGORY_TYPES, GroupStatus
@@ -14,7 +15,7 @@ DELETING = (int(GroupStatus.PENDING_DELETION), int(GroupStatus.DELETION_IN_PROGR
 
 def check(ctx: UpdateContext) -> None:
     """Feature first, then the issue category, as Sentry; nothing is written before both pass."""
-    if FEATURE not in (ctx.organization.features or []):
+    if not settings.feature_enabled(ctx.organization, FEATURE):
         raise FailedPrecondition("You do not have that feature enabled", reason="FEATURE_DISABLED", feature=FEATURE)
     if any(g.type not in ERROR_CATEGORY_TYPES for g in ctx.groups):
         raise InvalidArgument.field("discard", "Only error issues can be discarded.")

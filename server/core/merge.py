@@ -6,7 +6,7 @@ from typing import Any
 
 from peewee import fn
 
-from server.core import activity
+from server.core import activity, settings
 from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import MergeView, UpdateContext
 from server.core.enums import ERROR_CATEGORY_TYPES, HIDDEN_STATUSES, ActivityType, GroupStatus
@@ -22,6 +22,7 @@ from server.storage.models import (
 
 ACROSS_PROJECTS = "Merging across multiple projects is not supported"
 NOT_ERRORS = "Only error issues can be merged."
+TOO_MANY_EVENTS = "Merging issues seen more than {limit} times is temporarily restricted."
 
 
 def _candidates(ctx: UpdateContext) -> list[Group]:
@@ -45,6 +46,14 @@ def check(ctx: UpdateContext) -> None:
         raise InvalidArgument.field("merge", ACROSS_PROJECTS)
     if any(g.type not in ERROR_CATEGORY_TYPES for g in groups):
         raise InvalidArgument.field("merge", NOT_ERRORS)
+    _check_times_seen(groups)
+
+
+def _check_times_seen(groups: list[Group]) -> None:
+    """Server option issues.merge-unmerge.max-group-times-seen (0: no limit); at it is allowed."""
+    limit = settings.option(settings.MAX_GROUP_TIMES_SEEN)
+    if limit > 0 and any(g.times_seen > limit for g in groups):
+        raise InvalidArgument.field("merge", TOO_MANY_EVENTS.format(limit=limit))
 
 
 def _primary(ctx: UpdateContext, groups: list[Group]) -> Group:

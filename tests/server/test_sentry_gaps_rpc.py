@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import grpc
 import pytest
 from issues.v1 import group_pb2
 from issues.v1 import issue_service_pb2 as pb
 
-from server.storage.models import Activity, Group, GroupInbox, GroupResolution, utcnow
+from server.core import settings
+from server.storage.models import (
+    Activity,
+    Group,
+    GroupBookmark,
+    GroupInbox,
+    GroupRedirect,
+    GroupResolution,
+    OutboxEvent,
+    utcnow,
+)
 from tests import factories as f
 from tests.conftest import metadata
+from tests.server.test_bulk_rpc import violations
 
 
 @pytest.fixture()
@@ -82,3 +96,59 @@ def test_a_real_merge_does_not_echo_the_flag(stub: Any, w: dict) -> None:
     a, b = f.group(w["project"]), f.group(w["project"])
     reply = _bulk(stub, w, [a.id, b.id], merge=True)
     assert reply.applied.HasField("merge") and not reply.applied.HasField("merge_echo")
+
+
+@pytest.fixture()
+def configure() -> Iterator[Callable[..., None]]:
+    """Install settings in the in-process server for one test, then restore the defaults."""
+
+    def apply(**kw: Any) -> None:
+        settings.configure(settings.load(environ={k: json.dumps(v) for k, v in kw.items()}))
+
+    yield apply
+    settings.configure(settings.Settings())
+
+
+def _refused_bulk(stub: Any, w: dict, ids: list[int], **patch: Any) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        _bulk(stub, w, ids, **patch)
+    return caught.value
+
+
+def test_merge_of_a_group_seen_more_than_the_option_is_refused_before_any_write(
+    stub: Any, w: dict, configure: Callable[..., None]
+) -> None:
+    configure(ISSUES_OPTIONS={settings.MAX_GROUP_TIMES_SEEN: 100})
+    a, b = f.group(w["project"], times_seen=101), f.group(w["project"], times_seen=3)
+    err = _refused_bulk(stub, w, [a.id, b.id], merge=True, is_bookmarked=True)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "temporarily restricted" in err.details()
+    assert [v[0] for v in violations(err)] == ["patch.merge"]
+    assert [g.status for g in Group.select().order_by(Group.id)] == [0, 0]
+    assert not GroupRedirect.select().exists() and not GroupBookmark.select().exists()
+    assert not OutboxEvent.select().exists()
+
+
+def test_merge_at_the_limit_or_with_the_option_at_zero_goes_ahead(
+    stub: Any, w: dict, configure: Callable[..., None]
+) -> None:
+    configure(ISSUES_OPTIONS={settings.MAX_GROUP_TIMES_SEEN: 100})
+    a, b = f.group(w["project"], times_seen=100), f.group(w["project"], times_seen=1)
+    assert _bulk(stub, w, [a.id, b.id], merge=True).applied.HasField("merge")
+    configure(ISSUES_OPTIONS={settings.MAX_GROUP_TIMES_SEEN: 0})
+    c, d = f.group(w["project"], times_seen=10**9), f.group(w["project"])
+    assert _bulk(stub, w, [c.id, d.id], merge=True).applied.HasField("merge")
+
+
+def test_a_feature_flag_from_configuration_enables_discard_for_that_organization_only(
+    stub: Any, w: dict, configure: Callable[..., None]
+) -> None:
+    g = f.group(w["project"])
+    configure(ISSUES_FEATURES={"projects:discard-groups": [w["org"].id + 1000]})
+    request = pb.BulkUpdateGroupsRequest(organization_id=w["org"].id, group_ids=[g.id], patch=pb.GroupPatch(discard=True))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.BulkUpdateGroups(request, metadata=metadata("admin", w["user"].id))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    configure(ISSUES_FEATURES={"projects:discard-groups": [w["org"].slug]})
+    assert stub.BulkUpdateGroups(request, metadata=metadata("admin", w["user"].id)).applied.discard is True
+    assert Group.get_by_id(g.id).status == 3
