@@ -145,7 +145,8 @@ def test_a_feature_flag_from_configuration_enables_discard_for_that_organization
 ) -> None:
     g = f.group(w["project"])
     configure(ISSUES_FEATURES={"projects:discard-groups": [w["org"].id + 1000]})
-    request = pb.BulkUpdateGroupsRequest(organization_id=w["org"].id, group_ids=[g.id], patch=pb.GroupPatch(discard=True))
+    patch = pb.GroupPatch(discard=True)
+    request = pb.BulkUpdateGroupsRequest(organization_id=w["org"].id, group_ids=[g.id], patch=patch)
     with pytest.raises(grpc.RpcError) as caught:
         stub.BulkUpdateGroups(request, metadata=metadata("admin", w["user"].id))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
