@@ -6,10 +6,10 @@ from typing import Any
 
 from peewee import fn
 
-from server.core import activity, settings
+from server.core import activity, issue_types, settings
 from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import MergeView, UpdateContext
-from server.core.enums import ERROR_CATEGORY_TYPES, HIDDEN_STATUSES, ActivityType, GroupStatus
+from server.core.enums import HIDDEN_STATUSES, ActivityType, GroupStatus
 from server.core.errors import InvalidArgument
 from server.storage.models import (
     Activity,
@@ -44,7 +44,7 @@ def check(ctx: UpdateContext) -> None:
         return  # with one group the flag is only echoed (§3.12)
     if len({g.project_id for g in groups}) > 1:
         raise InvalidArgument.field("merge", ACROSS_PROJECTS)
-    if any(g.type not in ERROR_CATEGORY_TYPES for g in groups):
+    if not all(issue_types.is_error(g.type) for g in groups):
         raise InvalidArgument.field("merge", NOT_ERRORS)
     _check_times_seen(groups)
 
