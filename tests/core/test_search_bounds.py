@@ -17,7 +17,7 @@ NOW = dt.datetime(2026, 3, 1, 12, 0, 0)
 SCOPE = Scope(organization_id=1, actor_id=1)
 
 
-@pytest.mark.parametrize("text", ["²", "٣", "１２", "1²", "", "-1", "+1", " 1", "99999999999999999999", "1_000"])
+@pytest.mark.parametrize("text", ["²", "٣", "\uff11\uff12", "1²", "", "-1", "+1", " 1", "9" * 20, "1_000"])
 def test_only_ascii_digits_that_fit_64_bits_are_numbers(text: str) -> None:
     assert bounds.ascii_int(text) is None
 
@@ -29,7 +29,7 @@ def test_the_largest_64_bit_number_is_one() -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["timesSeen:²", "timesSeen:<=٣", "age:-٣d", "lastSeen:+１w", "firstSeen:9999-12-31", "age:+99999999w",
+    ["timesSeen:²", "timesSeen:<=٣", "age:-٣d", "lastSeen:+\uff11w", "firstSeen:9999-12-31", "age:+99999999w",
      "firstSeen:<1899-12-31T23:59:59", "lastSeen:0001-01-01", "release:" + "v" * 257,
      "x" * 1001, " ".join(["word"] * 201)],
 )  # fmt: skip
