@@ -19,6 +19,11 @@ def _env_int(name: str) -> int | None:
     return int(value) if value else None
 
 
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m server", description="issue-service")
     parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL or sqlite:///issues.db")
@@ -27,7 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--address", default=os.environ.get("ISSUES_ADDRESS", "127.0.0.1:50051"))
     serve.add_argument("--workers", type=int, default=int(os.environ.get("ISSUES_WORKERS", "8")))
     serve.add_argument("--tokens", default=os.environ.get("ISSUES_TOKENS"), help="token file (JSON)")
-    serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on SIGTERM")
+    serve.add_argument(
+        "--grace", type=float, default=_env_float("ISSUES_GRACE", 10.0), help="seconds to drain on SIGTERM"
+    )
+    delay_help = "seconds health says NOT_SERVING while still answering, on SIGTERM before draining"
+    delay = _env_float("ISSUES_PRE_STOP_DELAY", 2.0)
+    serve.add_argument("--pre-stop-delay", type=float, default=delay, help=delay_help)
     settings_help = "JSON file of server options and feature flags (default: $ISSUES_SETTINGS)"
     serve.add_argument("--settings", default=os.environ.get("ISSUES_SETTINGS"), help=settings_help)
     metrics_help = "serve Prometheus /metrics on this HTTP port (default: off)"
@@ -55,6 +65,7 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
         tokens_path=args.tokens,
         workers=args.workers,
         grace_seconds=args.grace,
+        pre_stop_delay=args.pre_stop_delay,
         health_interval=args.health_interval,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from server.transport.observability import (
     start_metrics_server,
 )
 from server.transport.servicer import IssueServicer
+from server.transport.shutdown import DRAIN_TIMEOUT, drain, run_until_signalled
 
 log = logging.getLogger("issue_service")
 SERVICE_NAME = issue_service_pb2.DESCRIPTOR.services_by_name["IssueService"].full_name
@@ -41,6 +41,9 @@ class Config:
     workers: int = 8
     max_concurrent_rpcs: int | None = None  # default: 4 x workers; past it RESOURCE_EXHAUSTED
     grace_seconds: float = 10.0
+    # SIGTERM: health says NOT_SERVING but calls are still answered this long, so load balancer
+    # probes notice before the listener closes (set it to their probe period).
+    pre_stop_delay: float = 0.0
     metrics_port: int | None = None  # Prometheus /metrics on this port (0: a free one); None: off
     metrics_address: str = "127.0.0.1"
     count_queries: bool = False  # log SQL statements per RPC (ISSUES_COUNT_QUERIES=1)
@@ -64,13 +67,26 @@ class Running:
     metrics: Any = None  # the /metrics HTTP server, when enabled
     metrics_port: int | None = None
     watch: HealthWatch | None = None
+    executor: futures.ThreadPoolExecutor = field(default_factory=futures.ThreadPoolExecutor)
 
     def stop(self, grace: float | None = None) -> None:
+        """Stop in order (see server/transport/shutdown.py), without the pre-stop delay."""
+        self.enter_not_serving()
+        self.stop_accepting(grace)
+        drain(self.executor, timeout=DRAIN_TIMEOUT)
+        self.stop_background()
+
+    def enter_not_serving(self) -> None:
+        self.health.enter_graceful_shutdown()  # every service NOT_SERVING, and it stays so
+
+    def stop_accepting(self, grace: float | None) -> None:
+        """New calls are refused; in-flight ones get `grace` seconds, then are cancelled."""
+        self.server.stop(grace).wait()
+
+    def stop_background(self) -> None:
         if self.watch is not None:
             self.watch.stop()
             errors.forget_unavailable_listener(self.watch.report_unavailable)
-        self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
         if self.metrics is not None:
             self.metrics.shutdown()
             self.metrics.server_close()
@@ -84,8 +100,9 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     if config.count_queries:
         enable_query_counting()
     store = tokens or TokenStore(config.tokens_path)
+    executor = futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc")
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
+        executor,
         # Observability first: it is the outermost wrapper, so it also times and logs auth denials.
         interceptors=[ObservabilityInterceptor(), AuthInterceptor(store)],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs or 4 * config.workers,
@@ -103,7 +120,7 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     watch = HealthWatch(servicer=health_servicer, services=("", SERVICE_NAME), interval=config.health_interval)
     errors.on_unavailable(watch.report_unavailable)
     watch.start()
-    running = Running(server, port, health_servicer, store, watch=watch)
+    running = Running(server, port, health_servicer, store, watch=watch, executor=executor)
     if config.metrics_port is not None:
         running.metrics = start_metrics_server(config.metrics_port, config.metrics_address)
         running.metrics_port = running.metrics.server_port
@@ -159,23 +176,10 @@ def serve(config: Config, address: str) -> int:
     if running.metrics_port is not None:
         log.info("metrics on http://%s:%d/metrics", config.metrics_address, running.metrics_port)
     print(f"issue-service listening on {address} (port {running.port})", flush=True)
-    stopped = threading.Event()
-
-    def on_stop(signum: int, _frame: Any) -> None:
-        log.info("signal %d: draining for up to %.0fs", signum, config.grace_seconds)
-        stopped.set()
 
     def on_hup(_signum: int, _frame: Any) -> None:
         running.tokens.reload()
         log.info("token file reloaded")
 
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
-    stopped.wait()
-    running.stop(config.grace_seconds)
-    from server.storage.models import db
-
-    if hasattr(db.obj, "close_all"):
-        db.obj.close_all()
-    return 0
+    return run_until_signalled(running, pre_stop_delay=config.pre_stop_delay, grace=config.grace_seconds)
