@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     metrics_port = _env_int("ISSUES_METRICS_PORT")
     serve.add_argument("--metrics-port", type=int, default=metrics_port, help=metrics_help)
     serve.add_argument("--metrics-address", default="127.0.0.1", help="address for --metrics-port")
-    serve.add_argument("--health-interval", type=float, default=5.0, help="DB probe period (s)")
+    serve.add_argument("--health-interval", type=float, default=1.0, help="DB probe period (s)")
+    serve.add_argument("--health-timeout", type=float, default=1.0, help="DB probe timeout (s)")
     serve.add_argument("--tls-cert", default=None, help="PEM server certificate (enables TLS)")
     serve.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
     serve.add_argument("--tls-client-ca", default=None, help="PEM CA; requires client certs")
@@ -67,6 +68,7 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
         grace_seconds=args.grace,
         pre_stop_delay=args.pre_stop_delay,
         health_interval=args.health_interval,
+        health_timeout=args.health_timeout,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,

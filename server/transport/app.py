@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from issues.v1 import issue_service_pb2, issue_service_pb2_grpc
 
 from server.core import settings
+from server.storage import liveness
 from server.storage.db import make_database
 from server.transport import errors
 from server.transport.auth import AuthInterceptor, TokenStore
@@ -32,6 +33,7 @@ from server.transport.shutdown import DRAIN_TIMEOUT, drain, run_until_signalled
 log = logging.getLogger("issue_service")
 SERVICE_NAME = issue_service_pb2.DESCRIPTOR.services_by_name["IssueService"].full_name
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+RESERVE_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,8 @@ class Config:
     metrics_port: int | None = None  # Prometheus /metrics on this port (0: a free one); None: off
     metrics_address: str = "127.0.0.1"
     count_queries: bool = False  # log SQL statements per RPC (ISSUES_COUNT_QUERIES=1)
-    health_interval: float = 5.0  # seconds between database probes of the health watch
+    health_interval: float = 1.0  # seconds between database probes while healthy
+    health_timeout: float = 1.0  # a probe not answered by then counts as a failure
     tls_cert: str | None = None  # PEM files; with tls_client_ca, clients must present a cert
     tls_key: str | None = None
     tls_client_ca: str | None = None
@@ -68,6 +71,7 @@ class Running:
     metrics_port: int | None = None
     watch: HealthWatch | None = None
     executor: futures.ThreadPoolExecutor = field(default_factory=futures.ThreadPoolExecutor)
+    previous_gate: int | None = None  # restored on stop: in tests, other servers share the process
 
     def stop(self, grace: float | None = None) -> None:
         """Stop in order (see server/transport/shutdown.py), without the pre-stop delay."""
@@ -90,6 +94,8 @@ class Running:
         if self.metrics is not None:
             self.metrics.shutdown()
             self.metrics.server_close()
+        if self.previous_gate is not None:
+            liveness.configure(max_calls=self.previous_gate)
 
 
 def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: TokenStore | None = None) -> Running:
@@ -100,7 +106,11 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     if config.count_queries:
         enable_query_counting()
     store = tokens or TokenStore(config.tokens_path)
-    executor = futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc")
+    # `workers` calls may be on the database at once (the gate); the extra threads keep health
+    # checks and refusals answered while those are stuck on a database that went silent.
+    previous_gate = liveness.configure(max_calls=config.workers)
+    threads = config.workers + RESERVE_THREADS
+    executor = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc")
     server = grpc.server(
         executor,
         # Observability first: it is the outermost wrapper, so it also times and logs auth denials.
@@ -117,10 +127,14 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    watch = HealthWatch(servicer=health_servicer, services=("", SERVICE_NAME), interval=config.health_interval)
+    watch = HealthWatch(
+        servicer=health_servicer, services=("", SERVICE_NAME), interval=config.health_interval,
+        timeout=config.health_timeout, breaker=liveness.set_reachable,
+    )  # fmt: skip
     errors.on_unavailable(watch.report_unavailable)
     watch.start()
-    running = Running(server, port, health_servicer, store, watch=watch, executor=executor)
+    running = Running(server, port, health_servicer, store, watch=watch, executor=executor,
+                      previous_gate=previous_gate)  # fmt: skip
     if config.metrics_port is not None:
         running.metrics = start_metrics_server(config.metrics_port, config.metrics_address)
         running.metrics_port = running.metrics.server_port

@@ -564,6 +564,8 @@ class UpdateGroupRequest(_message.Message):
     same key and body (and acting user) within 24 hours returns the first reply without applying
     anything again. Keys are per token and method. The same key with another body is
     INVALID_ARGUMENT on "request_id". A refused call stores nothing, so its retry runs again.
+    It is also how to learn whether a call that ended DEADLINE_EXCEEDED was applied (its
+    deadline may have expired just after commit): retry it with the same request_id.
     """
     etag: _builtins.str
     """Optional etag from a previous read: the update is refused with ABORTED if the issue changed
@@ -649,6 +651,8 @@ class BulkUpdateGroupsRequest(_message.Message):
     same key and body (and acting user) within 24 hours returns the first reply without applying
     anything again. Keys are per token and method. The same key with another body is
     INVALID_ARGUMENT on "request_id". A refused call stores nothing, so its retry runs again.
+    It is also how to learn whether a call that ended DEADLINE_EXCEEDED was applied (its
+    deadline may have expired just after commit): retry it with the same request_id.
     """
     validate_only: _builtins.bool
     """Run selection and validation and report what would change, writing nothing."""
