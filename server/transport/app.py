@@ -20,6 +20,7 @@ from server.storage.db import make_database
 from server.transport import errors
 from server.transport.auth import AuthInterceptor, TokenStore
 from server.transport.health_watch import HealthWatch
+from server.transport.listen import LISTEN_FAILED, ListenError
 from server.transport.observability import (
     ObservabilityInterceptor,
     configure_logging,
@@ -49,6 +50,9 @@ class Config:
     tls_client_ca: str | None = None
     # Server options and feature flags (--settings / ISSUES_SETTINGS); None keeps the current ones.
     settings: settings.Settings | None = None
+    # SO_REUSEPORT: only workers of one supervisor share a port; a lone server binds exclusively,
+    # so a second server on a busy port fails instead of silently splitting the traffic.
+    reuse_port: bool = False
 
 
 @dataclass
@@ -85,7 +89,7 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
         # Observability first: it is the outermost wrapper, so it also times and logs auth denials.
         interceptors=[ObservabilityInterceptor(), AuthInterceptor(store)],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs or 4 * config.workers,
-        options=_options(),
+        options=_options(reuse_port=config.reuse_port),
     )
     issue_service_pb2_grpc.add_IssueServiceServicer_to_server(IssueServicer(), server)
     health_servicer = health.HealthServicer()
@@ -107,6 +111,14 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
 
 
 def _add_port(server: grpc.Server, address: str, config: Config) -> int:
+    """Bind `address`; grpc says only "Failed to bind", so a refusal is explained by ListenError."""
+    try:
+        return _bind(server, address, config)
+    except RuntimeError as exc:
+        raise ListenError(address, reuse_port=config.reuse_port) from exc
+
+
+def _bind(server: grpc.Server, address: str, config: Config) -> int:
     """Plaintext by default; TLS with a cert and key; mutual TLS when a client CA is given."""
     if config.tls_cert is None and config.tls_key is None:
         if config.tls_client_ca is not None:
@@ -123,8 +135,9 @@ def _add_port(server: grpc.Server, address: str, config: Config) -> int:
     return server.add_secure_port(address, credentials)
 
 
-def _options() -> list[tuple[str, Any]]:
+def _options(*, reuse_port: bool) -> list[tuple[str, Any]]:
     return [
+        ("grpc.so_reuseport", int(reuse_port)),  # grpc's default on Linux is 1: say it explicitly
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.keepalive_timeout_ms", 20_000),
@@ -137,7 +150,11 @@ def _options() -> list[tuple[str, Any]]:
 def serve(config: Config, address: str) -> int:
     """Run until SIGTERM/SIGINT; then stop accepting, let in-flight calls finish, exit 0."""
     configure_logging()
-    running = create_server(config, address)
+    try:
+        running = create_server(config, address)
+    except ListenError as exc:
+        log.error("%s", exc)
+        return LISTEN_FAILED
     log.info("serving %s on %s (port %d)", SERVICE_NAME, address, running.port)
     if running.metrics_port is not None:
         log.info("metrics on http://%s:%d/metrics", config.metrics_address, running.metrics_port)
