@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from server.storage.db import database_url, make_database
+from server.telemetry.logs import configure_logging
 
 if TYPE_CHECKING:
     from server.transport.app import Config
@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", default=None, help="PEM server certificate (enables TLS)")
     serve.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
     serve.add_argument("--tls-client-ca", default=None, help="PEM CA; requires client certs")
+    serve.add_argument("--tracing", action="store_true", help="export OpenTelemetry traces (OTLP; see OTEL_*)")
     sub.add_parser("migrate", help="create or upgrade the schema")
     seed = sub.add_parser("seed", help="load a JSON fixture")
     seed.add_argument("file")
@@ -44,8 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve_config(args: argparse.Namespace, url: str) -> Config:
+    from server.telemetry.sql import query_counting_requested
     from server.transport.app import Config  # grpc is imported only when serving
-    from server.transport.observability import query_counting_requested
 
     return Config(
         database_url=url,
@@ -59,12 +60,25 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
         metrics_port=args.metrics_port,
         metrics_address=args.metrics_address,
         count_queries=query_counting_requested(),
+        tracer_provider=_tracer_provider(args.tracing),
     )
+
+
+def _tracer_provider(flag: bool) -> Any:
+    from server.telemetry.tracing import provider_from_env, tracing_requested
+
+    if not tracing_requested(flag=flag):
+        return None
+    from opentelemetry import trace
+
+    provider = provider_from_env()
+    trace.set_tracer_provider(provider)  # also the one libraries and log lines see
+    return provider
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     url = database_url(args.database_url)
     if args.command == "serve":
         from server.transport.app import serve
