@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=int(os.environ.get("ISSUES_WORKERS", "8")))
     serve.add_argument("--tokens", default=os.environ.get("ISSUES_TOKENS"), help="token file (JSON)")
     serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on SIGTERM")
+    settings_help = "JSON file of server options and feature flags (default: $ISSUES_SETTINGS)"
+    serve.add_argument("--settings", default=os.environ.get("ISSUES_SETTINGS"), help=settings_help)
     metrics_help = "serve Prometheus /metrics on this HTTP port (default: off)"
     metrics_port = _env_int("ISSUES_METRICS_PORT")
     serve.add_argument("--metrics-port", type=int, default=metrics_port, help=metrics_help)
@@ -45,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve_config(args: argparse.Namespace, url: str) -> Config:
+    from server.core import settings
     from server.telemetry.sql import query_counting_requested
     from server.transport.app import Config  # grpc is imported only when serving
 
@@ -60,6 +63,7 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
         metrics_port=args.metrics_port,
         metrics_address=args.metrics_address,
         count_queries=query_counting_requested(),
+        settings=settings.load(path=args.settings),
         tracer_provider=_tracer_provider(args.tracing),
     )
 
@@ -86,7 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.tokens:
             print("serve needs --tokens FILE (or ISSUES_TOKENS)", file=sys.stderr)
             return 2
-        return serve(_serve_config(args, url), args.address)
+        from server.core.settings import SettingsError
+
+        try:
+            config = _serve_config(args, url)
+        except SettingsError as exc:
+            print(f"serve: bad settings: {exc}", file=sys.stderr)
+            return 2
+        return serve(config, args.address)
     make_database(url)
     if args.command == "migrate":
         from server.storage.migrate import migrate

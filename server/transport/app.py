@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from issues.v1 import issue_service_pb2, issue_service_pb2_grpc
 
+from server.core import settings
 from server.storage.db import make_database
 from server.telemetry.logs import configure_logging
 from server.telemetry.metrics import start_metrics_server
@@ -22,6 +23,7 @@ from server.telemetry.sql import enable_query_counting, enable_statement_spans
 from server.transport import errors
 from server.transport.auth import AuthInterceptor, TokenStore
 from server.transport.health_watch import HealthWatch
+from server.transport.listen import LISTEN_FAILED, ListenError
 from server.transport.observability import ObservabilityInterceptor
 from server.transport.servicer import IssueServicer
 
@@ -45,6 +47,11 @@ class Config:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     tracer_provider: Any = None  # an OpenTelemetry TracerProvider: a span per RPC and per statement
+    # Server options and feature flags (--settings / ISSUES_SETTINGS); None keeps the current ones.
+    settings: settings.Settings | None = None
+    # SO_REUSEPORT: only workers of one supervisor share a port; a lone server binds exclusively,
+    # so a second server on a busy port fails instead of silently splitting the traffic.
+    reuse_port: bool = False
 
 
 @dataclass
@@ -71,6 +78,8 @@ class Running:
 def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: TokenStore | None = None) -> Running:
     """Build and start the server on `address` (port 0 picks a free port)."""
     make_database(config.database_url, workers=config.workers)
+    if config.settings is not None:
+        settings.configure(config.settings)
     if config.count_queries:
         enable_query_counting()
     store = tokens or TokenStore(config.tokens_path)
@@ -78,7 +87,7 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
         interceptors=_interceptors(config, store),
         maximum_concurrent_rpcs=config.max_concurrent_rpcs or 4 * config.workers,
-        options=_options(),
+        options=_options(reuse_port=config.reuse_port),
     )
     issue_service_pb2_grpc.add_IssueServiceServicer_to_server(IssueServicer(), server)
     health_servicer = health.HealthServicer()
@@ -114,6 +123,14 @@ def _interceptors(config: Config, store: TokenStore) -> list[grpc.ServerIntercep
 
 
 def _add_port(server: grpc.Server, address: str, config: Config) -> int:
+    """Bind `address`; grpc says only "Failed to bind", so a refusal is explained by ListenError."""
+    try:
+        return _bind(server, address, config)
+    except RuntimeError as exc:
+        raise ListenError(address, reuse_port=config.reuse_port) from exc
+
+
+def _bind(server: grpc.Server, address: str, config: Config) -> int:
     """Plaintext by default; TLS with a cert and key; mutual TLS when a client CA is given."""
     if config.tls_cert is None and config.tls_key is None:
         if config.tls_client_ca is not None:
@@ -130,8 +147,9 @@ def _add_port(server: grpc.Server, address: str, config: Config) -> int:
     return server.add_secure_port(address, credentials)
 
 
-def _options() -> list[tuple[str, Any]]:
+def _options(*, reuse_port: bool) -> list[tuple[str, Any]]:
     return [
+        ("grpc.so_reuseport", int(reuse_port)),  # grpc's default on Linux is 1: say it explicitly
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.keepalive_timeout_ms", 20_000),
@@ -144,7 +162,11 @@ def _options() -> list[tuple[str, Any]]:
 def serve(config: Config, address: str) -> int:
     """Run until SIGTERM/SIGINT; then stop accepting, let in-flight calls finish, exit 0."""
     configure_logging()
-    running = create_server(config, address)
+    try:
+        running = create_server(config, address)
+    except ListenError as exc:
+        log.error("%s", exc, extra={"address": address})
+        return LISTEN_FAILED
     tracing = config.tracer_provider is not None
     log.info("issue-service listening on %s (port %d)", address, running.port,
              extra={"address": address, "port": running.port, "tracing": tracing})  # fmt: skip
