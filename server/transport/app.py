@@ -167,11 +167,6 @@ def serve(config: Config, address: str) -> int:
     except ListenError as exc:
         log.error("%s", exc, extra={"address": address})
         return LISTEN_FAILED
-    tracing = config.tracer_provider is not None
-    log.info("issue-service listening on %s (port %d)", address, running.port,
-             extra={"address": address, "port": running.port, "tracing": tracing})  # fmt: skip
-    if running.metrics_port is not None:
-        log.info("metrics on http://%s:%d/metrics", config.metrics_address, running.metrics_port)
     stopped = threading.Event()
 
     def on_stop(signum: int, _frame: Any) -> None:
@@ -185,6 +180,12 @@ def serve(config: Config, address: str) -> int:
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
+    # The banner last: whoever waits for it may signal the process at once.
+    if running.metrics_port is not None:
+        log.info("metrics on http://%s:%d/metrics", config.metrics_address, running.metrics_port)
+    tracing = config.tracer_provider is not None
+    log.info("issue-service listening on %s (port %d)", address, running.port,
+             extra={"address": address, "port": running.port, "tracing": tracing})  # fmt: skip
     stopped.wait()
     running.stop(config.grace_seconds)
     from server.storage.models import db
