@@ -17,18 +17,16 @@ from issues.v1 import issue_service_pb2, issue_service_pb2_grpc
 from server.core import settings
 from server.storage import liveness
 from server.storage.db import make_database
+from server.telemetry.logs import configure_logging
+from server.telemetry.metrics import start_metrics_server
+from server.telemetry.sql import enable_query_counting, enable_statement_spans
 from server.transport import errors
 from server.transport.auth import AuthInterceptor, TokenStore
 from server.transport.health_watch import HealthWatch
 from server.transport.listen import LISTEN_FAILED, ListenError
-from server.transport.observability import (
-    ObservabilityInterceptor,
-    configure_logging,
-    enable_query_counting,
-    start_metrics_server,
-)
+from server.transport.observability import ObservabilityInterceptor
 from server.transport.servicer import IssueServicer
-from server.transport.shutdown import DRAIN_TIMEOUT, drain, run_until_signalled
+from server.transport.shutdown import DRAIN_TIMEOUT, drain, shutdown_in_order, signal_events
 
 log = logging.getLogger("issue_service")
 SERVICE_NAME = issue_service_pb2.DESCRIPTOR.services_by_name["IssueService"].full_name
@@ -54,6 +52,7 @@ class Config:
     tls_cert: str | None = None  # PEM files; with tls_client_ca, clients must present a cert
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    tracer_provider: Any = None  # an OpenTelemetry TracerProvider: a span per RPC and per statement
     # Server options and feature flags (--settings / ISSUES_SETTINGS); None keeps the current ones.
     settings: settings.Settings | None = None
     # SO_REUSEPORT: only workers of one supervisor share a port; a lone server binds exclusively,
@@ -113,8 +112,7 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     executor = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc")
     server = grpc.server(
         executor,
-        # Observability first: it is the outermost wrapper, so it also times and logs auth denials.
-        interceptors=[ObservabilityInterceptor(), AuthInterceptor(store)],
+        interceptors=_interceptors(config, store),
         maximum_concurrent_rpcs=config.max_concurrent_rpcs or 4 * config.workers,
         options=_options(reuse_port=config.reuse_port),
     )
@@ -139,6 +137,20 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
         running.metrics = start_metrics_server(config.metrics_port, config.metrics_address)
         running.metrics_port = running.metrics.server_port
     return running
+
+
+def _interceptors(config: Config, store: TokenStore) -> list[grpc.ServerInterceptor]:
+    # Observability before auth: the outer wrapper, so it also times and logs auth denials. The
+    # trace span outside both, so the access line and the SQL spans fall inside it.
+    chain: list[grpc.ServerInterceptor] = [ObservabilityInterceptor(), AuthInterceptor(store)]
+    if config.tracer_provider is not None:
+        from opentelemetry.instrumentation.grpc import filters, server_interceptor
+
+        enable_statement_spans(config.tracer_provider)
+        untraced = filters.service_prefix("grpc.")  # health probes and reflection
+        traced = filters.negate(untraced)
+        chain.insert(0, server_interceptor(tracer_provider=config.tracer_provider, filter_=traced))  # type: ignore[no-untyped-call]
+    return chain
 
 
 def _add_port(server: grpc.Server, address: str, config: Config) -> int:
@@ -184,16 +196,23 @@ def serve(config: Config, address: str) -> int:
     try:
         running = create_server(config, address)
     except ListenError as exc:
-        log.error("%s", exc)
+        log.error("%s", exc, extra={"address": address})
         return LISTEN_FAILED
-    log.info("serving %s on %s (port %d)", SERVICE_NAME, address, running.port)
-    if running.metrics_port is not None:
-        log.info("metrics on http://%s:%d/metrics", config.metrics_address, running.metrics_port)
-    print(f"issue-service listening on {address} (port {running.port})", flush=True)
+    stop, hurry = signal_events()  # before the banner: whoever waits for it may signal at once
 
     def on_hup(_signum: int, _frame: Any) -> None:
         running.tokens.reload()
         log.info("token file reloaded")
 
     signal.signal(signal.SIGHUP, on_hup)
-    return run_until_signalled(running, pre_stop_delay=config.pre_stop_delay, grace=config.grace_seconds)
+    # The banner last: whoever waits for it may signal the process at once.
+    if running.metrics_port is not None:
+        log.info("metrics on http://%s:%d/metrics", config.metrics_address, running.metrics_port)
+    tracing = config.tracer_provider is not None
+    log.info("issue-service listening on %s (port %d)", address, running.port,
+             extra={"address": address, "port": running.port, "tracing": tracing})  # fmt: skip
+    stop.wait()
+    code = shutdown_in_order(running, pre_stop_delay=config.pre_stop_delay, grace=config.grace_seconds, hurry=hurry)
+    if config.tracer_provider is not None:
+        config.tracer_provider.shutdown()  # exports the spans still batched
+    return code

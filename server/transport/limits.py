@@ -12,8 +12,8 @@ every message nested in one) has a line here. A field without a line still gets 
 (no NUL, at most DEFAULT_TEXT characters, DEFAULT_ITEMS items), never nothing. The README's
 limits table lists the same numbers.
 
-Rules: ID (any int64; existence is the core's NOT_FOUND), AMOUNT (int64 whose range the core
-checks with Sentry's messages), FLAG, ENUM (a value the enum defines), Text(n) (at most n
+Rules: ID (any int64; existence is the core's NOT_FOUND), AMOUNT (a number whose range the core
+checks with its own messages, e.g. Sentry's), FLAG, ENUM (a value the enum defines), Text(n) (at most n
 characters, no NUL, optionally only the characters of a pattern), Count(low, high), Items(n,
 item) (a repeated field of at most n items, each checked by item), NESTED, TIMESTAMP.
 """
@@ -115,16 +115,21 @@ NESTED = _Nested()
 TIMESTAMP = _Timestamp()
 PRINTABLE = Text(128, "!-~", "Only printable ASCII characters without spaces are allowed.")
 PAGE_TOKEN = Text(2048, "A-Za-z0-9_=-", "Invalid cursor parameter.")  # base64url, Sentry's message
-NAME = Text(256, "^\x00-\x1f\x7f", "Control characters are not allowed.")
+ENVIRONMENT = Text(64, "^\x00-\x1f\x7f", "Control characters are not allowed.")
 
 FIELDS: dict[str, dict[str, Rule]] = {
     "issues.v1.GetGroupRequest": {"organization_id": ID, "group_id": ID},
     "issues.v1.UpdateGroupRequest": {
         "organization_id": ID, "group_id": ID, "patch": NESTED, "request_id": PRINTABLE, "etag": PRINTABLE,
     },
+    "issues.v1.ListGroupsRequest": {
+        "organization_id": ID, "project_ids": Items(MAX_PROJECTS, ID), "query": Text(2000),
+        "environments": Items(MAX_ENVIRONMENTS, ENVIRONMENT), "sort": ENUM, "page_size": AMOUNT,
+        "page_token": PAGE_TOKEN, "include_activities": FLAG,
+    },
     "issues.v1.BulkUpdateGroupsRequest": {
         "organization_id": ID, "project_ids": Items(MAX_PROJECTS, ID), "group_ids": Items(MAX_IDS, ID),
-        "query": Text(2000), "environments": Items(MAX_ENVIRONMENTS, Text(64, NAME.allowed, NAME.allowed_text)),
+        "query": Text(2000), "environments": Items(MAX_ENVIRONMENTS, ENVIRONMENT),
         "sort": ENUM, "page_token": PAGE_TOKEN, "patch": NESTED, "request_id": PRINTABLE, "validate_only": FLAG,
     },
     "issues.v1.GroupPatch": {

@@ -7,7 +7,8 @@ until every handler thread has returned -> only then close the database pool -> 
 
 Closing the pool while a handler still runs on a connection crashed SQLite (SIGSEGV), so the
 pool is never closed before the executor is empty. A supervisor calls `run_until_signalled` in
-each worker process; `serve()` does the same for a single process.
+each worker process; `serve()` does the same for a single process (installing the handlers
+before it prints its banner).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Stoppable(Protocol):
     def stop_background(self) -> None: ...
 
 
-def signal_event() -> tuple[threading.Event, threading.Event]:
+def signal_events() -> tuple[threading.Event, threading.Event]:
     """(stop, hurry): the first SIGTERM/SIGINT sets stop; a second one sets hurry too, which
     skips what is left of the pre-stop delay (an impatient Ctrl-C)."""
     stop, hurry = threading.Event(), threading.Event()
@@ -89,14 +90,20 @@ def _close_pool() -> None:
         close_all()
 
 
-def run_until_signalled(running: Stoppable, *, pre_stop_delay: float, grace: float) -> int:
-    """Block until SIGTERM/SIGINT, shut down in order, return the exit code (always 0)."""
-    stop, hurry = signal_event()
-    stop.wait()
+def shutdown_in_order(running: Stoppable, *, pre_stop_delay: float, grace: float,
+                      hurry: threading.Event | None = None) -> int:  # fmt: skip
+    """shutdown(), then the exit code (always 0). If a handler is stuck in the driver, the
+    interpreter would wait for its thread forever at exit, and closing its connection under it
+    is what crashed: leave at once; the database rolls back the abandoned transaction when the
+    connection drops."""
     if not shutdown(running, pre_stop_delay=pre_stop_delay, grace=grace, hurry=hurry):
-        # A handler is stuck in the driver: the interpreter would wait for its thread forever at
-        # exit, and closing its connection under it is what crashed. Leave now; the database
-        # rolls back the abandoned transaction when the connection drops.
         logging.shutdown()
         os._exit(0)
     return 0
+
+
+def run_until_signalled(running: Stoppable, *, pre_stop_delay: float, grace: float) -> int:
+    """For a worker process: block until SIGTERM/SIGINT, shut down in order, return 0."""
+    stop, hurry = signal_events()
+    stop.wait()
+    return shutdown_in_order(running, pre_stop_delay=pre_stop_delay, grace=grace, hurry=hurry)
