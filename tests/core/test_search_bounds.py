@@ -74,3 +74,10 @@ def test_the_compiler_refuses_more_ids_than_one_statement_should_bind(field: str
     with pytest.raises(InvalidArgument) as caught:
         conditions(SearchFilter(()), scope=scope)
     assert [v.field for v in caught.value.violations] == [field]
+
+
+def test_a_release_version_with_non_ascii_digits_is_not_semver() -> None:
+    from server.core.releases import parse_semver
+
+    assert parse_semver("api@1.2.3") is not None
+    assert parse_semver("api@\u0663.0") is None  # int() would have read it as 3
