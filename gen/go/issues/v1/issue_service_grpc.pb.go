@@ -61,6 +61,17 @@ type IssueServiceClient interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	StreamBulkUpdateGroups(ctx context.Context, in *BulkUpdateGroupsRequest, opts ...grpc.CallOption) (IssueService_StreamBulkUpdateGroupsClient, error)
+	// ListGroups finds issues of one organization (AIP-132) with the search language of
+	// BulkUpdateGroups: the same parser and the same compiler, so a query that lists issues
+	// selects exactly those issues in a bulk update (and is refused with the same errors: an
+	// invalid query is INVALID_ARGUMENT on "query" naming the token and its position, an unknown
+	// environment NOT_FOUND). Each issue is the Group of GetGroup, without activities unless
+	// include_activities is set; total_size counts every match. Issues pending deletion or merge
+	// are never listed. Permissions and project access are those of GetGroup: projects the
+	// acting member cannot access are left out, and naming one in project_ids is
+	// PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
+	// related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
+	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
 }
 
 type issueServiceClient struct {
@@ -130,6 +141,15 @@ func (x *issueServiceStreamBulkUpdateGroupsClient) Recv() (*BulkUpdateGroupsProg
 	return m, nil
 }
 
+func (c *issueServiceClient) ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error) {
+	out := new(ListGroupsResponse)
+	err := c.cc.Invoke(ctx, "/issues.v1.IssueService/ListGroups", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IssueServiceServer is the server API for IssueService service.
 // All implementations must embed UnimplementedIssueServiceServer
 // for forward compatibility
@@ -178,6 +198,17 @@ type IssueServiceServer interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	StreamBulkUpdateGroups(*BulkUpdateGroupsRequest, IssueService_StreamBulkUpdateGroupsServer) error
+	// ListGroups finds issues of one organization (AIP-132) with the search language of
+	// BulkUpdateGroups: the same parser and the same compiler, so a query that lists issues
+	// selects exactly those issues in a bulk update (and is refused with the same errors: an
+	// invalid query is INVALID_ARGUMENT on "query" naming the token and its position, an unknown
+	// environment NOT_FOUND). Each issue is the Group of GetGroup, without activities unless
+	// include_activities is set; total_size counts every match. Issues pending deletion or merge
+	// are never listed. Permissions and project access are those of GetGroup: projects the
+	// acting member cannot access are left out, and naming one in project_ids is
+	// PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
+	// related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
+	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
 	mustEmbedUnimplementedIssueServiceServer()
 }
 
@@ -196,6 +227,9 @@ func (UnimplementedIssueServiceServer) BulkUpdateGroups(context.Context, *BulkUp
 }
 func (UnimplementedIssueServiceServer) StreamBulkUpdateGroups(*BulkUpdateGroupsRequest, IssueService_StreamBulkUpdateGroupsServer) error {
 	return status.Errorf(codes.Unimplemented, "method StreamBulkUpdateGroups not implemented")
+}
+func (UnimplementedIssueServiceServer) ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListGroups not implemented")
 }
 func (UnimplementedIssueServiceServer) mustEmbedUnimplementedIssueServiceServer() {}
 
@@ -285,6 +319,24 @@ func (x *issueServiceStreamBulkUpdateGroupsServer) Send(m *BulkUpdateGroupsProgr
 	return x.ServerStream.SendMsg(m)
 }
 
+func _IssueService_ListGroups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListGroupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IssueServiceServer).ListGroups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/issues.v1.IssueService/ListGroups",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IssueServiceServer).ListGroups(ctx, req.(*ListGroupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _IssueService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "issues.v1.IssueService",
 	HandlerType: (*IssueServiceServer)(nil),
@@ -300,6 +352,10 @@ var _IssueService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "BulkUpdateGroups",
 			Handler:    _IssueService_BulkUpdateGroups_Handler,
+		},
+		{
+			MethodName: "ListGroups",
+			Handler:    _IssueService_ListGroups_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

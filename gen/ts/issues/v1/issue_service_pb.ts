@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file issues/v1/issue_service.proto.
  */
 export const file_issues_v1_issue_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1pc3N1ZXMvdjEvaXNzdWVfc2VydmljZS5wcm90bxIJaXNzdWVzLnYxIi4KCEluQ29tbWl0Eg4KBmNvbW1pdBgBIAEoCRISCgpyZXBvc2l0b3J5GAIgASgJIvgCChNTdGF0dXNEZXRhaWxzVXBkYXRlEhQKCmluX3JlbGVhc2UYASABKAlIABIZCg9pbl9uZXh0X3JlbGVhc2UYAiABKAhIABIoCglpbl9jb21taXQYAyABKAsyEy5pc3N1ZXMudjEuSW5Db21taXRIABIcCg9pZ25vcmVfZHVyYXRpb24YBCABKANIAYgBARIZCgxpZ25vcmVfY291bnQYBSABKANIAogBARIaCg1pZ25vcmVfd2luZG93GAYgASgDSAOIAQESHgoRaWdub3JlX3VzZXJfY291bnQYByABKANIBIgBARIfChJpZ25vcmVfdXNlcl93aW5kb3cYCCABKANIBYgBAUIMCgpyZXNvbHV0aW9uQhIKEF9pZ25vcmVfZHVyYXRpb25CDwoNX2lnbm9yZV9jb3VudEIQCg5faWdub3JlX3dpbmRvd0IUChJfaWdub3JlX3VzZXJfY291bnRCFQoTX2lnbm9yZV91c2VyX3dpbmRvdyKKAQoOQXNzaWduZWVVcGRhdGUSEQoHdXNlcl9pZBgBIAEoA0gAEhEKB3RlYW1faWQYAiABKANIABISCgh1c2VybmFtZRgDIAEoCUgAEg8KBWVtYWlsGAQgASgJSAASEgoIdW5hc3NpZ24YBSABKAhIABIPCgVhY3RvchgGIAEoCUgAQggKBnRhcmdldCK8BwoKR3JvdXBQYXRjaBIsCgZzdGF0dXMYASABKA4yFy5pc3N1ZXMudjEuU3RhdHVzVXBkYXRlSACIAQESLAoJc3Vic3RhdHVzGAIgASgOMhQuaXNzdWVzLnYxLlN1YnN0YXR1c0gBiAEBEjYKDnN0YXR1c19kZXRhaWxzGAMgASgLMh4uaXNzdWVzLnYxLlN0YXR1c0RldGFpbHNVcGRhdGUSLgoLYXNzaWduZWRfdG8YBCABKAsyGS5pc3N1ZXMudjEuQXNzaWduZWVVcGRhdGUSFQoIaGFzX3NlZW4YBSABKAhIAogBARIaCg1pc19ib29rbWFya2VkGAYgASgISAOIAQESGgoNaXNfc3Vic2NyaWJlZBgHIAEoCEgEiAEBEhYKCWlzX3B1YmxpYxgIIAEoCEgFiAEBEhIKBW1lcmdlGAkgASgISAaIAQESFAoHZGlzY2FyZBgKIAEoCEgHiAEBEioKCHByaW9yaXR5GAsgASgOMhMuaXNzdWVzLnYxLlByaW9yaXR5SAiIAQESEgoFaW5ib3gYDCABKAhICYgBARIcCg9pZ25vcmVfZHVyYXRpb24YDSABKANICogBARIZCgxpZ25vcmVfY291bnQYDiABKANIC4gBARIaCg1pZ25vcmVfd2luZG93GA8gASgDSAyIAQESHgoRaWdub3JlX3VzZXJfY291bnQYECABKANIDYgBARIfChJpZ25vcmVfdXNlcl93aW5kb3cYESABKANIDogBARIcCg9zbm9vemVfZHVyYXRpb24YEiABKANID4gBARIYCgtpbnRlZ3JhdGlvbhgTIAEoCUgQiAEBEiMKFm1lcmdlX3ByaW1hcnlfZ3JvdXBfaWQYFCABKANIEYgBAUIJCgdfc3RhdHVzQgwKCl9zdWJzdGF0dXNCCwoJX2hhc19zZWVuQhAKDl9pc19ib29rbWFya2VkQhAKDl9pc19zdWJzY3JpYmVkQgwKCl9pc19wdWJsaWNCCAoGX21lcmdlQgoKCF9kaXNjYXJkQgsKCV9wcmlvcml0eUIICgZfaW5ib3hCEgoQX2lnbm9yZV9kdXJhdGlvbkIPCg1faWdub3JlX2NvdW50QhAKDl9pZ25vcmVfd2luZG93QhQKEl9pZ25vcmVfdXNlcl9jb3VudEIVChNfaWdub3JlX3VzZXJfd2luZG93QhIKEF9zbm9vemVfZHVyYXRpb25CDgoMX2ludGVncmF0aW9uQhkKF19tZXJnZV9wcmltYXJ5X2dyb3VwX2lkIjwKD0dldEdyb3VwUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAMSEAoIZ3JvdXBfaWQYAiABKAMiMwoQR2V0R3JvdXBSZXNwb25zZRIfCgVncm91cBgBIAEoCzIQLmlzc3Vlcy52MS5Hcm91cCKHAQoSVXBkYXRlR3JvdXBSZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoAxIQCghncm91cF9pZBgCIAEoAxIkCgVwYXRjaBgDIAEoCzIVLmlzc3Vlcy52MS5Hcm91cFBhdGNoEhIKCnJlcXVlc3RfaWQYBCABKAkSDAoEZXRhZxgFIAEoCSI2ChNVcGRhdGVHcm91cFJlc3BvbnNlEh8KBWdyb3VwGAEgASgLMhAuaXNzdWVzLnYxLkdyb3VwIpICChdCdWxrVXBkYXRlR3JvdXBzUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAMSEwoLcHJvamVjdF9pZHMYAiADKAMSEQoJZ3JvdXBfaWRzGAMgAygDEhIKBXF1ZXJ5GAQgASgJSACIAQESFAoMZW52aXJvbm1lbnRzGAUgAygJEh0KBHNvcnQYBiABKA4yDy5pc3N1ZXMudjEuU29ydBISCgpwYWdlX3Rva2VuGAcgASgJEiQKBXBhdGNoGAggASgLMhUuaXNzdWVzLnYxLkdyb3VwUGF0Y2gSEgoKcmVxdWVzdF9pZBgJIAEoCRIVCg12YWxpZGF0ZV9vbmx5GAogASgIQggKBl9xdWVyeSI0Cg5Bc3NpZ25lZUNoYW5nZRIiCghhc3NpZ25lZRgBIAEoCzIQLmlzc3Vlcy52MS5BY3RvciIfCgtTaGFyZUNoYW5nZRIQCghzaGFyZV9pZBgBIAEoCSIvCgtNZXJnZVJlc3VsdBIOCgZwYXJlbnQYASABKAMSEAoIY2hpbGRyZW4YAiADKAMi7AUKDkFwcGxpZWRDaGFuZ2VzEiwKBnN0YXR1cxgBIAEoDjIXLmlzc3Vlcy52MS5TdGF0dXNVcGRhdGVIAIgBARIwCg5zdGF0dXNfZGV0YWlscxgCIAEoCzIYLmlzc3Vlcy52MS5TdGF0dXNEZXRhaWxzEiwKCXN1YnN0YXR1cxgDIAEoDjIULmlzc3Vlcy52MS5TdWJzdGF0dXNIAYgBARIlCgVpbmJveBgEIAEoDjIWLmlzc3Vlcy52MS5JbmJveENoYW5nZRIuCgthc3NpZ25lZF90bxgFIAEoCzIZLmlzc3Vlcy52MS5Bc3NpZ25lZUNoYW5nZRIVCghoYXNfc2VlbhgGIAEoCEgCiAEBEhoKDWlzX2Jvb2ttYXJrZWQYByABKAhIA4gBARIaCg1pc19zdWJzY3JpYmVkGAggASgISASIAQESPAoUc3Vic2NyaXB0aW9uX2RldGFpbHMYCSABKAsyHi5pc3N1ZXMudjEuU3Vic2NyaXB0aW9uRGV0YWlscxIWCglpc19wdWJsaWMYCiABKAhIBYgBARIlCgVzaGFyZRgLIAEoCzIWLmlzc3Vlcy52MS5TaGFyZUNoYW5nZRIlCgVtZXJnZRgMIAEoCzIWLmlzc3Vlcy52MS5NZXJnZVJlc3VsdBIqCghwcmlvcml0eRgNIAEoDjITLmlzc3Vlcy52MS5Qcmlvcml0eUgGiAEBEicKCmFjdGl2aXRpZXMYDiADKAsyEy5pc3N1ZXMudjEuQWN0aXZpdHkSFAoHZGlzY2FyZBgPIAEoCEgHiAEBEhcKCm1lcmdlX2VjaG8YECABKAhICIgBAUIJCgdfc3RhdHVzQgwKCl9zdWJzdGF0dXNCCwoJX2hhc19zZWVuQhAKDl9pc19ib29rbWFya2VkQhAKDl9pc19zdWJzY3JpYmVkQgwKCl9pc19wdWJsaWNCCwoJX3ByaW9yaXR5QgoKCF9kaXNjYXJkQg0KC19tZXJnZV9lY2hvIlUKDEdyb3VwT3V0Y29tZRIQCghncm91cF9pZBgBIAEoAxIjCgdvdXRjb21lGAIgASgOMhIuaXNzdWVzLnYxLk91dGNvbWUSDgoGcmVhc29uGAMgASgJIuYBChhCdWxrVXBkYXRlR3JvdXBzUmVzcG9uc2USKgoHYXBwbGllZBgBIAEoCzIZLmlzc3Vlcy52MS5BcHBsaWVkQ2hhbmdlcxIZChFtYXRjaGVkX2dyb3VwX2lkcxgCIAMoAxIVCg1tYXRjaGVkX2NvdW50GAMgASgDEhEKCXRydW5jYXRlZBgEIAEoCBIXCg9uZXh0X3BhZ2VfdG9rZW4YBSABKAkSKQoIb3V0Y29tZXMYBiADKAsyFy5pc3N1ZXMudjEuR3JvdXBPdXRjb21lEhUKDXZhbGlkYXRlX29ubHkYByABKAginQEKGEJ1bGtVcGRhdGVHcm91cHNQcm9ncmVzcxITCgtjaHVua19pbmRleBgBIAEoBRIXCg9wcm9jZXNzZWRfY291bnQYAiABKAMSMgoFY2h1bmsYAyABKAsyIy5pc3N1ZXMudjEuQnVsa1VwZGF0ZUdyb3Vwc1Jlc3BvbnNlEhEKCWNvbW1pdHRlZBgEIAEoCBIMCgRkb25lGAUgASgIKscBCgxTdGF0dXNVcGRhdGUSHQoZU1RBVFVTX1VQREFURV9VTlNQRUNJRklFRBAAEhoKFlNUQVRVU19VUERBVEVfUkVTT0xWRUQQARIcChhTVEFUVVNfVVBEQVRFX1VOUkVTT0xWRUQQAhIZChVTVEFUVVNfVVBEQVRFX0lHTk9SRUQQAxIqCiZTVEFUVVNfVVBEQVRFX1JFU09MVkVEX0lOX05FWFRfUkVMRUFTRRAEEhcKE1NUQVRVU19VUERBVEVfTVVURUQQBSpbCgRTb3J0EhQKEFNPUlRfVU5TUEVDSUZJRUQQABINCglTT1JUX0RBVEUQARIMCghTT1JUX05FVxACEg0KCVNPUlRfRlJFURADEhEKDVNPUlRfUFJJT1JJVFkQBCp4CgtJbmJveENoYW5nZRIcChhJTkJPWF9DSEFOR0VfVU5TUEVDSUZJRUQQABIWChJJTkJPWF9DSEFOR0VfQURERUQQARIZChVJTkJPWF9DSEFOR0VfUkVWSUVXRUQQAhIYChRJTkJPWF9DSEFOR0VfUkVNT1ZFRBADKmMKB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhMKD09VVENPTUVfQ0hBTkdFRBABEhUKEU9VVENPTUVfVU5DSEFOR0VEEAISEwoPT1VUQ09NRV9TS0lQUEVEEAMy4wIKDElzc3VlU2VydmljZRJDCghHZXRHcm91cBIaLmlzc3Vlcy52MS5HZXRHcm91cFJlcXVlc3QaGy5pc3N1ZXMudjEuR2V0R3JvdXBSZXNwb25zZRJMCgtVcGRhdGVHcm91cBIdLmlzc3Vlcy52MS5VcGRhdGVHcm91cFJlcXVlc3QaHi5pc3N1ZXMudjEuVXBkYXRlR3JvdXBSZXNwb25zZRJbChBCdWxrVXBkYXRlR3JvdXBzEiIuaXNzdWVzLnYxLkJ1bGtVcGRhdGVHcm91cHNSZXF1ZXN0GiMuaXNzdWVzLnYxLkJ1bGtVcGRhdGVHcm91cHNSZXNwb25zZRJjChZTdHJlYW1CdWxrVXBkYXRlR3JvdXBzEiIuaXNzdWVzLnYxLkJ1bGtVcGRhdGVHcm91cHNSZXF1ZXN0GiMuaXNzdWVzLnYxLkJ1bGtVcGRhdGVHcm91cHNQcm9ncmVzczABQosBChlpby5pc3N1ZXNlcnZpY2UuaXNzdWVzLnYxQhFJc3N1ZVNlcnZpY2VQcm90b1ABWkBnaXRodWIuY29tL2lzc3VlLXNlcnZpY2UvaXNzdWUtc2VydmljZS9nZW4vZ28vaXNzdWVzL3YxO2lzc3Vlc3YxqgIWSXNzdWVTZXJ2aWNlLklzc3Vlcy5WMWIGcHJvdG8z", [file_issues_v1_group]);
+  fileDesc("Ch1pc3N1ZXMvdjEvaXNzdWVfc2VydmljZS5wcm90bxIJaXNzdWVzLnYxIi4KCEluQ29tbWl0Eg4KBmNvbW1pdBgBIAEoCRISCgpyZXBvc2l0b3J5GAIgASgJIvgCChNTdGF0dXNEZXRhaWxzVXBkYXRlEhQKCmluX3JlbGVhc2UYASABKAlIABIZCg9pbl9uZXh0X3JlbGVhc2UYAiABKAhIABIoCglpbl9jb21taXQYAyABKAsyEy5pc3N1ZXMudjEuSW5Db21taXRIABIcCg9pZ25vcmVfZHVyYXRpb24YBCABKANIAYgBARIZCgxpZ25vcmVfY291bnQYBSABKANIAogBARIaCg1pZ25vcmVfd2luZG93GAYgASgDSAOIAQESHgoRaWdub3JlX3VzZXJfY291bnQYByABKANIBIgBARIfChJpZ25vcmVfdXNlcl93aW5kb3cYCCABKANIBYgBAUIMCgpyZXNvbHV0aW9uQhIKEF9pZ25vcmVfZHVyYXRpb25CDwoNX2lnbm9yZV9jb3VudEIQCg5faWdub3JlX3dpbmRvd0IUChJfaWdub3JlX3VzZXJfY291bnRCFQoTX2lnbm9yZV91c2VyX3dpbmRvdyKKAQoOQXNzaWduZWVVcGRhdGUSEQoHdXNlcl9pZBgBIAEoA0gAEhEKB3RlYW1faWQYAiABKANIABISCgh1c2VybmFtZRgDIAEoCUgAEg8KBWVtYWlsGAQgASgJSAASEgoIdW5hc3NpZ24YBSABKAhIABIPCgVhY3RvchgGIAEoCUgAQggKBnRhcmdldCK8BwoKR3JvdXBQYXRjaBIsCgZzdGF0dXMYASABKA4yFy5pc3N1ZXMudjEuU3RhdHVzVXBkYXRlSACIAQESLAoJc3Vic3RhdHVzGAIgASgOMhQuaXNzdWVzLnYxLlN1YnN0YXR1c0gBiAEBEjYKDnN0YXR1c19kZXRhaWxzGAMgASgLMh4uaXNzdWVzLnYxLlN0YXR1c0RldGFpbHNVcGRhdGUSLgoLYXNzaWduZWRfdG8YBCABKAsyGS5pc3N1ZXMudjEuQXNzaWduZWVVcGRhdGUSFQoIaGFzX3NlZW4YBSABKAhIAogBARIaCg1pc19ib29rbWFya2VkGAYgASgISAOIAQESGgoNaXNfc3Vic2NyaWJlZBgHIAEoCEgEiAEBEhYKCWlzX3B1YmxpYxgIIAEoCEgFiAEBEhIKBW1lcmdlGAkgASgISAaIAQESFAoHZGlzY2FyZBgKIAEoCEgHiAEBEioKCHByaW9yaXR5GAsgASgOMhMuaXNzdWVzLnYxLlByaW9yaXR5SAiIAQESEgoFaW5ib3gYDCABKAhICYgBARIcCg9pZ25vcmVfZHVyYXRpb24YDSABKANICogBARIZCgxpZ25vcmVfY291bnQYDiABKANIC4gBARIaCg1pZ25vcmVfd2luZG93GA8gASgDSAyIAQESHgoRaWdub3JlX3VzZXJfY291bnQYECABKANIDYgBARIfChJpZ25vcmVfdXNlcl93aW5kb3cYESABKANIDogBARIcCg9zbm9vemVfZHVyYXRpb24YEiABKANID4gBARIYCgtpbnRlZ3JhdGlvbhgTIAEoCUgQiAEBEiMKFm1lcmdlX3ByaW1hcnlfZ3JvdXBfaWQYFCABKANIEYgBAUIJCgdfc3RhdHVzQgwKCl9zdWJzdGF0dXNCCwoJX2hhc19zZWVuQhAKDl9pc19ib29rbWFya2VkQhAKDl9pc19zdWJzY3JpYmVkQgwKCl9pc19wdWJsaWNCCAoGX21lcmdlQgoKCF9kaXNjYXJkQgsKCV9wcmlvcml0eUIICgZfaW5ib3hCEgoQX2lnbm9yZV9kdXJhdGlvbkIPCg1faWdub3JlX2NvdW50QhAKDl9pZ25vcmVfd2luZG93QhQKEl9pZ25vcmVfdXNlcl9jb3VudEIVChNfaWdub3JlX3VzZXJfd2luZG93QhIKEF9zbm9vemVfZHVyYXRpb25CDgoMX2ludGVncmF0aW9uQhkKF19tZXJnZV9wcmltYXJ5X2dyb3VwX2lkIjwKD0dldEdyb3VwUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAMSEAoIZ3JvdXBfaWQYAiABKAMiMwoQR2V0R3JvdXBSZXNwb25zZRIfCgVncm91cBgBIAEoCzIQLmlzc3Vlcy52MS5Hcm91cCKHAQoSVXBkYXRlR3JvdXBSZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoAxIQCghncm91cF9pZBgCIAEoAxIkCgVwYXRjaBgDIAEoCzIVLmlzc3Vlcy52MS5Hcm91cFBhdGNoEhIKCnJlcXVlc3RfaWQYBCABKAkSDAoEZXRhZxgFIAEoCSI2ChNVcGRhdGVHcm91cFJlc3BvbnNlEh8KBWdyb3VwGAEgASgLMhAuaXNzdWVzLnYxLkdyb3VwItcBChFMaXN0R3JvdXBzUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAMSEwoLcHJvamVjdF9pZHMYAiADKAMSFAoMZW52aXJvbm1lbnRzGAMgAygJEhIKBXF1ZXJ5GAQgASgJSACIAQESHQoEc29ydBgFIAEoDjIPLmlzc3Vlcy52MS5Tb3J0EhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJEhoKEmluY2x1ZGVfYWN0aXZpdGllcxgIIAEoCEIICgZfcXVlcnkiYwoSTGlzdEdyb3Vwc1Jlc3BvbnNlEiAKBmdyb3VwcxgBIAMoCzIQLmlzc3Vlcy52MS5Hcm91cBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBSKSAgoXQnVsa1VwZGF0ZUdyb3Vwc1JlcXVlc3QSFwoPb3JnYW5pemF0aW9uX2lkGAEgASgDEhMKC3Byb2plY3RfaWRzGAIgAygDEhEKCWdyb3VwX2lkcxgDIAMoAxISCgVxdWVyeRgEIAEoCUgAiAEBEhQKDGVudmlyb25tZW50cxgFIAMoCRIdCgRzb3J0GAYgASgOMg8uaXNzdWVzLnYxLlNvcnQSEgoKcGFnZV90b2tlbhgHIAEoCRIkCgVwYXRjaBgIIAEoCzIVLmlzc3Vlcy52MS5Hcm91cFBhdGNoEhIKCnJlcXVlc3RfaWQYCSABKAkSFQoNdmFsaWRhdGVfb25seRgKIAEoCEIICgZfcXVlcnkiNAoOQXNzaWduZWVDaGFuZ2USIgoIYXNzaWduZWUYASABKAsyEC5pc3N1ZXMudjEuQWN0b3IiHwoLU2hhcmVDaGFuZ2USEAoIc2hhcmVfaWQYASABKAkiLwoLTWVyZ2VSZXN1bHQSDgoGcGFyZW50GAEgASgDEhAKCGNoaWxkcmVuGAIgAygDIuwFCg5BcHBsaWVkQ2hhbmdlcxIsCgZzdGF0dXMYASABKA4yFy5pc3N1ZXMudjEuU3RhdHVzVXBkYXRlSACIAQESMAoOc3RhdHVzX2RldGFpbHMYAiABKAsyGC5pc3N1ZXMudjEuU3RhdHVzRGV0YWlscxIsCglzdWJzdGF0dXMYAyABKA4yFC5pc3N1ZXMudjEuU3Vic3RhdHVzSAGIAQESJQoFaW5ib3gYBCABKA4yFi5pc3N1ZXMudjEuSW5ib3hDaGFuZ2USLgoLYXNzaWduZWRfdG8YBSABKAsyGS5pc3N1ZXMudjEuQXNzaWduZWVDaGFuZ2USFQoIaGFzX3NlZW4YBiABKAhIAogBARIaCg1pc19ib29rbWFya2VkGAcgASgISAOIAQESGgoNaXNfc3Vic2NyaWJlZBgIIAEoCEgEiAEBEjwKFHN1YnNjcmlwdGlvbl9kZXRhaWxzGAkgASgLMh4uaXNzdWVzLnYxLlN1YnNjcmlwdGlvbkRldGFpbHMSFgoJaXNfcHVibGljGAogASgISAWIAQESJQoFc2hhcmUYCyABKAsyFi5pc3N1ZXMudjEuU2hhcmVDaGFuZ2USJQoFbWVyZ2UYDCABKAsyFi5pc3N1ZXMudjEuTWVyZ2VSZXN1bHQSKgoIcHJpb3JpdHkYDSABKA4yEy5pc3N1ZXMudjEuUHJpb3JpdHlIBogBARInCgphY3Rpdml0aWVzGA4gAygLMhMuaXNzdWVzLnYxLkFjdGl2aXR5EhQKB2Rpc2NhcmQYDyABKAhIB4gBARIXCgptZXJnZV9lY2hvGBAgASgISAiIAQFCCQoHX3N0YXR1c0IMCgpfc3Vic3RhdHVzQgsKCV9oYXNfc2VlbkIQCg5faXNfYm9va21hcmtlZEIQCg5faXNfc3Vic2NyaWJlZEIMCgpfaXNfcHVibGljQgsKCV9wcmlvcml0eUIKCghfZGlzY2FyZEINCgtfbWVyZ2VfZWNobyJVCgxHcm91cE91dGNvbWUSEAoIZ3JvdXBfaWQYASABKAMSIwoHb3V0Y29tZRgCIAEoDjISLmlzc3Vlcy52MS5PdXRjb21lEg4KBnJlYXNvbhgDIAEoCSLmAQoYQnVsa1VwZGF0ZUdyb3Vwc1Jlc3BvbnNlEioKB2FwcGxpZWQYASABKAsyGS5pc3N1ZXMudjEuQXBwbGllZENoYW5nZXMSGQoRbWF0Y2hlZF9ncm91cF9pZHMYAiADKAMSFQoNbWF0Y2hlZF9jb3VudBgDIAEoAxIRCgl0cnVuY2F0ZWQYBCABKAgSFwoPbmV4dF9wYWdlX3Rva2VuGAUgASgJEikKCG91dGNvbWVzGAYgAygLMhcuaXNzdWVzLnYxLkdyb3VwT3V0Y29tZRIVCg12YWxpZGF0ZV9vbmx5GAcgASgIIp0BChhCdWxrVXBkYXRlR3JvdXBzUHJvZ3Jlc3MSEwoLY2h1bmtfaW5kZXgYASABKAUSFwoPcHJvY2Vzc2VkX2NvdW50GAIgASgDEjIKBWNodW5rGAMgASgLMiMuaXNzdWVzLnYxLkJ1bGtVcGRhdGVHcm91cHNSZXNwb25zZRIRCgljb21taXR0ZWQYBCABKAgSDAoEZG9uZRgFIAEoCCrHAQoMU3RhdHVzVXBkYXRlEh0KGVNUQVRVU19VUERBVEVfVU5TUEVDSUZJRUQQABIaChZTVEFUVVNfVVBEQVRFX1JFU09MVkVEEAESHAoYU1RBVFVTX1VQREFURV9VTlJFU09MVkVEEAISGQoVU1RBVFVTX1VQREFURV9JR05PUkVEEAMSKgomU1RBVFVTX1VQREFURV9SRVNPTFZFRF9JTl9ORVhUX1JFTEVBU0UQBBIXChNTVEFUVVNfVVBEQVRFX01VVEVEEAUqWwoEU29ydBIUChBTT1JUX1VOU1BFQ0lGSUVEEAASDQoJU09SVF9EQVRFEAESDAoIU09SVF9ORVcQAhINCglTT1JUX0ZSRVEQAxIRCg1TT1JUX1BSSU9SSVRZEAQqeAoLSW5ib3hDaGFuZ2USHAoYSU5CT1hfQ0hBTkdFX1VOU1BFQ0lGSUVEEAASFgoSSU5CT1hfQ0hBTkdFX0FEREVEEAESGQoVSU5CT1hfQ0hBTkdFX1JFVklFV0VEEAISGAoUSU5CT1hfQ0hBTkdFX1JFTU9WRUQQAypjCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABITCg9PVVRDT01FX0NIQU5HRUQQARIVChFPVVRDT01FX1VOQ0hBTkdFRBACEhMKD09VVENPTUVfU0tJUFBFRBADMq4DCgxJc3N1ZVNlcnZpY2USQwoIR2V0R3JvdXASGi5pc3N1ZXMudjEuR2V0R3JvdXBSZXF1ZXN0GhsuaXNzdWVzLnYxLkdldEdyb3VwUmVzcG9uc2USTAoLVXBkYXRlR3JvdXASHS5pc3N1ZXMudjEuVXBkYXRlR3JvdXBSZXF1ZXN0Gh4uaXNzdWVzLnYxLlVwZGF0ZUdyb3VwUmVzcG9uc2USWwoQQnVsa1VwZGF0ZUdyb3VwcxIiLmlzc3Vlcy52MS5CdWxrVXBkYXRlR3JvdXBzUmVxdWVzdBojLmlzc3Vlcy52MS5CdWxrVXBkYXRlR3JvdXBzUmVzcG9uc2USYwoWU3RyZWFtQnVsa1VwZGF0ZUdyb3VwcxIiLmlzc3Vlcy52MS5CdWxrVXBkYXRlR3JvdXBzUmVxdWVzdBojLmlzc3Vlcy52MS5CdWxrVXBkYXRlR3JvdXBzUHJvZ3Jlc3MwARJJCgpMaXN0R3JvdXBzEhwuaXNzdWVzLnYxLkxpc3RHcm91cHNSZXF1ZXN0Gh0uaXNzdWVzLnYxLkxpc3RHcm91cHNSZXNwb25zZUKLAQoZaW8uaXNzdWVzZXJ2aWNlLmlzc3Vlcy52MUIRSXNzdWVTZXJ2aWNlUHJvdG9QAVpAZ2l0aHViLmNvbS9pc3N1ZS1zZXJ2aWNlL2lzc3VlLXNlcnZpY2UvZ2VuL2dvL2lzc3Vlcy92MTtpc3N1ZXN2MaoCFklzc3VlU2VydmljZS5Jc3N1ZXMuVjFiBnByb3RvMw", [file_issues_v1_group]);
 
 /**
  * InCommit names a commit that resolves the issue.
@@ -484,6 +484,116 @@ export const UpdateGroupResponseSchema: GenMessage<UpdateGroupResponse> = /*@__P
   messageDesc(file_issues_v1_issue_service, 7);
 
 /**
+ * ListGroupsRequest names the issues to list and the page to return.
+ *
+ * @generated from message issues.v1.ListGroupsRequest
+ */
+export type ListGroupsRequest = Message<"issues.v1.ListGroupsRequest"> & {
+  /**
+   * Organization of the issues. Required.
+   *
+   * @generated from field: int64 organization_id = 1;
+   */
+  organizationId: bigint;
+
+  /**
+   * Limit to these projects; empty means every project of the organization the caller may read.
+   *
+   * @generated from field: repeated int64 project_ids = 2;
+   */
+  projectIds: bigint[];
+
+  /**
+   * Limit to issues seen in these environments (names); an unknown name is NOT_FOUND.
+   *
+   * @generated from field: repeated string environments = 3;
+   */
+  environments: string[];
+
+  /**
+   * Search query in Sentry's syntax (as BulkUpdateGroupsRequest.query). Not sent means
+   * "is:unresolved"; an empty string means all issues. `OR`, `AND` and parentheses are refused.
+   *
+   * @generated from field: optional string query = 4;
+   */
+  query?: string | undefined;
+
+  /**
+   * Order: SORT_DATE (default; last seen, newest first), SORT_NEW (first seen, newest first),
+   * SORT_FREQ (most events first) or SORT_PRIORITY (highest first); ties by id, highest first.
+   *
+   * @generated from field: issues.v1.Sort sort = 5;
+   */
+  sort: Sort;
+
+  /**
+   * Issues per page: 1 to 100; 0 (not sent) means 25. Anything else is INVALID_ARGUMENT on
+   * "page_size".
+   *
+   * @generated from field: int32 page_size = 6;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page (keyset: issues changed meanwhile are neither skipped
+   * nor repeated because of the change). Valid only with the same query, sort, project_ids and
+   * environments; otherwise INVALID_ARGUMENT "Invalid cursor parameter." on "page_token".
+   *
+   * @generated from field: string page_token = 7;
+   */
+  pageToken: string;
+
+  /**
+   * Also return each issue's latest activities (as GetGroup does); off by default.
+   *
+   * @generated from field: bool include_activities = 8;
+   */
+  includeActivities: boolean;
+};
+
+/**
+ * Describes the message issues.v1.ListGroupsRequest.
+ * Use `create(ListGroupsRequestSchema)` to create a new message.
+ */
+export const ListGroupsRequestSchema: GenMessage<ListGroupsRequest> = /*@__PURE__*/
+  messageDesc(file_issues_v1_issue_service, 8);
+
+/**
+ * ListGroupsResponse is one page of issues.
+ *
+ * @generated from message issues.v1.ListGroupsResponse
+ */
+export type ListGroupsResponse = Message<"issues.v1.ListGroupsResponse"> & {
+  /**
+   * The issues of this page, in the requested order.
+   *
+   * @generated from field: repeated issues.v1.Group groups = 1;
+   */
+  groups: Group[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * Number of issues matching the request, over all pages.
+   *
+   * @generated from field: int32 total_size = 3;
+   */
+  totalSize: number;
+};
+
+/**
+ * Describes the message issues.v1.ListGroupsResponse.
+ * Use `create(ListGroupsResponseSchema)` to create a new message.
+ */
+export const ListGroupsResponseSchema: GenMessage<ListGroupsResponse> = /*@__PURE__*/
+  messageDesc(file_issues_v1_issue_service, 9);
+
+/**
  * BulkUpdateGroupsRequest applies one patch to a selection of issues.
  *
  * @generated from message issues.v1.BulkUpdateGroupsRequest
@@ -572,7 +682,7 @@ export type BulkUpdateGroupsRequest = Message<"issues.v1.BulkUpdateGroupsRequest
  * Use `create(BulkUpdateGroupsRequestSchema)` to create a new message.
  */
 export const BulkUpdateGroupsRequestSchema: GenMessage<BulkUpdateGroupsRequest> = /*@__PURE__*/
-  messageDesc(file_issues_v1_issue_service, 8);
+  messageDesc(file_issues_v1_issue_service, 10);
 
 /**
  * AssigneeChange is the assignment applied by a bulk change.
@@ -593,7 +703,7 @@ export type AssigneeChange = Message<"issues.v1.AssigneeChange"> & {
  * Use `create(AssigneeChangeSchema)` to create a new message.
  */
 export const AssigneeChangeSchema: GenMessage<AssigneeChange> = /*@__PURE__*/
-  messageDesc(file_issues_v1_issue_service, 9);
+  messageDesc(file_issues_v1_issue_service, 11);
 
 /**
  * ShareChange is the sharing applied by a bulk change.
@@ -614,7 +724,7 @@ export type ShareChange = Message<"issues.v1.ShareChange"> & {
  * Use `create(ShareChangeSchema)` to create a new message.
  */
 export const ShareChangeSchema: GenMessage<ShareChange> = /*@__PURE__*/
-  messageDesc(file_issues_v1_issue_service, 10);
+  messageDesc(file_issues_v1_issue_service, 12);
 
 /**
  * MergeResult names the issue kept by a merge and the issues merged into it.
@@ -642,7 +752,7 @@ export type MergeResult = Message<"issues.v1.MergeResult"> & {
  * Use `create(MergeResultSchema)` to create a new message.
  */
 export const MergeResultSchema: GenMessage<MergeResult> = /*@__PURE__*/
-  messageDesc(file_issues_v1_issue_service, 11);
+  messageDesc(file_issues_v1_issue_service, 13);
 
 /**
  * AppliedChanges is Sentry's bulk reply: the change as applied (not the list of issues).
@@ -770,7 +880,7 @@ export type AppliedChanges = Message<"issues.v1.AppliedChanges"> & {
  * Use `create(AppliedChangesSchema)` to create a new message.
  */
 export const AppliedChangesSchema: GenMessage<AppliedChanges> = /*@__PURE__*/
-  messageDesc(file_issues_v1_issue_service, 12);
+  messageDesc(file_issues_v1_issue_service, 14);
 
 /**
  * GroupOutcome reports the outcome for one matched issue.
@@ -805,7 +915,7 @@ export type GroupOutcome = Message<"issues.v1.GroupOutcome"> & {
  * Use `create(GroupOutcomeSchema)` to create a new message.
  */
 export const GroupOutcomeSchema: GenMessage<GroupOutcome> = /*@__PURE__*/
-  messageDesc(file_issues_v1_issue_service, 13);
+  messageDesc(file_issues_v1_issue_service, 15);
 
 /**
  * BulkUpdateGroupsResponse reports what a bulk change did.
@@ -870,7 +980,7 @@ export type BulkUpdateGroupsResponse = Message<"issues.v1.BulkUpdateGroupsRespon
  * Use `create(BulkUpdateGroupsResponseSchema)` to create a new message.
  */
 export const BulkUpdateGroupsResponseSchema: GenMessage<BulkUpdateGroupsResponse> = /*@__PURE__*/
-  messageDesc(file_issues_v1_issue_service, 14);
+  messageDesc(file_issues_v1_issue_service, 16);
 
 /**
  * BulkUpdateGroupsProgress reports one committed chunk of a StreamBulkUpdateGroups call.
@@ -921,7 +1031,7 @@ export type BulkUpdateGroupsProgress = Message<"issues.v1.BulkUpdateGroupsProgre
  * Use `create(BulkUpdateGroupsProgressSchema)` to create a new message.
  */
 export const BulkUpdateGroupsProgressSchema: GenMessage<BulkUpdateGroupsProgress> = /*@__PURE__*/
-  messageDesc(file_issues_v1_issue_service, 15);
+  messageDesc(file_issues_v1_issue_service, 17);
 
 /**
  * StatusUpdate is the new status requested in a patch (Sentry's STATUS_UPDATE_CHOICES).
@@ -1207,6 +1317,25 @@ export const IssueService: GenService<{
     methodKind: "server_streaming";
     input: typeof BulkUpdateGroupsRequestSchema;
     output: typeof BulkUpdateGroupsProgressSchema;
+  },
+  /**
+   * ListGroups finds issues of one organization (AIP-132) with the search language of
+   * BulkUpdateGroups: the same parser and the same compiler, so a query that lists issues
+   * selects exactly those issues in a bulk update (and is refused with the same errors: an
+   * invalid query is INVALID_ARGUMENT on "query" naming the token and its position, an unknown
+   * environment NOT_FOUND). Each issue is the Group of GetGroup, without activities unless
+   * include_activities is set; total_size counts every match. Issues pending deletion or merge
+   * are never listed. Permissions and project access are those of GetGroup: projects the
+   * acting member cannot access are left out, and naming one in project_ids is
+   * PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
+   * related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
+   *
+   * @generated from rpc issues.v1.IssueService.ListGroups
+   */
+  listGroups: {
+    methodKind: "unary";
+    input: typeof ListGroupsRequestSchema;
+    output: typeof ListGroupsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_issues_v1_issue_service, 0);
