@@ -103,8 +103,18 @@ def _report_unavailable(exc: core.CoreError) -> None:
             listener()
 
 
+# Refusals a blind retry cannot fix (the caller must re-read first): the reply tells a client's
+# gRPC retry policy (clients/service_config.json retries ABORTED) not to try again.
+NO_RETRY_REASONS = frozenset({"ETAG_MISMATCH"})
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+
+
 def abort(context: grpc.ServicerContext, status: status_pb2.Status) -> None:
-    context.abort_with_status(rpc_status.to_status(status))
+    reply = rpc_status.to_status(status)
+    info = error_details_pb2.ErrorInfo()
+    if status.details and status.details[0].Unpack(info) and info.reason in NO_RETRY_REASONS:
+        reply = reply._replace(trailing_metadata=(*reply.trailing_metadata, (RETRY_PUSHBACK_KEY, "-1")))
+    context.abort_with_status(reply)
 
 
 def translated(field_prefix: str = "patch.") -> Callable[[F], F]:
