@@ -157,7 +157,9 @@ const (
 	InboxChange_INBOX_CHANGE_ADDED InboxChange = 1
 	// Marked reviewed (inbox=false).
 	InboxChange_INBOX_CHANGE_REVIEWED InboxChange = 2
-	// Removed from the inbox because the patch resolved or archived (Sentry answers null).
+	// Removed from the inbox because the patch resolved or archived (Sentry answers null). A
+	// resolution that skipped every issue (all already resolved) removes nothing and reports
+	// INBOX_CHANGE_UNSPECIFIED.
 	InboxChange_INBOX_CHANGE_REMOVED InboxChange = 3
 )
 
@@ -622,7 +624,9 @@ type GroupPatch struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// New status.
+	// New status. Resolving (either resolution status) any issue whose status a detector manages
+	// (Sentry's metric issues, type 8001) is INVALID_ARGUMENT "Cannot manually resolve one or
+	// more issues." for the whole call.
 	Status *StatusUpdate `protobuf:"varint,1,opt,name=status,proto3,enum=issues.v1.StatusUpdate,oneof" json:"status,omitempty"`
 	// Requested substatus. Kept only when it is valid for the new status (archived_* with
 	// ignored; escalating, ongoing, regressed, new with unresolved); otherwise inferred as
@@ -969,6 +973,8 @@ type UpdateGroupRequest struct {
 	// same key and body (and acting user) within 24 hours returns the first reply without applying
 	// anything again. Keys are per token and method. The same key with another body is
 	// INVALID_ARGUMENT on "request_id". A refused call stores nothing, so its retry runs again.
+	// It is also how to learn whether a call that ended DEADLINE_EXCEEDED was applied (its
+	// deadline may have expired just after commit): retry it with the same request_id.
 	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Optional etag from a previous read: the update is refused with ABORTED if the issue changed
 	// since.
@@ -1305,6 +1311,8 @@ type BulkUpdateGroupsRequest struct {
 	// same key and body (and acting user) within 24 hours returns the first reply without applying
 	// anything again. Keys are per token and method. The same key with another body is
 	// INVALID_ARGUMENT on "request_id". A refused call stores nothing, so its retry runs again.
+	// It is also how to learn whether a call that ended DEADLINE_EXCEEDED was applied (its
+	// deadline may have expired just after commit): retry it with the same request_id.
 	RequestId string `protobuf:"bytes,9,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Run selection and validation and report what would change, writing nothing.
 	ValidateOnly bool `protobuf:"varint,10,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
@@ -1601,7 +1609,8 @@ type AppliedChanges struct {
 	Merge *MergeResult `protobuf:"bytes,12,opt,name=merge,proto3" json:"merge,omitempty"`
 	// priority as sent.
 	Priority *Priority `protobuf:"varint,13,opt,name=priority,proto3,enum=issues.v1.Priority,oneof" json:"priority,omitempty"`
-	// Latest activities of the issue, when exactly one issue was resolved in a release.
+	// Latest activities of the issue, when exactly one issue was selected and the resolution is
+	// stored as in a release or in the next release (including a commit that belongs to a release).
 	Activities []*Activity `protobuf:"bytes,14,rep,name=activities,proto3" json:"activities,omitempty"`
 	// discard as sent (the issues are gone after a discard).
 	Discard *bool `protobuf:"varint,15,opt,name=discard,proto3,oneof" json:"discard,omitempty"`

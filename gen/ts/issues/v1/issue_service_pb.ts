@@ -203,7 +203,9 @@ export const AssigneeUpdateSchema: GenMessage<AssigneeUpdate> = /*@__PURE__*/
  */
 export type GroupPatch = Message<"issues.v1.GroupPatch"> & {
   /**
-   * New status.
+   * New status. Resolving (either resolution status) any issue whose status a detector manages
+   * (Sentry's metric issues, type 8001) is INVALID_ARGUMENT "Cannot manually resolve one or
+   * more issues." for the whole call.
    *
    * @generated from field: optional issues.v1.StatusUpdate status = 1;
    */
@@ -441,6 +443,8 @@ export type UpdateGroupRequest = Message<"issues.v1.UpdateGroupRequest"> & {
    * same key and body (and acting user) within 24 hours returns the first reply without applying
    * anything again. Keys are per token and method. The same key with another body is
    * INVALID_ARGUMENT on "request_id". A refused call stores nothing, so its retry runs again.
+   * It is also how to learn whether a call that ended DEADLINE_EXCEEDED was applied (its
+   * deadline may have expired just after commit): retry it with the same request_id.
    *
    * @generated from field: string request_id = 4;
    */
@@ -664,6 +668,8 @@ export type BulkUpdateGroupsRequest = Message<"issues.v1.BulkUpdateGroupsRequest
    * same key and body (and acting user) within 24 hours returns the first reply without applying
    * anything again. Keys are per token and method. The same key with another body is
    * INVALID_ARGUMENT on "request_id". A refused call stores nothing, so its retry runs again.
+   * It is also how to learn whether a call that ended DEADLINE_EXCEEDED was applied (its
+   * deadline may have expired just after commit): retry it with the same request_id.
    *
    * @generated from field: string request_id = 9;
    */
@@ -853,7 +859,8 @@ export type AppliedChanges = Message<"issues.v1.AppliedChanges"> & {
   priority?: Priority | undefined;
 
   /**
-   * Latest activities of the issue, when exactly one issue was resolved in a release.
+   * Latest activities of the issue, when exactly one issue was selected and the resolution is
+   * stored as in a release or in the next release (including a commit that belongs to a release).
    *
    * @generated from field: repeated issues.v1.Activity activities = 14;
    */
@@ -1165,7 +1172,9 @@ export enum InboxChange {
   REVIEWED = 2,
 
   /**
-   * Removed from the inbox because the patch resolved or archived (Sentry answers null).
+   * Removed from the inbox because the patch resolved or archived (Sentry answers null). A
+   * resolution that skipped every issue (all already resolved) removes nothing and reports
+   * INBOX_CHANGE_UNSPECIFIED.
    *
    * @generated from enum value: INBOX_CHANGE_REMOVED = 3;
    */
@@ -1232,6 +1241,15 @@ export const OutcomeSchema: GenEnum<Outcome> = /*@__PURE__*/
  *   Without it the caller is a system caller with no user: user-specific fields (has_seen,
  *   is_bookmarked, is_subscribed) are refused, activities are written with no user.
  * - `x-request-id` metadata (optional) is logged and echoed in trailing metadata.
+ * - `authorization` or `x-acting-user-id` sent more than once: UNAUTHENTICATED.
+ * - Every request field has a documented limit (README, "Edge limits"): a string holds no NUL
+ *   and has a maximum length, a list a maximum count; a breach is INVALID_ARGUMENT with a field
+ *   violation, before any database work.
+ * - A database that is down, silent or saturated: UNAVAILABLE within seconds; retry.
+ * - Deadlines: the server checks the caller is still there just before it commits, but a
+ *   deadline can expire between the commit and the reply. Such a call is reported
+ *   DEADLINE_EXCEEDED (or CANCELLED) although it was applied. Send a request_id with every
+ *   update: a retry with the same request_id returns the stored reply of a call that applied.
  *
  * Errors carry a google.rpc.Status in `grpc-status-details-bin` with an ErrorInfo (domain
  * "issues.v1") and, when a field is at fault, a BadRequest whose field violations carry Sentry's
