@@ -118,6 +118,7 @@ class UpdateContext:
     versioned_ids: set[int] = field(default_factory=set)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     self_assign: bool = False  # set by resolution when the resolver's option asks for it
+    self_assign_option: str | None = None  # the actor's self_assign_issue option, read with access
 
     @property
     def group_ids(self) -> list[int]:

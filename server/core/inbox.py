@@ -16,6 +16,7 @@ from server.core.enums import (
     PriorityLevel,
 )
 from server.core.priority import PRIORITY_HISTORY
+from server.core.write_sql import delete_in
 from server.storage.models import Group, GroupInbox
 
 
@@ -46,7 +47,7 @@ def _mark_reviewed(ctx: UpdateContext) -> None:
         r.group_id for r in GroupInbox.select(GroupInbox.group).where(where_id_in(GroupInbox.group, ctx.group_ids))
     }
     if existing:
-        GroupInbox.delete().where(where_id_in(GroupInbox.group, list(existing))).execute()
+        delete_in(GroupInbox, list(existing))
         reviewed = [g for g in ctx.groups if g.id in existing]
         if ctx.actor_id is not None:
             activity.record_activities(ctx, groups=reviewed, type=ActivityType.MARK_REVIEWED, data={})

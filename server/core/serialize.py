@@ -20,6 +20,7 @@ from server.core.enums import (
 )
 from server.core.errors import NotFound
 from server.core.reads import Loaded, load_activities, load_group
+from server.core.reply_sql import ActivityRow
 from server.core.snooze import user_view
 from server.storage.models import (
     Commit,
@@ -191,17 +192,21 @@ def _user_flags(loaded: Loaded) -> dict[str, Any]:
     }
 
 
-def activities_for(group: Group, *, limit: int = ACTIVITIES_COUNT) -> list[ActivityView]:
-    """Newest first, consecutive duplicates dropped (except notes), then the first-seen entry."""
-    rows = load_activities(group.id, limit=2 * limit)
+def activities_for(
+    group: Group, *, rows: list[ActivityRow] | None = None, limit: int = ACTIVITIES_COUNT
+) -> list[ActivityView]:
+    """Newest first, consecutive duplicates dropped (except notes), then the first-seen entry.
+
+    `rows` are the newest 2 * limit activities when the caller read them already."""
+    rows = load_activities(group.id) if rows is None else rows
     views: list[ActivityView] = []
     previous: tuple[Any, ...] | None = None
-    for r, actor in rows:
+    for r in rows[: 2 * limit]:
         key = (r.type, r.ident, r.user_id, repr(r.data))
         if key == previous and r.type != ActivityType.NOTE:
             continue
         previous = key
-        views.append(ActivityView(r.id, r.type, user_view(actor), r.data or {}, r.datetime))
+        views.append(ActivityView(r.id, r.type, user_view(r.user), r.data or {}, r.datetime))
     priority = {"priority": _priority_name(_initial_priority(group))}
     first = ActivityView(0, int(ActivityType.FIRST_SEEN), None, priority, group.first_seen)
     return [*views, first][:limit]
@@ -226,6 +231,11 @@ def group_view(group: Group, *, user_id: int | None, now: dt.datetime) -> GroupV
     loaded = load_group(group.id, user_id=user_id)
     if loaded is None:  # the caller holds the row (locked on PostgreSQL); only a purge races here
         raise NotFound("Issue not found", reason="GROUP_NOT_FOUND", groupId=str(group.id))
+    return view_of(loaded, now=now)
+
+
+def view_of(loaded: Loaded, *, now: dt.datetime) -> GroupView:
+    """The reply from rows already read."""
     group, project, snooze = loaded.group, loaded.project, loaded.snooze
     label, auto = _status(group, project, snooze, now)
     share = loaded.share
@@ -260,7 +270,7 @@ def group_view(group: Group, *, user_id: int | None, now: dt.datetime) -> GroupV
         last_seen=group.last_seen,
         resolved_at=group.resolved_at,
         etag=etag_of(group),
-        activities=activities_for(group),
+        activities=activities_for(group, rows=loaded.activities),
     )
 
 

@@ -8,6 +8,7 @@ from server.core import activity
 from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import UpdateContext
 from server.core.enums import ActivityType
+from server.core.write_sql import delete_in
 from server.storage.models import GroupShare
 
 
@@ -15,7 +16,7 @@ def set_public(ctx: UpdateContext, *, is_public: bool) -> None:
     shared = GroupShare.select(GroupShare.group).where(where_id_in(GroupShare.group, ctx.group_ids))
     existing = {s.group_id for s in shared}
     if existing:
-        GroupShare.delete().where(where_id_in(GroupShare.group, list(existing))).execute()
+        delete_in(GroupShare, list(existing))
         removed = [g for g in ctx.groups if g.id in existing]
         activity.record_activities(ctx, groups=removed, type=ActivityType.SET_PRIVATE, data={})
     ctx.delta.is_public = is_public

@@ -14,6 +14,7 @@ from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 from psycopg.pq import TransactionStatus
 
+from server.storage.deferred import DeferredWrites
 from server.storage.models import db
 
 DEFAULT_URL = "sqlite:///issues.db"
@@ -65,7 +66,7 @@ def _sqlite(params: dict[str, Any], workers: int) -> Database:
         autoconnect=False,
     )
     params.pop("prepared_statements", None)  # sqlite3 caches its statements per connection anyway
-    database: Database = PooledSqliteDatabase(**{**defaults, **params})
+    database: Database = SqlitePool(**{**defaults, **params})
     return database
 
 
@@ -82,8 +83,9 @@ def prepare_threshold(params: dict[str, Any]) -> int | None:
     return PREPARED_STATEMENTS[key]
 
 
-class LazyCheckPool(PooledPostgresqlDatabase):  # type: ignore[misc]
-    """peewee's pool without its `SELECT 1` round trip on every checkout.
+class LazyCheckPool(DeferredWrites, PooledPostgresqlDatabase):  # type: ignore[misc]
+    """peewee's pool without its `SELECT 1` round trip on every checkout; deferred writes leave
+    as one statement of data-modifying CTEs.
 
     The transaction status is local state: a connection whose server went away reads UNKNOWN
     (or closed) after its first failed statement and is dropped here. Only a connection that sat
@@ -91,6 +93,8 @@ class LazyCheckPool(PooledPostgresqlDatabase):  # type: ignore[misc]
     and so is every connection returned before the last broken one came back (after an outage
     its idle siblings are likely dead too).
     """
+
+    combine_writes = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._returned_at: dict[int, float] = {}
@@ -114,6 +118,10 @@ class LazyCheckPool(PooledPostgresqlDatabase):  # type: ignore[misc]
             return False
         self._returned_at[id(conn)] = now
         return True
+
+
+class SqlitePool(DeferredWrites, PooledSqliteDatabase):  # type: ignore[misc]
+    """peewee's SQLite pool with deferred writes (run one by one: SQLite has no writing CTEs)."""
 
 
 def _postgres(params: dict[str, Any], workers: int) -> Database:
