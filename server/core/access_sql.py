@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from server.core.enums import GroupStatus
-from server.core.reads import Loaded, loaded_from
+from server.core.reads import ACTIVITY_ROWS, Loaded, with_activities
 from server.core.reply_sql import group_sql
 from server.core.sqltext import columns, render, split, table
 from server.storage.db import is_postgres
@@ -106,16 +106,15 @@ def load_access(*, organization_id: int, user_id: int | None, group_id: int | No
                 group: str = "") -> AccessRow:  # fmt: skip
     """One statement; `group` as in _access_sql (ignored without group_id)."""
     shape = group if group_id is not None else ""
-    params = {"org": organization_id, "uid": user_id, "gid": group_id, "limit": 200}
+    params = {"org": organization_id, "uid": user_id, "gid": group_id, "limit": ACTIVITY_ROWS}
     row = db.execute_sql(_access_sql(is_postgres(), group=shape), params).fetchone()
     (org, user, member), end = split(row, _HEAD)
     access = AccessRow(org, user, member, ids_of(row[end]), row[end + 1])
     if shape == "lock":
         (access.group, access.project), _ = split(row, (Group, Project), start=end + 2)
-    elif shape == "reply":
-        access.loaded = loaded_from(row, start=end + 2)
-        if access.loaded is not None:
-            access.group, access.project = access.loaded.group, access.loaded.project
+    elif shape == "reply" and row[end + 2] is not None:  # the group's id: NULL when none matched
+        access.loaded = with_activities(row, start=end + 2)
+        access.group, access.project = access.loaded.group, access.loaded.project
     return access
 
 

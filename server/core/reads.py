@@ -1,25 +1,25 @@
 """The hot reads as fixed SQL texts: the reply's group (reply_sql), groups and rows by id.
 
 Built once per backend from the models' metadata and run through `db.execute_sql`, so the query
-hooks still count them; cells are converted with each field's `python_value`.
+hooks still count them; cells are converted with each field's `python_value`, exactly as peewee's
+own row wrappers do.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from peewee import Model
 
-from server.core.reply_sql import ActivityRow, activities_sql, group_sql, parse_activities, parse_group
-from server.core.sqltext import columns as _columns
-from server.core.sqltext import hydrate as _hydrate
-from server.core.sqltext import render
+from server.core.reply_sql import MODELS, PARTS_WIDTH, columns_and_joins, group_sql, parse_activities
+from server.core.sqltext import columns, hydrate, render
 from server.storage.db import is_postgres
 from server.storage.models import (
+    Activity,
     Group,
     GroupResolution,
     GroupSeen,
@@ -33,6 +33,8 @@ from server.storage.models import (
     db,
 )
 
+_columns, _hydrate = columns, hydrate  # the names page_reads imports
+USER_JOINS = 3  # bookmark, subscription and seen each bind the acting user's id
 ACTIVITY_ROWS = 200  # twice the reply's 100: consecutive duplicates are dropped after reading
 
 
@@ -54,16 +56,36 @@ class Loaded:
     resolution_actor: User | None
     release: Release | None
     resolving_commit_id: int | None  # the newest "resolves" commit link's commit
-    activities: list[ActivityRow]  # newest first, at most ACTIVITY_ROWS
+    # The newest ACTIVITY_ROWS activities with their users, when read in the same statement.
+    activities: list[tuple[Activity, User | None]] = field(default_factory=list)
 
 
-def loaded_from(row: Sequence[Any], *, start: int = 0) -> Loaded | None:
-    """A Loaded from a reply_sql.group_sql row (its columns from `start`); None without a group."""
-    parts, commit_id, activities = parse_group(row, start=start)
-    if parts[0] is None:
-        return None
-    g, p, sn, su, sh, _, au, at, bm, gs, se, gr, ru, rl = parts
-    return Loaded(g, p, sn, su, sh, au, at, bm is not None, gs, se, gr, ru, rl, commit_id, activities)
+@lru_cache(maxsize=4)
+def group_select(param: str) -> str:
+    """The reply's join without its WHERE: the acting user's id binds USER_JOINS placeholders."""
+    return "SELECT " + columns_and_joins(uid=param)
+
+
+def _split(row: Sequence[Any], models: Sequence[type[Model]], *, start: int = 0) -> list[Any]:
+    found = []
+    for model in models:
+        width = len(model._meta.sorted_fields)
+        found.append(_hydrate(model, row[start : start + width]))
+        start += width
+    return found
+
+
+def loaded_from(row: Sequence[Any], *, start: int = 0) -> Loaded:
+    """A Loaded from a group_select row (or reply_sql.group_sql's, columns from `start`)."""
+    g, p, sn, su, sh, _, au, at, bm, gs, se, gr, ru, rl = _split(row, MODELS, start=start)
+    return Loaded(g, p, sn, su, sh, au, at, bm is not None, gs, se, gr, ru, rl, row[start + PARTS_WIDTH])
+
+
+def with_activities(row: Sequence[Any], *, start: int = 0) -> Loaded:
+    """A Loaded with its activities from a reply_sql.group_sql row."""
+    loaded = loaded_from(row, start=start)
+    loaded.activities = parse_activities(row[start + PARTS_WIDTH + 1])
+    return loaded
 
 
 @lru_cache(maxsize=4)
@@ -73,21 +95,25 @@ def _group_sql(postgres: bool) -> str:
 
 def load_group(group_id: int, *, user_id: int | None) -> Loaded | None:
     """The group, its reply rows and activities in one statement; None when it does not exist."""
-    postgres = is_postgres()
     params = {"gid": group_id, "uid": user_id, "limit": ACTIVITY_ROWS}
-    row = db.execute_sql(_group_sql(postgres), params).fetchone()
-    return None if row is None else loaded_from(row)
+    row = db.execute_sql(_group_sql(is_postgres()), params).fetchone()
+    return None if row is None else with_activities(row)
 
 
 @lru_cache(maxsize=4)
-def _activity_sql(postgres: bool) -> str:
-    return render("SELECT " + activities_sql(postgres=postgres, group=":gid"), postgres=postgres)
+def _activity_sql(param: str) -> str:
+    return (
+        f"SELECT {_columns('a', Activity)}, {_columns('u', User)} "
+        f'FROM "{Activity._meta.table_name}" a LEFT JOIN "{User._meta.table_name}" u '
+        f'ON u."id" = a."user_id" WHERE a."group_id" = {param} '
+        f'ORDER BY a."datetime" DESC, a."id" DESC LIMIT {param}'
+    )
 
 
-def load_activities(group_id: int) -> list[ActivityRow]:
+def load_activities(group_id: int, *, limit: int) -> list[tuple[Activity, User | None]]:
     """The group's newest activities, each with its user (None without one)."""
-    params = {"gid": group_id, "limit": ACTIVITY_ROWS}
-    return parse_activities(db.execute_sql(_activity_sql(is_postgres()), params).fetchone()[0])
+    cursor = db.execute_sql(_activity_sql(db.obj.param), [group_id, limit])
+    return [(a, u) for a, u in (_split(row, (Activity, User)) for row in cursor.fetchall())]
 
 
 @lru_cache(maxsize=16)

@@ -8,15 +8,13 @@ with each field's `python_value`, exactly as peewee's own row wrappers do.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from peewee import Model
 
 from server.core.enums import LinkRelationship, LinkType
-from server.core.sqltext import columns, split, table
+from server.core.sqltext import columns, table
 from server.storage.models import (
     Activity,
     Group,
@@ -52,21 +50,7 @@ PARTS: tuple[tuple[str, type[Model], str], ...] = (
     ("rl", Release, 'LEFT JOIN {t} rl ON rl."id" = gr."release_id"'),
 )
 MODELS = tuple(model for _, model, _ in PARTS)
-# The activity cells in the JSON column, in order; then the user's id, username, email, name.
-ACTIVITY_CELLS = ("id", "type", "ident", "user_id", "datetime", "data")
-
-
-@dataclass(frozen=True)
-class ActivityRow:
-    """An activity as the reply needs it, with its user (None without one)."""
-
-    id: int
-    type: int
-    ident: str | None
-    user_id: int | None
-    datetime: dt.datetime
-    data: Any
-    user: User | None
+PARTS_WIDTH = sum(len(model._meta.sorted_fields) for model in MODELS)
 
 
 def activities_sql(*, postgres: bool, group: str) -> str:
@@ -86,10 +70,11 @@ def activities_sql(*, postgres: bool, group: str) -> str:
     return f"(SELECT json_group_array(json_array({cells})) FROM ({inner}) x)"
 
 
-def group_sql(*, postgres: bool, where: str) -> str:
-    """The reply's columns (PARTS, the resolving commit, the activities) for the group `where` picks."""
+def columns_and_joins(*, uid: str) -> str:
+    """PARTS' columns, the resolving commit, and the joins, before a WHERE; `uid` is what the
+    acting user's id is written as (a named or a positional placeholder)."""
     select = ", ".join(columns(alias, model) for alias, model, _ in PARTS)
-    joins = " ".join(join.format(t=table(model)) for _, model, join in PARTS[1:])
+    joins = " ".join(join.format(t=table(model)).replace(":uid", uid) for _, model, join in PARTS[1:])
     # The newest commit link that resolves the group (read only when no resolution row exists).
     link = (
         f'(SELECT l."linked_id" FROM {table(GroupLink)} l WHERE l."group_id" = g."id"'
@@ -97,30 +82,31 @@ def group_sql(*, postgres: bool, where: str) -> str:
         f' AND l."relationship" = {int(LinkRelationship.RESOLVES)}'
         ' ORDER BY l."datetime" DESC LIMIT 1)'
     )
+    return f"{select}, {link} FROM {table(Group)} g {joins}"
+
+
+def group_sql(*, postgres: bool, where: str) -> str:
+    """The reply's columns and then its activities (one JSON column) for the group `where` picks;
+    named parameters :uid, :limit (render it)."""
+    head, _, joins = columns_and_joins(uid=":uid").partition(f" FROM {table(Group)} g ")
     activities = activities_sql(postgres=postgres, group='g."id"')
-    return f"SELECT {select}, {link}, {activities} FROM {table(Group)} g {joins} WHERE {where}"
+    return f"SELECT {head}, {activities} FROM {table(Group)} g {joins} WHERE {where}"
 
 
-WIDTH = sum(len(model._meta.sorted_fields) for model in MODELS) + 2  # + link, activities
-
-
-def parse_group(row: Any, *, start: int = 0) -> tuple[list[Any], int | None, list[ActivityRow]]:
-    """The PARTS instances, the resolving commit id and the activities from a group_sql row."""
-    parts, end = split(row, MODELS, start=start)
-    return parts, row[end], parse_activities(row[end + 1])
-
-
-def parse_activities(cell: Any) -> list[ActivityRow]:
+def parse_activities(cell: Any) -> list[tuple[Activity, User | None]]:
     """The JSON column (text on SQLite, parsed by psycopg on PostgreSQL), newest first."""
     items = json.loads(cell) if isinstance(cell, str) else (cell or [])
     when: Any = Activity.datetime.python_value
-    rows = []
+    rows: list[tuple[Activity, User | None]] = []
     for aid, kind, ident, user_id, at, data, uid, username, email, name in items:
+        activity = Activity(__no_default__=1)
+        activity.__data__ = {"id": aid, "type": kind, "ident": ident, "user_id": user_id, "datetime": when(at),
+                             "data": data}  # fmt: skip
         user = None
         if uid is not None:
             user = User(__no_default__=1)
             user.__data__ = {"id": uid, "username": username, "email": email, "name": name}
-        rows.append(ActivityRow(aid, kind, ident, user_id, when(at), data, user))
+        rows.append((activity, user))
     # SQLite 3.40 has no ORDER BY inside an aggregate: keep the subquery's order explicit.
-    rows.sort(key=lambda r: (r.datetime, r.id), reverse=True)
+    rows.sort(key=lambda r: (r[0].datetime, r[0].id), reverse=True)
     return rows

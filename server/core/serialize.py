@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.core import issue_types
 from server.core.assignee import user_actor
 from server.core.context import ActivityView, ActorView, CommitView, StatusDetailsView, UserView
 from server.core.enums import (
@@ -20,9 +22,9 @@ from server.core.enums import (
 )
 from server.core.errors import NotFound
 from server.core.reads import Loaded, load_activities, load_group
-from server.core.reply_sql import ActivityRow
 from server.core.snooze import user_view
 from server.storage.models import (
+    Activity,
     Commit,
     Group,
     GroupSnooze,
@@ -139,7 +141,7 @@ def _ignore_details(snooze: GroupSnooze, group: Group, actor: User | None) -> St
     )
 
 
-def _resolved_details(loaded: Loaded) -> StatusDetailsView:
+def _resolved_details(loaded: Loaded, commits: Mapping[int, CommitView] | None) -> StatusDetailsView:
     resolution = loaded.resolution
     if resolution is not None:
         actor = user_view(loaded.resolution_actor)
@@ -147,6 +149,9 @@ def _resolved_details(loaded: Loaded) -> StatusDetailsView:
             return StatusDetailsView(in_next_release=True, actor=actor)
         assert loaded.release is not None  # the foreign key cascades: a resolution has one
         return StatusDetailsView(in_release=loaded.release.version, actor=actor)
+    if loaded.resolving_commit_id is not None and commits is not None:  # a page read them at once
+        view = commits.get(loaded.resolving_commit_id)
+        return StatusDetailsView(in_commit=view) if view is not None else StatusDetailsView()
     if loaded.resolving_commit_id is not None:
         commit = Commit.get_or_none(Commit.id == loaded.resolving_commit_id)
         if commit is not None:
@@ -154,7 +159,7 @@ def _resolved_details(loaded: Loaded) -> StatusDetailsView:
     return StatusDetailsView()
 
 
-def _details(loaded: Loaded, label: str, auto: bool) -> StatusDetailsView:
+def _details(loaded: Loaded, label: str, auto: bool, commits: Mapping[int, CommitView] | None) -> StatusDetailsView:
     group, snooze = loaded.group, loaded.snooze
     if auto:
         return StatusDetailsView(auto_resolved=True)
@@ -163,7 +168,7 @@ def _details(loaded: Loaded, label: str, auto: bool) -> StatusDetailsView:
     if label == "ignored" and group.substatus == 1:
         return StatusDetailsView(ignore_until_escalating=True)
     if label == "resolved":
-        return _resolved_details(loaded)
+        return _resolved_details(loaded, commits)
     return StatusDetailsView()
 
 
@@ -192,21 +197,23 @@ def _user_flags(loaded: Loaded) -> dict[str, Any]:
     }
 
 
-def activities_for(
-    group: Group, *, rows: list[ActivityRow] | None = None, limit: int = ACTIVITIES_COUNT
-) -> list[ActivityView]:
-    """Newest first, consecutive duplicates dropped (except notes), then the first-seen entry.
+def activities_for(group: Group, *, limit: int = ACTIVITIES_COUNT) -> list[ActivityView]:
+    """Newest first, consecutive duplicates dropped (except notes), then the first-seen entry."""
+    return activity_views(group, load_activities(group.id, limit=2 * limit), limit=limit)
 
-    `rows` are the newest 2 * limit activities when the caller read them already."""
-    rows = load_activities(group.id) if rows is None else rows
+
+def activity_views(
+    group: Group, rows: list[tuple[Activity, User | None]], *, limit: int = ACTIVITIES_COUNT
+) -> list[ActivityView]:
+    """The group's activity rows (newest first, 2 x limit of them) as the reply shows them."""
     views: list[ActivityView] = []
     previous: tuple[Any, ...] | None = None
-    for r in rows[: 2 * limit]:
+    for r, actor in rows:
         key = (r.type, r.ident, r.user_id, repr(r.data))
         if key == previous and r.type != ActivityType.NOTE:
             continue
         previous = key
-        views.append(ActivityView(r.id, r.type, user_view(r.user), r.data or {}, r.datetime))
+        views.append(ActivityView(r.id, r.type, user_view(actor), r.data or {}, r.datetime))
     priority = {"priority": _priority_name(_initial_priority(group))}
     first = ActivityView(0, int(ActivityType.FIRST_SEEN), None, priority, group.first_seen)
     return [*views, first][:limit]
@@ -226,16 +233,22 @@ def _priority_name(value: int | None) -> str | None:
 
 
 def group_view(group: Group, *, user_id: int | None, now: dt.datetime) -> GroupView:
-    """The reply for one group; the group row is re-read with its related rows in one statement,
-    so an update's reply shows what its transaction wrote."""
+    """The reply for one group; the group row is re-read with its related rows and activities in
+    one statement, so an update's reply shows what its transaction wrote."""
     loaded = load_group(group.id, user_id=user_id)
     if loaded is None:  # the caller holds the row (locked on PostgreSQL); only a purge races here
         raise NotFound("Issue not found", reason="GROUP_NOT_FOUND", groupId=str(group.id))
-    return view_of(loaded, now=now)
+    return view_of(loaded, now=now, activities=activity_views(loaded.group, loaded.activities))
 
 
-def view_of(loaded: Loaded, *, now: dt.datetime) -> GroupView:
-    """The reply from rows already read."""
+def view_of(
+    loaded: Loaded,
+    *,
+    now: dt.datetime,
+    activities: list[ActivityView],
+    commits: Mapping[int, CommitView] | None = None,
+) -> GroupView:
+    """The reply from rows already read; `commits` (by id) saves a page a read per commit."""
     group, project, snooze = loaded.group, loaded.project, loaded.snooze
     label, auto = _status(group, project, snooze, now)
     share = loaded.share
@@ -248,13 +261,13 @@ def view_of(loaded: Loaded, *, now: dt.datetime) -> GroupView:
         logger=group.logger or "",
         level=LEVEL_NAMES.get(group.level, "error"),
         status=label,
-        status_details=_details(loaded, label, auto),
+        status_details=_details(loaded, label, auto, commits),
         substatus=group.substatus,
         share_id=share.uuid if share else "",
         platform=group.platform or project.platform or "",
         project=project,
-        issue_category="error" if group.type == 1 else "other",
-        issue_type="error" if group.type == 1 else f"type_{group.type}",
+        issue_category=issue_types.category_name(group.type),
+        issue_type=issue_types.issue_type(group.type).slug,
         num_comments=group.num_comments,
         assigned_to=_assignee_view(loaded),
         is_bookmarked=flags["is_bookmarked"],
@@ -270,7 +283,7 @@ def view_of(loaded: Loaded, *, now: dt.datetime) -> GroupView:
         last_seen=group.last_seen,
         resolved_at=group.resolved_at,
         etag=etag_of(group),
-        activities=activities_for(group, rows=loaded.activities),
+        activities=activities,
     )
 
 

@@ -27,7 +27,7 @@ from server.core.bulk_sql import insert_rows
 from server.core.commands import READ_SCOPES, WRITE_SCOPES, Caller, Selection, UpdateCommand
 from server.core.context import BulkResult, GroupOutcome, UpdateContext
 from server.core.errors import Cancelled, Conflict, NotFound, PermissionDenied
-from server.core.serialize import GroupView, etag_of, group_view, view_of
+from server.core.serialize import GroupView, activity_views, etag_of, group_view, view_of
 from server.core.unit_of_work import in_transaction
 from server.core.write_sql import update_in
 from server.storage.models import Group, Organization, OutboxEvent, utcnow
@@ -59,7 +59,7 @@ def get_group(*, caller: Caller, organization_id: int, group_id: int) -> GroupVi
         group = selection.found_group(row, group_id=group_id)
         permissions.check_group(access=access, group=group, group_id=group_id)
         assert row.loaded is not None  # found_group: the group was read with its reply rows
-        return view_of(row.loaded, now=utcnow())
+        return view_of(row.loaded, now=utcnow(), activities=activity_views(group, row.loaded.activities))
 
     return in_transaction(read, write=False)
 
