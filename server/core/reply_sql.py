@@ -8,13 +8,14 @@ with each field's `python_value`, exactly as peewee's own row wrappers do.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 from peewee import Model
 
 from server.core.enums import LinkRelationship, LinkType
-from server.core.sqltext import columns, table
+from server.core.sqltext import bare, columns, table
 from server.storage.models import (
     Activity,
     Group,
@@ -93,20 +94,26 @@ def group_sql(*, postgres: bool, where: str) -> str:
     return f"SELECT {head}, {activities} FROM {table(Group)} g {joins} WHERE {where}"
 
 
+def _when(text: str) -> Any:
+    """Both backends write `YYYY-MM-DD HH:MM:SS[.ffffff]`: fromisoformat (C) reads it ~20x faster
+    than peewee's strptime loop, which stays the fallback for anything else."""
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        parse: Any = Activity.datetime.python_value
+        return parse(text)
+
+
 def parse_activities(cell: Any) -> list[tuple[Activity, User | None]]:
     """The JSON column (text on SQLite, parsed by psycopg on PostgreSQL), newest first."""
-    items = json.loads(cell) if isinstance(cell, str) else (cell or [])
-    when: Any = Activity.datetime.python_value
+    if isinstance(cell, str):  # SQLite 3.40 has no ORDER BY inside an aggregate: sort here
+        items = sorted(json.loads(cell), key=lambda i: (_when(i[4]), i[0]), reverse=True)
+    else:
+        items = cell or []
     rows: list[tuple[Activity, User | None]] = []
     for aid, kind, ident, user_id, at, data, uid, username, email, name in items:
-        activity = Activity(__no_default__=1)
-        activity.__data__ = {"id": aid, "type": kind, "ident": ident, "user_id": user_id, "datetime": when(at),
-                             "data": data}  # fmt: skip
-        user = None
-        if uid is not None:
-            user = User(__no_default__=1)
-            user.__data__ = {"id": uid, "username": username, "email": email, "name": name}
+        activity = bare(Activity, {"id": aid, "type": kind, "ident": ident, "user_id": user_id,
+                                   "datetime": _when(at), "data": data})  # fmt: skip
+        user = None if uid is None else bare(User, {"id": uid, "username": username, "email": email, "name": name})
         rows.append((activity, user))
-    # SQLite 3.40 has no ORDER BY inside an aggregate: keep the subquery's order explicit.
-    rows.sort(key=lambda r: (r[0].datetime, r[0].id), reverse=True)
     return rows

@@ -43,6 +43,14 @@ def hydrate(model: type[Model], cells: Sequence[Any]) -> Any:
     return obj
 
 
+def bare(model: type[Model], data: dict[str, Any]) -> Any:
+    """A read-only instance holding `data` (field name -> python value), without Model.__init__
+    (defaults, dirty tracking): ~10x cheaper, for rows hydrated by the hundred."""
+    obj: Any = model.__new__(model)
+    obj.__data__, obj.__rel__, obj._dirty = data, {}, set()
+    return obj
+
+
 def split(row: Sequence[Any], models: Sequence[type[Model]], *, start: int = 0) -> tuple[list[Any], int]:
     """Consecutive models' columns from `row` at `start`; the instances and where they ended."""
     found = []

@@ -85,7 +85,7 @@ def prepare_threshold(params: dict[str, Any]) -> int | None:
 
 class LazyCheckPool(DeferredWrites, PooledPostgresqlDatabase):  # type: ignore[misc]
     """peewee's pool without its `SELECT 1` round trip on every checkout; deferred writes leave
-    as one statement of data-modifying CTEs.
+    as one statement of data-modifying CTEs, pipelined with the next statement (deferred.py).
 
     The transaction status is local state: a connection whose server went away reads UNKNOWN
     (or closed) after its first failed statement and is dropped here. Only a connection that sat
@@ -94,7 +94,7 @@ class LazyCheckPool(DeferredWrites, PooledPostgresqlDatabase):  # type: ignore[m
     its idle siblings are likely dead too).
     """
 
-    combine_writes = True
+    pipelined = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._returned_at: dict[int, float] = {}
