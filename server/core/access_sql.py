@@ -45,6 +45,10 @@ _RESOLVED_ID = (
     ' AND r."organization_id" = CAST(:org AS BIGINT)), CAST(:gid AS BIGINT)) END'
 ).format(group=table(Group), project=table(Project), redirect=table(GroupRedirect))
 _IN_ORG = f'p."organization_id" = CAST(:org AS BIGINT) AND g."id" = ({_RESOLVED_ID})'
+_SCOPED = (
+    f'g."id" = ({_RESOLVED_ID}) AND g."project_id" IN'
+    f' (SELECT p1."id" FROM {table(Project)} p1 WHERE p1."organization_id" = CAST(:org AS BIGINT))'
+)
 
 
 def _head(postgres: bool) -> str:
@@ -77,14 +81,16 @@ def _access_sql(postgres: bool, *, group: str) -> str:
     if group == "":
         return render(f"SELECT {head}{_FROM}", postgres=postgres)
     if group == "lock":
-        lock = " FOR UPDATE OF g" if postgres else ""  # SQLite: IMMEDIATE already excludes writers
+        # The group alone in the locking level, so only its row is locked (not its project's).
+        lock = " FOR UPDATE" if postgres else ""  # SQLite: IMMEDIATE already excludes writers
+        locked = f"SELECT {columns('g', Group)} FROM {table(Group)} g WHERE {_SCOPED}{lock}"
         body = (
-            f"SELECT {columns('g', Group)}, {columns('p', Project)} FROM {table(Group)} g"
-            f' JOIN {table(Project)} p ON p."id" = g."project_id" WHERE {_IN_ORG}{lock}'
+            f'SELECT g.*, {columns("p", Project)} FROM ({locked}) g JOIN {table(Project)} p ON p."id" = g."project_id"'
         )
+
     else:
         body = group_sql(postgres=postgres, where=_IN_ORG)
-    # A CTE so PostgreSQL may lock it (FOR UPDATE is refused on the nullable side of a join).
+    # A CTE so PostgreSQL may lock in it (FOR UPDATE is refused on the nullable side of a join).
     return render(f"WITH x AS ({body}) SELECT {head}, x.*{_FROM} LEFT JOIN x ON 1 = 1", postgres=postgres)
 
 
