@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve IssueService over gRPC")
     serve.add_argument("--address", default=os.environ.get("ISSUES_ADDRESS", "127.0.0.1:50051"))
     serve.add_argument("--workers", type=int, default=int(os.environ.get("ISSUES_WORKERS", "8")))
+    processes_help = "serving processes sharing the port (SO_REUSEPORT); 1: a single process (default: CPUs)"
+    serve.add_argument("--processes", type=int, default=_env_int("ISSUES_PROCESSES"), help=processes_help)
     serve.add_argument("--tokens", default=os.environ.get("ISSUES_TOKENS"), help="token file (JSON)")
     serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on SIGTERM")
     metrics_help = "serve Prometheus /metrics on this HTTP port (default: off)"
@@ -62,17 +64,30 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
     )
 
 
+def _serve(args: argparse.Namespace, url: str) -> int:
+    from server.processes.supervisor import default_processes, supervise
+
+    processes = default_processes() if args.processes is None else args.processes
+    if processes < 1:
+        print("--processes must be at least 1", file=sys.stderr)
+        return 2
+    config = _serve_config(args, url)
+    if processes == 1:
+        from server.transport.app import serve
+
+        return serve(config, args.address)
+    return supervise(config, args.address, processes=processes)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     url = database_url(args.database_url)
     if args.command == "serve":
-        from server.transport.app import serve
-
         if not args.tokens:
             print("serve needs --tokens FILE (or ISSUES_TOKENS)", file=sys.stderr)
             return 2
-        return serve(_serve_config(args, url), args.address)
+        return _serve(args, url)
     make_database(url)
     if args.command == "migrate":
         from server.storage.migrate import migrate

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,18 +143,31 @@ def _options(*, reuse_port: bool) -> list[tuple[str, Any]]:
     ]
 
 
-def serve(config: Config, address: str) -> int:
-    """Run until SIGTERM/SIGINT; then stop accepting, let in-flight calls finish, exit 0."""
+def announce(*, address: str, port: int, metrics_address: str, metrics_port: int | None) -> None:
+    """The start-up lines users and tests read (the port matters when the address asked for 0)."""
+    log.info("serving %s on %s (port %d)", SERVICE_NAME, address, port)
+    if metrics_port is not None:
+        log.info("metrics on http://%s:%d/metrics", metrics_address, metrics_port)
+    print(f"issue-service listening on {address} (port {port})", flush=True)
+
+
+def serve(config: Config, address: str, *, on_ready: Callable[[Running], None] | None = None) -> int:
+    """Run until SIGTERM/SIGINT; then stop accepting, let in-flight calls finish, exit 0.
+
+    on_ready replaces the start-up announcement: a supervised worker reports to its supervisor,
+    which announces once for all of them.
+    """
     configure_logging()
     try:
         running = create_server(config, address)
     except ListenError as exc:
         log.error("%s", exc)
         return LISTEN_FAILED
-    log.info("serving %s on %s (port %d)", SERVICE_NAME, address, running.port)
-    if running.metrics_port is not None:
-        log.info("metrics on http://%s:%d/metrics", config.metrics_address, running.metrics_port)
-    print(f"issue-service listening on {address} (port {running.port})", flush=True)
+    if on_ready is not None:
+        on_ready(running)
+    else:
+        announce(address=address, port=running.port, metrics_address=config.metrics_address,
+                 metrics_port=running.metrics_port)  # fmt: skip
     stopped = threading.Event()
 
     def on_stop(signum: int, _frame: Any) -> None:
