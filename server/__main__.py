@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--processes", type=int, default=_env_int("ISSUES_PROCESSES"), help=processes_help)
     serve.add_argument("--tokens", default=os.environ.get("ISSUES_TOKENS"), help="token file (JSON)")
     serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on SIGTERM")
+    settings_help = "JSON file of server options and feature flags (default: $ISSUES_SETTINGS)"
+    serve.add_argument("--settings", default=os.environ.get("ISSUES_SETTINGS"), help=settings_help)
     metrics_help = "serve Prometheus /metrics on this HTTP port (default: off)"
     metrics_port = _env_int("ISSUES_METRICS_PORT")
     serve.add_argument("--metrics-port", type=int, default=metrics_port, help=metrics_help)
@@ -46,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve_config(args: argparse.Namespace, url: str) -> Config:
+    from server.core import settings
     from server.transport.app import Config  # grpc is imported only when serving
     from server.transport.observability import query_counting_requested
 
@@ -61,17 +64,17 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
         metrics_port=args.metrics_port,
         metrics_address=args.metrics_address,
         count_queries=query_counting_requested(),
+        settings=settings.load(path=args.settings),
     )
 
 
-def _serve(args: argparse.Namespace, url: str) -> int:
+def _serve(args: argparse.Namespace, config: Config) -> int:
     from server.processes.supervisor import default_processes, supervise
 
     processes = default_processes() if args.processes is None else args.processes
     if processes < 1:
         print("--processes must be at least 1", file=sys.stderr)
         return 2
-    config = _serve_config(args, url)
     if processes == 1:
         from server.transport.app import serve
 
@@ -87,7 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.tokens:
             print("serve needs --tokens FILE (or ISSUES_TOKENS)", file=sys.stderr)
             return 2
-        return _serve(args, url)
+        from server.core.settings import SettingsError
+
+        try:
+            config = _serve_config(args, url)
+        except SettingsError as exc:
+            print(f"serve: bad settings: {exc}", file=sys.stderr)
+            return 2
+        return _serve(args, config)
     make_database(url)
     if args.command == "migrate":
         from server.storage.migrate import migrate

@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.core import issue_types
 from server.core.assignee import user_actor
 from server.core.context import ActivityView, ActorView, CommitView, StatusDetailsView, UserView
 from server.core.enums import (
@@ -243,8 +244,8 @@ def group_view(group: Group, *, user_id: int | None, now: dt.datetime) -> GroupV
         share_id=share.uuid if share else "",
         platform=group.platform or project.platform or "",
         project=project,
-        issue_category="error" if group.type == 1 else "other",
-        issue_type="error" if group.type == 1 else f"type_{group.type}",
+        issue_category=issue_types.category_name(group.type),
+        issue_type=issue_types.issue_type(group.type).slug,
         num_comments=group.num_comments,
         assigned_to=_assignee_view(loaded),
         is_bookmarked=flags["is_bookmarked"],

@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from issues.v1 import issue_service_pb2, issue_service_pb2_grpc
 
+from server.core import settings
 from server.storage.db import make_database
 from server.transport import errors
 from server.transport.auth import AuthInterceptor, TokenStore
@@ -48,6 +49,8 @@ class Config:
     tls_cert: str | None = None  # PEM files; with tls_client_ca, clients must present a cert
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    # Server options and feature flags (--settings / ISSUES_SETTINGS); None keeps the current ones.
+    settings: settings.Settings | None = None
     # SO_REUSEPORT: only workers of one supervisor share a port; a lone server binds exclusively,
     # so a second server on a busy port fails instead of silently splitting the traffic.
     reuse_port: bool = False
@@ -77,6 +80,8 @@ class Running:
 def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: TokenStore | None = None) -> Running:
     """Build and start the server on `address` (port 0 picks a free port)."""
     make_database(config.database_url, workers=config.workers)
+    if config.settings is not None:
+        settings.configure(config.settings)
     if config.count_queries:
         enable_query_counting()
     store = tokens or TokenStore(config.tokens_path)

@@ -231,7 +231,7 @@ def applied_to_proto(delta: AppliedDelta) -> issue_service_pb2.AppliedChanges:
         out.assigned_to.SetInParent()
         if delta.assigned_to is not None:
             out.assigned_to.assignee.CopyFrom(actor_to_proto(delta.assigned_to))
-    for name in ("has_seen", "is_bookmarked", "is_subscribed", "is_public", "discard"):
+    for name in ("has_seen", "is_bookmarked", "is_subscribed", "is_public", "discard", "merge_echo"):
         if getattr(delta, name) is not None:
             setattr(out, name, getattr(delta, name))
     if delta.subscription_reason is not None:

@@ -77,3 +77,11 @@ def test_serve_exposes_reflection_and_stops_cleanly_on_sigterm(db_url: str) -> N
         if proc.poll() is None:
             proc.kill()
             time.sleep(0.1)
+
+
+def test_serve_refuses_to_start_with_malformed_settings(db_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "settings.json"
+    bad.write_text(json.dumps({"options": {"issues.merge-unmerge.max-group-times-seen": -5}}))
+    result = run_cli("serve", "--tokens", str(TOKENS), "--settings", str(bad), db_url=db_url)
+    assert result.returncode == 2
+    assert "must be a non-negative integer" in result.stderr
