@@ -69,7 +69,8 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
 
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
-    from server.processes.supervisor import default_processes, supervise
+    from server.processes.children import default_processes
+    from server.processes.supervisor import supervise
 
     processes = default_processes() if args.processes is None else args.processes
     if processes < 1:

@@ -20,6 +20,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
+from server.processes.children import SignalPipe, describe, drained, reap
+from server.processes.metrics import Exposition
 from server.processes.reservation import Reservation, reserve
 from server.processes.worker import Worker, fork_worker
 from server.transport.listen import LISTEN_FAILED, ListenError
@@ -32,28 +34,6 @@ START_TIMEOUT = 120.0  # seconds for a worker to serve; a busy 2-core CI box can
 RESTART_BUDGET = 5
 RESTART_WINDOW = 60.0
 DRAIN_MARGIN = 15.0  # past grace, a worker that still runs is killed (and the exit is 1)
-RELAYED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
-
-
-def default_processes() -> int:
-    """The CPUs this process may run on (affinity and cpusets included)."""
-    return len(os.sched_getaffinity(0)) or 1
-
-
-class SignalPipe:
-    """Signals become bytes on a pipe (set_wakeup_fd), so the loop waits on one select."""
-
-    def __init__(self) -> None:
-        self.read_fd, self.write_fd = os.pipe()
-        for fd in (self.read_fd, self.write_fd):
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self.write_fd)
-        for signum in RELAYED:
-            signal.signal(signum, lambda *_: None)
-
-    def wait(self, timeout: float | None = None) -> list[int]:
-        ready, _, _ = select.select([self.read_fd], [], [], timeout)
-        return list(os.read(self.read_fd, 512)) if ready else []
 
 
 def supervise(config: Config, address: str, *, processes: int) -> int:
@@ -79,21 +59,45 @@ class Supervisor:
         self.signals = signals
         self.workers: dict[int, Worker] = {}
         self.deaths: deque[float] = deque()
+        self.exposition: Exposition | None = None
 
     def run(self, processes: int) -> int:
         started = [self._fork(i) for i in range(processes)]
-        if not all(self._wait_ready(w) for w in started):
+        if not all(self._wait_ready(w) for w in started) or not self._expose_metrics():
             return self._drain(failed=True)
         from server.transport.app import announce
 
         log.info("supervisor pid %d: %d workers on port %d", os.getpid(), processes, self.reservation.port)
+        metrics_port = None if self.exposition is None else self.exposition.port
         announce(address=self.reservation.address, port=self.reservation.port,
-                 metrics_address=self.config.metrics_address, metrics_port=None)  # fmt: skip
-        return self._loop()
+                 metrics_address=self.config.metrics_address, metrics_port=metrics_port)  # fmt: skip
+        try:
+            return self._loop()
+        finally:
+            if self.exposition is not None:
+                self.exposition.close()
+
+    def _expose_metrics(self) -> bool:
+        if self.config.metrics_port is None:
+            return True
+        try:
+            self.exposition = Exposition(address=self.config.metrics_address, port=self.config.metrics_port,
+                                         endpoints=self._metrics_endpoints)  # fmt: skip
+        except OSError as exc:
+            log.error("cannot serve metrics on %s:%d: %s", self.config.metrics_address, self.config.metrics_port, exc)
+            return False
+        return True
+
+    def _metrics_endpoints(self) -> list[tuple[int, int]]:
+        return [(w.index, w.metrics_port) for w in self.workers.values() if w.metrics_port is not None]
 
     def _loop(self) -> int:
+        exposition = () if self.exposition is None else (self.exposition.fileno(),)
         while True:
-            for signum in self.signals.wait():
+            signals, scraped = self.signals.wait(also=exposition)
+            if scraped and self.exposition is not None:
+                self.exposition.handle()
+            for signum in signals:
                 if signum in (signal.SIGTERM, signal.SIGINT):
                     log.info("signal %d: draining %d workers", signum, len(self.workers))
                     return self._drain()
@@ -104,6 +108,8 @@ class Supervisor:
 
     def _fork(self, index: int) -> Worker:
         inherited = [*self.reservation.fds(), self.signals.read_fd, self.signals.write_fd]
+        if self.exposition is not None:
+            inherited.append(self.exposition.fileno())
         inherited += [w.ready_fd for w in self.workers.values() if w.ready_fd >= 0]
         address = self.reservation.address
         worker = fork_worker(index=index, config=self.config, address=address, inherited=inherited)
@@ -130,7 +136,7 @@ class Supervisor:
 
     def _replace_dead(self) -> bool:
         """Reap dead workers and fork their replacements; False when it is a crash loop."""
-        while (dead := _reap()) is not None:
+        while (dead := reap()) is not None:
             pid, status = dead
             worker = self.workers.pop(pid, None)
             if worker is None:
@@ -162,9 +168,9 @@ class Supervisor:
         clean = True
         while self.workers and (left := deadline - time.monotonic()) > 0:
             self.signals.wait(min(left, 0.5))
-            while (dead := _reap()) is not None:
+            while (dead := reap()) is not None:
                 pid, status = dead
-                if self.workers.pop(pid, None) is not None and not _drained(status):
+                if self.workers.pop(pid, None) is not None and not drained(status):
                     log.error("worker (pid %d) ended badly while draining: %s", pid, describe(status))
                     clean = False
         for pid in self.workers:
@@ -175,21 +181,3 @@ class Supervisor:
         self.workers.clear()
         log.info("all workers stopped" if clean and not failed else "workers stopped; exiting 1")
         return 0 if clean and not failed else 1
-
-
-def _reap() -> tuple[int, int] | None:
-    try:
-        pid, status = os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return None
-    return (pid, status) if pid else None
-
-
-def _drained(status: int) -> bool:
-    """Exit 0, or killed by our SIGTERM before it installed its handler (it served nothing yet)."""
-    return os.waitstatus_to_exitcode(status) in (0, -signal.SIGTERM)
-
-
-def describe(status: int) -> str:
-    code = os.waitstatus_to_exitcode(status)
-    return f"killed by signal {-code}" if code < 0 else f"exit status {code}"

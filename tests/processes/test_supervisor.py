@@ -15,6 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.processes import supervisor
+from server.processes.children import default_processes
 from tests.processes.test_busy_port import sqlite_url, tokens  # noqa: F401  (fixtures)
 from tests.security.support import ServerProcess, start_server
 
@@ -78,7 +79,7 @@ def test_sigterm_drains_every_worker_and_exits_0(two: ServerProcess) -> None:
 def test_the_default_is_one_worker_per_cpu(sqlite_url: str, tokens: Path) -> None:  # noqa: F811
     server = start_server(sqlite_url, tokens)
     try:
-        expected = supervisor.default_processes()
+        expected = default_processes()
         assert len(workers(server)) == (0 if expected == 1 else expected)
     finally:
         server.stop()

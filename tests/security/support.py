@@ -68,6 +68,7 @@ class ServerProcess:
     proc: subprocess.Popen[str]
     port: int
     lines: queue.Queue[str | None] | None = None  # the rest of its output, as it comes
+    startup: str = ""  # its output up to and including the banner
 
     def output(self) -> str:
         """Everything printed since the banner (or since the last call) that has arrived so far."""
@@ -126,7 +127,7 @@ def start_server(database_url: str, tokens: Path, *extra: str) -> ServerProcess:
         seen.append(line)
         match = re.search(r"\(port (\d+)\)", line)
         if match:
-            return ServerProcess(proc, int(match.group(1)), lines)
+            return ServerProcess(proc, int(match.group(1)), lines, "".join(seen))
     ServerProcess(proc, 0).stop()
     raise AssertionError("server did not start:\n" + "".join(seen))
 
