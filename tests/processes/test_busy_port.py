@@ -11,21 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.security.support import ROOT, ServerProcess, child_env, migrate, start_server, write_tokens
-
-
-@pytest.fixture()
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'busy.db'}"
-    migrate(url)
-    return url
-
-
-@pytest.fixture()
-def tokens(tmp_path: Path) -> Path:
-    path = tmp_path / "tokens.json"
-    write_tokens(path, {"t": ("secret", ["event:read"])})
-    return path
+from tests.security.support import ROOT, ServerProcess, child_env, start_server
 
 
 def serve_on(url: str, tokens: Path, port: int, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -15,14 +15,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from server.processes.metrics import WorkersCollector
 from server.transport.observability import RPC_CALLS
 from tests.processes.support import channels_on_every_worker
-from tests.processes.test_busy_port import sqlite_url, tokens  # noqa: F401  (fixtures)
 from tests.security.support import ServerProcess, start_server
 
 CALLS_NAME = RPC_CALLS.describe()[0].name  # whatever observability.py calls its per-RPC counter
 
 
 @pytest.fixture()
-def supervised(sqlite_url: str, tokens: Path) -> Iterator[ServerProcess]:  # noqa: F811
+def supervised(sqlite_url: str, tokens: Path) -> Iterator[ServerProcess]:
     server = start_server(sqlite_url, tokens, "--processes", "2", "--metrics-port", "0")
     try:
         yield server

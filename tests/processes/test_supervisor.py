@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -16,7 +16,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.processes import supervisor
 from server.processes.children import default_processes
-from tests.processes.test_busy_port import sqlite_url, tokens  # noqa: F401  (fixtures)
 from tests.security.support import ServerProcess, start_server
 
 WAIT = 60.0  # bounds for a broken supervisor, not timing asserts
@@ -48,15 +47,6 @@ def serving(server: ServerProcess) -> bool:
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-@pytest.fixture()
-def two(sqlite_url: str, tokens: Path) -> Iterator[ServerProcess]:  # noqa: F811
-    server = start_server(sqlite_url, tokens, "--processes", "2")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def test_two_processes_are_two_workers_listening_on_the_one_port(two: ServerProcess) -> None:
     pids = workers(two)
     assert len(pids) == 2
@@ -76,7 +66,7 @@ def test_sigterm_drains_every_worker_and_exits_0(two: ServerProcess) -> None:
     assert "all workers stopped" in out
 
 
-def test_the_default_is_one_worker_per_cpu(sqlite_url: str, tokens: Path) -> None:  # noqa: F811
+def test_the_default_is_one_worker_per_cpu(sqlite_url: str, tokens: Path) -> None:
     server = start_server(sqlite_url, tokens)
     try:
         expected = default_processes()
