@@ -1,56 +1,64 @@
-"""CLI: `python -m server serve | migrate | seed FILE`."""
+"""CLI: `issue-service` (or `python -m server`) serve | migrate | seed FILE | health."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from server.storage.db import database_url, make_database
+from server.cli_env import flag, switch
+from server.storage.db import DEFAULT_URL, database_url, make_database
+from server.telemetry.logs import configure_logging
 
 if TYPE_CHECKING:
     from server.transport.app import Config
 
+DEFAULT_ADDRESS = "127.0.0.1:50051"
 
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name)
-    return int(value) if value else None
+PROG = "issue-service"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m server", description="issue-service")
-    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL or sqlite:///issues.db")
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="issue-service (also `python -m server`)", epilog="global flags go before the command"
+    )
+    flag(
+        parser, "--database-url", env="DATABASE_URL", default=DEFAULT_URL, help="database (sqlite:// or postgresql://)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve IssueService over gRPC")
-    serve.add_argument("--address", default=os.environ.get("ISSUES_ADDRESS", "127.0.0.1:50051"))
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("ISSUES_WORKERS", "8")))
-    processes_help = "serving processes sharing the port (SO_REUSEPORT); 1: a single process (default: CPUs)"
-    serve.add_argument("--processes", type=int, default=_env_int("ISSUES_PROCESSES"), help=processes_help)
-    serve.add_argument("--tokens", default=os.environ.get("ISSUES_TOKENS"), help="token file (JSON)")
-    serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on SIGTERM")
-    settings_help = "JSON file of server options and feature flags (default: $ISSUES_SETTINGS)"
-    serve.add_argument("--settings", default=os.environ.get("ISSUES_SETTINGS"), help=settings_help)
-    metrics_help = "serve Prometheus /metrics on this HTTP port (default: off)"
-    metrics_port = _env_int("ISSUES_METRICS_PORT")
-    serve.add_argument("--metrics-port", type=int, default=metrics_port, help=metrics_help)
-    serve.add_argument("--metrics-address", default="127.0.0.1", help="address for --metrics-port")
-    serve.add_argument("--health-interval", type=float, default=5.0, help="DB probe period (s)")
-    serve.add_argument("--tls-cert", default=None, help="PEM server certificate (enables TLS)")
-    serve.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
-    serve.add_argument("--tls-client-ca", default=None, help="PEM CA; requires client certs")
+    _serve_flags(sub.add_parser("serve", help="serve IssueService over gRPC"))
     sub.add_parser("migrate", help="create or upgrade the schema")
     seed = sub.add_parser("seed", help="load a JSON fixture")
-    seed.add_argument("file")
-    seed.add_argument("--replace", action="store_true", help="delete existing data first")
+    seed.add_argument("file", help="fixture file (format: docs/seed-format.md)")
+    switch(seed, "--replace", env="ISSUES_SEED_REPLACE", help="delete existing data first")
+    health = sub.add_parser("health", help="ask a running server's health service; exit 0 when SERVING")
+    flag(health, "--address", env="ISSUES_ADDRESS", default=DEFAULT_ADDRESS, help="server to ask")
+    flag(health, "--service", env="ISSUES_HEALTH_SERVICE", default="", help='service name ("" = whole server)')
     return parser
+
+
+def _serve_flags(serve: argparse.ArgumentParser) -> None:
+    flag(serve, "--address", env="ISSUES_ADDRESS", default=DEFAULT_ADDRESS, help="gRPC listen address host:port")
+    flag(serve, "--workers", env="ISSUES_WORKERS", default=8, type=int, help="worker threads; DB pool = workers + 4")
+    flag(serve, "--processes", env="ISSUES_PROCESSES", type=int,
+         help="serving processes sharing the port (SO_REUSEPORT); 1: a single process (default: CPUs)")  # fmt: skip
+    flag(serve, "--tokens", env="ISSUES_TOKENS", help="token file (JSON; required)")
+    flag(serve, "--grace", env="ISSUES_GRACE", default=10.0, type=float, help="seconds to drain on SIGTERM")
+    flag(serve, "--settings", env="ISSUES_SETTINGS", help="JSON file of server options and feature flags")
+    flag(serve, "--metrics-port", env="ISSUES_METRICS_PORT", type=int, help="serve Prometheus /metrics on this port")
+    flag(serve, "--metrics-address", env="ISSUES_METRICS_ADDRESS", default="127.0.0.1", help="address for /metrics")
+    flag(serve, "--health-interval", env="ISSUES_HEALTH_INTERVAL", default=5.0, type=float,
+         help="seconds between database probes of the health service")  # fmt: skip
+    flag(serve, "--tls-cert", env="ISSUES_TLS_CERT", help="PEM server certificate (enables TLS)")
+    flag(serve, "--tls-key", env="ISSUES_TLS_KEY", help="PEM private key of --tls-cert")
+    flag(serve, "--tls-client-ca", env="ISSUES_TLS_CLIENT_CA", help="PEM CA; clients must present a cert it signed")
+    switch(serve, "--tracing", env="ISSUES_TRACING", help="export OpenTelemetry traces (OTLP; see OTEL_*)")
 
 
 def _serve_config(args: argparse.Namespace, url: str) -> Config:
     from server.core import settings
+    from server.telemetry.sql import query_counting_requested
     from server.transport.app import Config  # grpc is imported only when serving
-    from server.transport.observability import query_counting_requested
 
     return Config(
         database_url=url,
@@ -65,7 +73,20 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
         metrics_address=args.metrics_address,
         count_queries=query_counting_requested(),
         settings=settings.load(path=args.settings),
+        tracer_provider=_tracer_provider(args.tracing),
     )
+
+
+def _tracer_provider(flag: bool) -> Any:
+    from server.telemetry.tracing import provider_from_env, tracing_requested
+
+    if not tracing_requested(flag=flag):
+        return None
+    from opentelemetry import trace
+
+    provider = provider_from_env()
+    trace.set_tracer_provider(provider)  # also the one libraries and log lines see
+    return provider
 
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
@@ -85,7 +106,11 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
+    if args.command == "health":
+        from server.transport.health_probe import check
+
+        return check(address=args.address, service=args.service)
     url = database_url(args.database_url)
     if args.command == "serve":
         if not args.tokens:

@@ -60,12 +60,17 @@ def migrated(database_url: str) -> str:
 def database(migrated: str) -> Iterator[str]:
     """An empty schema for each test; a connection is open for the test body's own queries."""
     make_database(migrated, workers=8)
+    empty_schema()
+    with db.connection_context():
+        yield migrated
+
+
+def empty_schema() -> None:
+    """Delete every row but the schema version, in the database bound now."""
     with db.connection_context(), db.atomic():
         for model in reversed(ALL_MODELS):
             if model is not SchemaVersion:
                 model.delete().execute()
-    with db.connection_context():
-        yield migrated
 
 
 def token_store() -> TokenStore:

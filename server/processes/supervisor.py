@@ -38,7 +38,7 @@ DRAIN_MARGIN = 15.0  # past grace, a worker that still runs is killed (and the e
 
 def supervise(config: Config, address: str, *, processes: int) -> int:
     """Run N workers on `address` until SIGTERM/SIGINT; the exit status says whether all drained."""
-    from server.transport.observability import configure_logging
+    from server.telemetry.logs import configure_logging
 
     configure_logging()
     try:
@@ -70,7 +70,8 @@ class Supervisor:
         log.info("supervisor pid %d: %d workers on port %d", os.getpid(), processes, self.reservation.port)
         metrics_port = None if self.exposition is None else self.exposition.port
         announce(address=self.reservation.address, port=self.reservation.port,
-                 metrics_address=self.config.metrics_address, metrics_port=metrics_port)  # fmt: skip
+                 metrics_address=self.config.metrics_address, metrics_port=metrics_port,
+                 tracing=self.config.tracer_provider is not None)  # fmt: skip
         try:
             return self._loop()
         finally:

@@ -18,16 +18,14 @@ from issues.v1 import issue_service_pb2, issue_service_pb2_grpc
 
 from server.core import settings
 from server.storage.db import make_database
+from server.telemetry.logs import configure_logging
+from server.telemetry.metrics import start_metrics_server
+from server.telemetry.sql import enable_query_counting, enable_statement_spans
 from server.transport import errors
 from server.transport.auth import AuthInterceptor, TokenStore
 from server.transport.health_watch import HealthWatch
 from server.transport.listen import LISTEN_FAILED, ListenError
-from server.transport.observability import (
-    ObservabilityInterceptor,
-    configure_logging,
-    enable_query_counting,
-    start_metrics_server,
-)
+from server.transport.observability import ObservabilityInterceptor
 from server.transport.servicer import IssueServicer
 
 log = logging.getLogger("issue_service")
@@ -49,6 +47,7 @@ class Config:
     tls_cert: str | None = None  # PEM files; with tls_client_ca, clients must present a cert
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    tracer_provider: Any = None  # an OpenTelemetry TracerProvider: a span per RPC and per statement
     # Server options and feature flags (--settings / ISSUES_SETTINGS); None keeps the current ones.
     settings: settings.Settings | None = None
     # SO_REUSEPORT: only workers of one supervisor share a port; a lone server binds exclusively,
@@ -87,8 +86,7 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     store = tokens or TokenStore(config.tokens_path)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
-        # Observability first: it is the outermost wrapper, so it also times and logs auth denials.
-        interceptors=[ObservabilityInterceptor(), AuthInterceptor(store)],
+        interceptors=_interceptors(config, store),
         maximum_concurrent_rpcs=config.max_concurrent_rpcs or 4 * config.workers,
         options=_options(reuse_port=config.reuse_port),
     )
@@ -109,6 +107,20 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
         running.metrics = start_metrics_server(config.metrics_port, config.metrics_address)
         running.metrics_port = running.metrics.server_port
     return running
+
+
+def _interceptors(config: Config, store: TokenStore) -> list[grpc.ServerInterceptor]:
+    # Observability before auth: the outer wrapper, so it also times and logs auth denials. The
+    # trace span outside both, so the access line and the SQL spans fall inside it.
+    chain: list[grpc.ServerInterceptor] = [ObservabilityInterceptor(), AuthInterceptor(store)]
+    if config.tracer_provider is not None:
+        from opentelemetry.instrumentation.grpc import filters, server_interceptor
+
+        enable_statement_spans(config.tracer_provider)
+        untraced = filters.service_prefix("grpc.")  # health probes and reflection
+        traced = filters.negate(untraced)
+        chain.insert(0, server_interceptor(tracer_provider=config.tracer_provider, filter_=traced))  # type: ignore[no-untyped-call]
+    return chain
 
 
 def _add_port(server: grpc.Server, address: str, config: Config) -> int:
@@ -148,12 +160,12 @@ def _options(*, reuse_port: bool) -> list[tuple[str, Any]]:
     ]
 
 
-def announce(*, address: str, port: int, metrics_address: str, metrics_port: int | None) -> None:
+def announce(*, address: str, port: int, metrics_address: str, metrics_port: int | None, tracing: bool) -> None:
     """The start-up lines users and tests read (the port matters when the address asked for 0)."""
-    log.info("serving %s on %s (port %d)", SERVICE_NAME, address, port)
     if metrics_port is not None:
         log.info("metrics on http://%s:%d/metrics", metrics_address, metrics_port)
-    print(f"issue-service listening on {address} (port {port})", flush=True)
+    log.info("issue-service listening on %s (port %d)", address, port,
+             extra={"address": address, "port": port, "tracing": tracing})  # fmt: skip
 
 
 def serve(config: Config, address: str, *, on_ready: Callable[[Running], None] | None = None) -> int:
@@ -166,13 +178,8 @@ def serve(config: Config, address: str, *, on_ready: Callable[[Running], None] |
     try:
         running = create_server(config, address)
     except ListenError as exc:
-        log.error("%s", exc)
+        log.error("%s", exc, extra={"address": address})
         return LISTEN_FAILED
-    if on_ready is not None:
-        on_ready(running)
-    else:
-        announce(address=address, port=running.port, metrics_address=config.metrics_address,
-                 metrics_port=running.metrics_port)  # fmt: skip
     stopped = threading.Event()
 
     def on_stop(signum: int, _frame: Any) -> None:
@@ -186,10 +193,18 @@ def serve(config: Config, address: str, *, on_ready: Callable[[Running], None] |
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
+    # The banner last: whoever waits for it may signal the process at once.
+    if on_ready is not None:
+        on_ready(running)
+    else:
+        announce(address=address, port=running.port, metrics_address=config.metrics_address,
+                 metrics_port=running.metrics_port, tracing=config.tracer_provider is not None)  # fmt: skip
     stopped.wait()
     running.stop(config.grace_seconds)
     from server.storage.models import db
 
     if hasattr(db.obj, "close_all"):
         db.obj.close_all()
+    if config.tracer_provider is not None:
+        config.tracer_provider.shutdown()  # exports the spans still batched
     return 0

@@ -13,7 +13,7 @@ from google.rpc import code_pb2
 from issues.v1 import issue_service_pb2 as pb
 from issues.v1 import issue_service_pb2_grpc
 
-from server.core import idempotency, update
+from server.core import idempotency, listing, update
 from server.core.commands import Caller
 from server.core.errors import CoreError, InvalidArgument
 from server.transport import convert
@@ -77,6 +77,11 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
             caller=caller_from(context), organization_id=request.organization_id, group_id=request.group_id
         )
         return pb.GetGroupResponse(group=convert.group_to_proto(view))
+
+    @translated(field_prefix="")
+    def ListGroups(self, request: pb.ListGroupsRequest, context: grpc.ServicerContext) -> pb.ListGroupsResponse:
+        result = listing.list_groups(caller=caller_from(context), request=convert.list_request_from_proto(request))
+        return convert.list_result_to_proto(result)
 
     @translated()
     def UpdateGroup(self, request: pb.UpdateGroupRequest, context: grpc.ServicerContext) -> pb.UpdateGroupResponse:

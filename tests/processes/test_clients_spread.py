@@ -51,7 +51,7 @@ def calls_per_worker(text: str, method: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples if family.name == CALLS_NAME else ():
-            if s.name.endswith("_total") and any(method in v for v in s.labels.values()):
+            if s.name.endswith("_total") and s.labels.get("grpc_method") == method:
                 out[s.labels["worker"]] = out.get(s.labels["worker"], 0) + s.value
     return out
 

@@ -13,11 +13,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.processes.metrics import WorkersCollector
-from server.transport.observability import RPC_CALLS
+from server.telemetry.metrics import HANDLED
 from tests.processes.support import channels_on_every_worker
 from tests.security.support import ServerProcess, start_server
 
-CALLS_NAME = RPC_CALLS.describe()[0].name  # whatever observability.py calls its per-RPC counter
+CALLS_NAME = HANDLED.describe()[0].name  # grpc_server_handled
 
 
 @pytest.fixture()
@@ -50,7 +50,7 @@ def health_checks_per_worker(text: str) -> dict[str, float]:
         if family.name != CALLS_NAME:
             continue
         for sample in family.samples:
-            if sample.name.endswith("_total") and any("Health/Check" in v for v in sample.labels.values()):
+            if sample.name.endswith("_total") and sample.labels.get("grpc_method") == "Check":
                 worker = sample.labels["worker"]
                 per_worker[worker] = per_worker.get(worker, 0) + sample.value
     return per_worker

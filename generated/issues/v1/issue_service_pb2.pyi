@@ -615,6 +615,103 @@ class UpdateGroupResponse(_message.Message):
 Global___UpdateGroupResponse: _TypeAlias = UpdateGroupResponse  # noqa: Y015
 
 @_typing.final
+class ListGroupsRequest(_message.Message):
+    """ListGroupsRequest names the issues to list and the page to return."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_IDS_FIELD_NUMBER: _builtins.int
+    ENVIRONMENTS_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    SORT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    INCLUDE_ACTIVITIES_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.int
+    """Organization of the issues. Required."""
+    query: _builtins.str
+    """Search query in Sentry's syntax (as BulkUpdateGroupsRequest.query). Not sent means
+    "is:unresolved"; an empty string means all issues. `OR`, `AND` and parentheses are refused.
+    """
+    sort: Global___Sort.ValueType
+    """Order: SORT_DATE (default; last seen, newest first), SORT_NEW (first seen, newest first),
+    SORT_FREQ (most events first) or SORT_PRIORITY (highest first); ties by id, highest first.
+    """
+    page_size: _builtins.int
+    """Issues per page: 1 to 100; 0 (not sent) means 25. Anything else is INVALID_ARGUMENT on
+    "page_size".
+    """
+    page_token: _builtins.str
+    """next_page_token of the previous page (keyset: issues changed meanwhile are neither skipped
+    nor repeated because of the change). Valid only with the same query, sort, project_ids and
+    environments; otherwise INVALID_ARGUMENT "Invalid cursor parameter." on "page_token".
+    """
+    include_activities: _builtins.bool
+    """Also return each issue's latest activities (as GetGroup does); off by default."""
+    @_builtins.property
+    def project_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Limit to these projects; empty means every project of the organization the caller may read."""
+
+    @_builtins.property
+    def environments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Limit to issues seen in these environments (names); an unknown name is NOT_FOUND."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.int = ...,
+        project_ids: _abc.Iterable[_builtins.int] | None = ...,
+        environments: _abc.Iterable[_builtins.str] | None = ...,
+        query: _builtins.str | None = ...,
+        sort: Global___Sort.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        include_activities: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_query", b"_query", "query", b"query"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_query", b"_query", "environments", b"environments", "include_activities", b"include_activities", "organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "project_ids", b"project_ids", "query", b"query", "sort", b"sort"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__query: _TypeAlias = _typing.Literal["query"]  # noqa: Y015
+    _WhichOneofArgType__query: _TypeAlias = _typing.Literal["_query", b"_query"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__query) -> _WhichOneofReturnType__query | None: ...
+
+Global___ListGroupsRequest: _TypeAlias = ListGroupsRequest  # noqa: Y015
+
+@_typing.final
+class ListGroupsResponse(_message.Message):
+    """ListGroupsResponse is one page of issues."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUPS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    total_size: _builtins.int
+    """Number of issues matching the request, over all pages."""
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[_group_pb2.Group]:
+        """The issues of this page, in the requested order."""
+
+    def __init__(
+        self,
+        *,
+        groups: _abc.Iterable[_group_pb2.Group] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["groups", b"groups", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGroupsResponse: _TypeAlias = ListGroupsResponse  # noqa: Y015
+
+@_typing.final
 class BulkUpdateGroupsRequest(_message.Message):
     """BulkUpdateGroupsRequest applies one patch to a selection of issues."""
 
