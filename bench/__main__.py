@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import dataset, load, report
+from bench import dataset, load, processes, report
 from bench.serverproc import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,6 +183,7 @@ def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
     try:
         figures = {sc.name: _run_scenario(server, sc, target) for sc in scenarios(quick)}
         report.add_ratios(figures)
+        by_processes = processes.compare(url, workdir=workdir, quick=quick, target=target)
         cap = BUDGET.memory_cap(backend, quick)
         memory = _memory(server, memory_scenario(quick, memory_calls(quick, backend), cap), target)
         searchable, note = _query_selection(server)
@@ -196,7 +197,9 @@ def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
     notes.append(f"server exit code after SIGTERM: {code}")
     return {
         "dataset": counts,
-        "server": "8 workers, ISSUES_COUNT_QUERIES=1, JSON access log to a file",
+        "server": f"--processes default ({processes.default_processes()}), 8 threads each, "
+        "ISSUES_COUNT_QUERIES=1, JSON access log to a file",
+        "processes": by_processes,
         "scenarios": figures,
         "memory": memory,
         "targets": _targets(figures, memory),
