@@ -69,3 +69,9 @@ def test_a_second_supervisor_is_kept_out_by_the_port_lock_even_when_it_would_joi
         assert_refused(result, server.port)
     finally:
         server.stop()
+
+
+def test_zero_processes_is_a_usage_error(sqlite_url: str, tokens: Path) -> None:
+    result = serve_on(sqlite_url, tokens, 0, "--processes", "0")
+    assert result.returncode == 2
+    assert "--processes must be at least 1" in result.stderr
