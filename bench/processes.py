@@ -53,8 +53,12 @@ def _run_config(url: str, workdir: Path, processes: int, target: load.Target, qu
     try:
         figures = {sc.name: _measure(server, sc, target) for sc in scenarios(quick)}
         report.add_ratios(figures)
-        one = replace(scenarios(quick)[1], name="get_1_connection_per_client", connections=1)
-        figures[one.name] = _measure(server, one, target)
+        # One client process, 24 calls in flight: over one connection (one worker, whatever N
+        # is) and over four (spread by the kernel's hash of each connection).
+        alone = replace(scenarios(quick)[1], procs=1, conc=24)
+        for connections in (1, 4):
+            sc = replace(alone, name=f"get_1_client_{connections}_connections", connections=connections)
+            figures[sc.name] = _measure(server, sc, target)
     finally:
         server.stop()
     return figures
@@ -64,17 +68,17 @@ def compare(url: str, *, workdir: Path, quick: bool, target: load.Target) -> dic
     """Throughput of the same scenarios under `--processes 1` and `--processes N` (N = CPUs)."""
     n = default_processes()
     configs = {str(p): _run_config(url, workdir, p, target, quick) for p in sorted({1, n})}
-    speedup = {
-        name: _ratio(configs[str(n)][name], configs["1"][name]) for name, _ in KINDS if n > 1
-    }
-    get = configs[str(n)]
+    speedup = {name: _ratio(configs[str(n)][name], configs["1"][name]) for name, _ in KINDS if n > 1}
+    alone = configs[str(n)]
     return {
         "processes": n,
         "client_processes": load.Scenario("x", "x").procs,
         "connections_per_client_process": load.Scenario("x", "x").connections,
         "configs": configs,
         "speedup_n_over_1": speedup,
-        "get_several_over_one_connection": _ratio(get["get"], get["get_1_connection_per_client"]),
+        "get_1_client_4_over_1_connections": _ratio(
+            alone["get_1_client_4_connections"], alone["get_1_client_1_connections"]
+        ),
     }
 
 
@@ -100,11 +104,12 @@ def markdown(data: dict[str, Any]) -> list[str]:
         speedup = data["speedup_n_over_1"].get(name)
         out.append(f"| {name} | " + " | ".join(map(str, rates)) + f" | {speedup or '-'} | "
                    + " | ".join(map(str, cpus)) + " |")  # fmt: skip
-    one = configs[str(n)]["get_1_connection_per_client"]
+    one, four = (configs[str(n)][f"get_1_client_{c}_connections"]["throughput_rps"] for c in (1, 4))
     out += [
         "",
-        f"`get` at {n} processes with one connection per client process: {one['throughput_rps']} req/s; "
-        f"several connections do {data['get_several_over_one_connection']}x that.",
+        f"One client process (24 in flight) against `--processes {n}`: `get` over one connection "
+        f"{one} req/s, over four {four} req/s ({data['get_1_client_4_over_1_connections']}x; one "
+        "connection always reaches a single worker; the client shares the same cores).",
         "",
     ]
     return out
