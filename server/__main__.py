@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from server.cli_env import flag, switch
@@ -73,7 +75,9 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
         metrics_address=args.metrics_address,
         count_queries=query_counting_requested(),
         settings=settings.load(path=args.settings),
-        tracer_provider=_tracer_provider(args.tracing),
+        # Made in the serving process itself (_serve): its OTLP exporter may open a gRPC channel,
+        # and a supervisor must fork before any gRPC object exists.
+        tracer_provider=None,
     )
 
 
@@ -100,8 +104,11 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     if processes == 1:
         from server.transport.app import serve
 
-        return serve(config, args.address)
-    return supervise(config, args.address, processes=processes)
+        return serve(replace(config, tracer_provider=_tracer_provider(args.tracing)), args.address)
+    from server.telemetry.tracing import tracing_requested
+
+    tracer = partial(_tracer_provider, args.tracing) if tracing_requested(flag=args.tracing) else None
+    return supervise(config, args.address, processes=processes, tracer=tracer)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from server.processes.children import SignalPipe, describe, drained, reap
 from server.processes.metrics import Exposition
 from server.processes.reservation import Reservation, reserve
-from server.processes.worker import Worker, fork_worker
+from server.processes.worker import Tracer, Worker, fork_worker
 from server.transport.listen import LISTEN_FAILED, ListenError
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ RESTART_WINDOW = 60.0
 DRAIN_MARGIN = 15.0  # past grace, a worker that still runs is killed (and the exit is 1)
 
 
-def supervise(config: Config, address: str, *, processes: int) -> int:
+def supervise(config: Config, address: str, *, processes: int, tracer: Tracer | None = None) -> int:
     """Run N workers on `address` until SIGTERM/SIGINT; the exit status says whether all drained."""
     from server.telemetry.logs import configure_logging
 
@@ -47,14 +47,16 @@ def supervise(config: Config, address: str, *, processes: int) -> int:
         log.error("%s", exc)
         return LISTEN_FAILED
     try:
-        return Supervisor(config=config, reservation=reservation, signals=SignalPipe()).run(processes)
+        supervisor = Supervisor(config=config, reservation=reservation, signals=SignalPipe(), tracer=tracer)
+        return supervisor.run(processes)
     finally:
         reservation.release()
 
 
 class Supervisor:
-    def __init__(self, *, config: Config, reservation: Reservation, signals: SignalPipe) -> None:
+    def __init__(self, *, config: Config, reservation: Reservation, signals: SignalPipe, tracer: Tracer | None) -> None:
         self.config = config
+        self.tracer = tracer
         self.reservation = reservation
         self.signals = signals
         self.workers: dict[int, Worker] = {}
@@ -71,7 +73,7 @@ class Supervisor:
         metrics_port = None if self.exposition is None else self.exposition.port
         announce(address=self.reservation.address, port=self.reservation.port,
                  metrics_address=self.config.metrics_address, metrics_port=metrics_port,
-                 tracing=self.config.tracer_provider is not None)  # fmt: skip
+                 tracing=self.tracer is not None)  # fmt: skip
         try:
             return self._loop()
         finally:
@@ -113,7 +115,7 @@ class Supervisor:
             inherited.append(self.exposition.fileno())
         inherited += [w.ready_fd for w in self.workers.values() if w.ready_fd >= 0]
         address = self.reservation.address
-        worker = fork_worker(index=index, config=self.config, address=address, inherited=inherited)
+        worker = fork_worker(index=index, config=self.config, address=address, inherited=inherited, tracer=self.tracer)
         self.workers[worker.pid] = worker
         return worker
 

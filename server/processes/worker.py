@@ -8,13 +8,15 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from server.transport.app import Config, Running
 
 log = logging.getLogger("issue_service.processes")
+Tracer = Callable[[], Any]  # builds the worker's tracer provider (or None when tracing is off)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -32,7 +34,7 @@ def worker_config(config: Config) -> Config:
     return replace(config, reuse_port=True, metrics_port=metrics, metrics_address="127.0.0.1")
 
 
-def fork_worker(*, index: int, config: Config, address: str, inherited: list[int]) -> Worker:
+def fork_worker(*, index: int, config: Config, address: str, inherited: list[int], tracer: Tracer | None) -> Worker:
     """Fork before any grpc object exists in the parent (grpc is not fork-safe afterwards)."""
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()  # or the child would write the parent's buffered lines a second time
@@ -40,15 +42,19 @@ def fork_worker(*, index: int, config: Config, address: str, inherited: list[int
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        _run(index=index, config=config, address=address, ready_fd=write_fd, inherited=inherited)
+        _run(index=index, config=config, address=address, ready_fd=write_fd, inherited=inherited, tracer=tracer)
     os.close(write_fd)
     return Worker(index=index, pid=pid, ready_fd=read_fd)
 
 
-def _run(*, index: int, config: Config, address: str, ready_fd: int, inherited: list[int]) -> NoReturn:
+def _run(  # noqa: PLR0913  (one child's whole context, passed once)
+    *, index: int, config: Config, address: str, ready_fd: int, inherited: list[int], tracer: Tracer | None
+) -> NoReturn:
     code = 1
     try:
         _become_worker(inherited)
+        if tracer is not None:  # built after the fork: an OTLP exporter may hold a gRPC channel
+            config = replace(config, tracer_provider=tracer())
         from server.transport.app import serve
 
         def ready(running: Running) -> None:
