@@ -25,6 +25,7 @@ from server.processes.metrics import Exposition
 from server.processes.reservation import Reservation, reserve
 from server.processes.worker import Tracer, Worker, fork_worker
 from server.transport.listen import LISTEN_FAILED, ListenError
+from server.transport.shutdown import DRAIN_TIMEOUT
 
 if TYPE_CHECKING:
     from server.transport.app import Config
@@ -33,7 +34,7 @@ log = logging.getLogger("issue_service.processes")
 START_TIMEOUT = 120.0  # seconds for a worker to serve; a busy 2-core CI box can be slow to import
 RESTART_BUDGET = 5
 RESTART_WINDOW = 60.0
-DRAIN_MARGIN = 15.0  # past grace, a worker that still runs is killed (and the exit is 1)
+DRAIN_MARGIN = 5.0  # past a worker's own shutdown bounds, it is killed (and the exit is 1)
 
 
 def supervise(config: Config, address: str, *, processes: int, tracer: Tracer | None = None) -> int:
@@ -167,7 +168,9 @@ class Supervisor:
     def _drain(self, *, failed: bool = False) -> int:
         """SIGTERM every worker, wait for each to finish its own drain; kill what outlives it."""
         self._send(signal.SIGTERM)
-        deadline = time.monotonic() + self.config.grace_seconds + DRAIN_MARGIN
+        # A worker's shutdown takes at most pre-stop delay + grace + DRAIN_TIMEOUT (shutdown.py).
+        bound = self.config.pre_stop_delay + self.config.grace_seconds + DRAIN_TIMEOUT + DRAIN_MARGIN
+        deadline = time.monotonic() + bound
         clean = True
         while self.workers and (left := deadline - time.monotonic()) > 0:
             self.signals.wait(min(left, 0.5))
@@ -177,7 +180,7 @@ class Supervisor:
                     log.error("worker (pid %d) ended badly while draining: %s", pid, describe(status))
                     clean = False
         for pid in self.workers:
-            log.error("worker (pid %d) still running %.0fs past the grace period: killed", pid, DRAIN_MARGIN)
+            log.error("worker (pid %d) still running past its shutdown bounds: killed", pid)
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         clean = clean and not self.workers
