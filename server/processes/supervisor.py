@@ -173,7 +173,9 @@ class Supervisor:
         deadline = time.monotonic() + bound
         clean = True
         while self.workers and (left := deadline - time.monotonic()) > 0:
-            self.signals.wait(min(left, 0.5))
+            signals, _ = self.signals.wait(min(left, 0.5))
+            if signal.SIGTERM in signals or signal.SIGINT in signals:
+                self._send(signal.SIGTERM)  # a second signal: workers skip the rest of the pre-stop delay
             while (dead := reap()) is not None:
                 pid, status = dead
                 if self.workers.pop(pid, None) is not None and not drained(status):

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.processes import supervisor
 from server.processes.children import default_processes
+from tests.processes.support import channels_on_every_worker
 from tests.security.support import ServerProcess, start_server
 
 WAIT = 60.0  # bounds for a broken supervisor, not timing asserts
@@ -107,3 +108,25 @@ def test_a_killed_supervisor_takes_its_workers_with_it(two: ServerProcess) -> No
     two.proc.kill()
     two.proc.wait(timeout=WAIT)
     wait_for(lambda: not any(alive(p) for p in pids), "workers to follow the supervisor")
+
+
+def health_on(channel: grpc.Channel) -> int:
+    reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=20)
+    return int(reply.status)
+
+
+def test_every_worker_answers_health_and_all_go_not_serving_on_sigterm(sqlite_url: str, tokens: Path) -> None:
+    """Health is per worker: whichever worker a check reaches answers for the service."""
+    server = start_server(sqlite_url, tokens, "--processes", "2", "--pre-stop-delay", "60")
+    channels = channels_on_every_worker(server)
+    try:
+        assert {health_on(c) for c in channels} == {health_pb2.HealthCheckResponse.SERVING}
+        server.proc.send_signal(signal.SIGTERM)  # NOT_SERVING, still answering for 60 s
+        for channel in channels:
+            wait_for(lambda c=channel: health_on(c) == health_pb2.HealthCheckResponse.NOT_SERVING, "NOT_SERVING")
+        server.proc.send_signal(signal.SIGTERM)  # a second signal skips the rest of the delay
+        assert server.proc.wait(timeout=WAIT) == 0
+    finally:
+        for channel in channels:
+            channel.close()
+        server.stop()
