@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,8 +191,20 @@ def _options(*, reuse_port: bool) -> list[tuple[str, Any]]:
     ]
 
 
-def serve(config: Config, address: str) -> int:
-    """Run until SIGTERM/SIGINT; then stop accepting, let in-flight calls finish, exit 0."""
+def announce(*, address: str, port: int, metrics_address: str, metrics_port: int | None, tracing: bool) -> None:
+    """The start-up lines users and tests read (the port matters when the address asked for 0)."""
+    if metrics_port is not None:
+        log.info("metrics on http://%s:%d/metrics", metrics_address, metrics_port)
+    log.info("issue-service listening on %s (port %d)", address, port,
+             extra={"address": address, "port": port, "tracing": tracing})  # fmt: skip
+
+
+def serve(config: Config, address: str, *, on_ready: Callable[[Running], None] | None = None) -> int:
+    """Run until SIGTERM/SIGINT; then stop accepting, let in-flight calls finish, exit 0.
+
+    on_ready replaces the start-up announcement: a supervised worker reports to its supervisor,
+    which announces once for all of them.
+    """
     configure_logging()
     try:
         running = create_server(config, address)
@@ -206,11 +219,11 @@ def serve(config: Config, address: str) -> int:
 
     signal.signal(signal.SIGHUP, on_hup)
     # The banner last: whoever waits for it may signal the process at once.
-    if running.metrics_port is not None:
-        log.info("metrics on http://%s:%d/metrics", config.metrics_address, running.metrics_port)
-    tracing = config.tracer_provider is not None
-    log.info("issue-service listening on %s (port %d)", address, running.port,
-             extra={"address": address, "port": running.port, "tracing": tracing})  # fmt: skip
+    if on_ready is not None:
+        on_ready(running)
+    else:
+        announce(address=address, port=running.port, metrics_address=config.metrics_address,
+                 metrics_port=running.metrics_port, tracing=config.tracer_provider is not None)  # fmt: skip
     stop.wait()
     code = shutdown_in_order(running, pre_stop_delay=config.pre_stop_delay, grace=config.grace_seconds, hurry=hurry)
     if config.tracer_provider is not None:
