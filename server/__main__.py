@@ -36,11 +36,41 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", default=None, help="PEM server certificate (enables TLS)")
     serve.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
     serve.add_argument("--tls-client-ca", default=None, help="PEM CA; requires client certs")
+    _events_flags(serve)
     sub.add_parser("migrate", help="create or upgrade the schema")
     seed = sub.add_parser("seed", help="load a JSON fixture")
     seed.add_argument("file")
     seed.add_argument("--replace", action="store_true", help="delete existing data first")
     return parser
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def _events_flags(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--events-database-url", default=os.environ.get("ISSUES_EVENTS_DATABASE_URL"),
+        help="connection for LISTEN/NOTIFY wake-ups of WatchIssueEvents (default: the database URL); "
+        "point this at PostgreSQL directly when the request pool goes through a transaction pooler",
+    )  # fmt: skip
+    serve.add_argument(
+        "--events-poll-interval", type=float, default=_env_float("ISSUES_EVENTS_POLL_INTERVAL", 0.25),
+        help="seconds between outbox polls (SQLite; a safety net next to NOTIFY on PostgreSQL)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--events-heartbeat", type=float, default=_env_float("ISSUES_EVENTS_HEARTBEAT", 15.0),
+        help="seconds of silence before a WatchIssueEvents stream gets a heartbeat",
+    )  # fmt: skip
+    serve.add_argument(
+        "--events-queue-size", type=int, default=_env_int("ISSUES_EVENTS_QUEUE_SIZE") or 1000,
+        help="events buffered per watcher; a slower watcher re-reads from the database",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-watchers", type=int, default=_env_int("ISSUES_MAX_WATCHERS") or 16,
+        help="concurrent WatchIssueEvents streams (each has its own thread); past it RESOURCE_EXHAUSTED",
+    )  # fmt: skip
 
 
 def _serve_config(args: argparse.Namespace, url: str) -> Config:
@@ -59,6 +89,11 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
         metrics_port=args.metrics_port,
         metrics_address=args.metrics_address,
         count_queries=query_counting_requested(),
+        events_database_url=args.events_database_url,
+        events_poll_interval=args.events_poll_interval,
+        events_heartbeat=args.events_heartbeat,
+        events_queue_size=args.events_queue_size,
+        max_watchers=args.max_watchers,
     )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from server.storage import migrate_events
 from server.storage.models import ALL_MODELS, SchemaVersion, db
 
 # Each entry upgrades the schema from version i to i+1; version 1 creates every table.
 MIGRATIONS: list[Callable[[], None]] = [
     lambda: db.create_tables(ALL_MODELS, safe=True),
+    migrate_events.upgrade,  # issue 11: event stream columns, sequence, lease, trigger
 ]
 
 

@@ -15,7 +15,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from issues.v1 import issue_service_pb2, issue_service_pb2_grpc
 
-from server.storage.db import make_database
+from server.events.feed import EventFeed
+from server.events.listener import wakeups_for
+from server.storage.db import database_url, make_database
 from server.transport import errors
 from server.transport.auth import AuthInterceptor, TokenStore
 from server.transport.health_watch import HealthWatch
@@ -23,6 +25,7 @@ from server.transport.observability import (
     ObservabilityInterceptor,
     configure_logging,
     enable_query_counting,
+    observe_watchers,
     start_metrics_server,
 )
 from server.transport.servicer import IssueServicer
@@ -37,7 +40,7 @@ class Config:
     database_url: str | None = None
     tokens_path: str | None = None
     workers: int = 8
-    max_concurrent_rpcs: int | None = None  # default: 4 x workers; past it RESOURCE_EXHAUSTED
+    max_concurrent_rpcs: int | None = None  # default: 4 x workers + max_watchers; past it RESOURCE_EXHAUSTED
     grace_seconds: float = 10.0
     metrics_port: int | None = None  # Prometheus /metrics on this port (0: a free one); None: off
     metrics_address: str = "127.0.0.1"
@@ -46,6 +49,11 @@ class Config:
     tls_cert: str | None = None  # PEM files; with tls_client_ca, clients must present a cert
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    events_database_url: str | None = None  # LISTEN connection; default: database_url
+    events_poll_interval: float = 0.25  # seconds between outbox polls (PostgreSQL: safety net)
+    events_heartbeat: float = 15.0  # seconds of silence before a WatchIssueEvents heartbeat
+    events_queue_size: int = 1000  # events buffered per live watcher before it reads the database
+    max_watchers: int = 16  # concurrent WatchIssueEvents streams; they get their own threads
 
 
 @dataclass
@@ -57,8 +65,11 @@ class Running:
     metrics: Any = None  # the /metrics HTTP server, when enabled
     metrics_port: int | None = None
     watch: HealthWatch | None = None
+    feed: EventFeed | None = None
 
     def stop(self, grace: float | None = None) -> None:
+        if self.feed is not None:
+            self.feed.stop()  # ends the watch streams, so the drain below does not wait on them
         if self.watch is not None:
             self.watch.stop()
             errors.forget_unavailable_listener(self.watch.report_unavailable)
@@ -75,14 +86,18 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     if config.count_queries:
         enable_query_counting()
     store = tokens or TokenStore(config.tokens_path)
+    feed = _event_feed(config)
+    # A watch stream holds its thread for its whole life: watchers get threads of their own so
+    # they never starve the update RPCs.
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
+        futures.ThreadPoolExecutor(max_workers=config.workers + config.max_watchers, thread_name_prefix="rpc"),
         # Observability first: it is the outermost wrapper, so it also times and logs auth denials.
         interceptors=[ObservabilityInterceptor(), AuthInterceptor(store)],
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs or 4 * config.workers,
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs or 4 * config.workers + config.max_watchers,
         options=_options(),
     )
-    issue_service_pb2_grpc.add_IssueServiceServicer_to_server(IssueServicer(), server)
+    servicer = IssueServicer(feed=feed, heartbeat=config.events_heartbeat)
+    issue_service_pb2_grpc.add_IssueServiceServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -94,11 +109,19 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     watch = HealthWatch(servicer=health_servicer, services=("", SERVICE_NAME), interval=config.health_interval)
     errors.on_unavailable(watch.report_unavailable)
     watch.start()
-    running = Running(server, port, health_servicer, store, watch=watch)
+    running = Running(server, port, health_servicer, store, watch=watch, feed=feed)
+    feed.start()
+    observe_watchers(lambda: feed.watcher_count)
     if config.metrics_port is not None:
         running.metrics = start_metrics_server(config.metrics_port, config.metrics_address)
         running.metrics_port = running.metrics.server_port
     return running
+
+
+def _event_feed(config: Config) -> EventFeed:
+    url = config.events_database_url or database_url(config.database_url)
+    wakeups = wakeups_for(url, interval=config.events_poll_interval)
+    return EventFeed(wakeups=wakeups, queue_size=config.events_queue_size, max_watchers=config.max_watchers)
 
 
 def _add_port(server: grpc.Server, address: str, config: Config) -> int:

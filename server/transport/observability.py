@@ -52,6 +52,12 @@ GROUPS_CHANGED = Counter(
 POOL_IN_USE = Gauge("issue_service_db_pool_in_use", "Pooled connections checked out", registry=REGISTRY)
 POOL_IDLE = Gauge("issue_service_db_pool_idle", "Pooled connections idle", registry=REGISTRY)
 POOL_MAX = Gauge("issue_service_db_pool_max", "Pooled connections allowed", registry=REGISTRY)
+WATCHERS = Gauge("issue_service_event_watchers", "Connected WatchIssueEvents streams", registry=REGISTRY)
+
+
+def observe_watchers(count: Callable[[], int]) -> None:
+    """The watchers gauge reads the feed of the server created last (tests create several)."""
+    WATCHERS.set_function(count)
 
 
 def _pool_attr(name: str) -> float:
@@ -198,6 +204,14 @@ def _echo_request_id(context: grpc.ServicerContext, request_id: str) -> None:
         context.set_trailing_metadata((*current, (REQUEST_ID_KEY, request_id)))
 
 
+_current = threading.local()
+
+
+def current_request_id() -> str | None:
+    """The x-request-id of the unary call this thread is handling (the one echoed back)."""
+    return getattr(_current, "request_id", None)
+
+
 def _observed(
     inner: Callable[[Any, grpc.ServicerContext], Any], record: CallRecord
 ) -> Callable[[Any, grpc.ServicerContext], Any]:
@@ -206,12 +220,14 @@ def _observed(
         _reset_sql()
         auth.forget_parsed_request()
         context.set_trailing_metadata(((REQUEST_ID_KEY, record.request_id),))
+        _current.request_id = record.request_id
         response, failed = None, True
         try:
             response = inner(request, context)
             failed = False
             return response
         finally:
+            _current.request_id = None
             if isinstance(request, bytes | bytearray):  # parsed inside the auth wrapper
                 request = auth.parsed_request()
             _echo_request_id(context, record.request_id)
