@@ -3,6 +3,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The console script `issue-service` (pyproject [project.scripts]; same entry as `python -m server`).
+CLI := $(VENV)/bin/issue-service
 STAMP := $(VENV)/.installed
 DB ?= sqlite:///issues.db
 ADDRESS ?= 127.0.0.1:50051
@@ -50,13 +52,13 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix server tests
 
 migrate: $(STAMP)
-	DATABASE_URL=$(DB) $(PY) -m server migrate
+	$(CLI) --database-url $(DB) migrate
 
 seed: migrate
-	DATABASE_URL=$(DB) $(PY) -m server seed server/demo/demo.json --replace
+	$(CLI) --database-url $(DB) seed server/demo/demo.json --replace
 
 run: seed
-	DATABASE_URL=$(DB) $(PY) -m server serve --address $(ADDRESS) --tokens $(TOKENS)
+	$(CLI) --database-url $(DB) serve --address $(ADDRESS) --tokens $(TOKENS)
 
 # The whole suite on SQLite (no server to install). The PostgreSQL leg is `make test-postgres`;
 # CI runs both (.ci/run).

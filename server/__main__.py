@@ -1,81 +1,64 @@
-"""CLI: `python -m server serve | migrate | seed FILE`."""
+"""CLI: `issue-service` (or `python -m server`) serve | migrate | seed FILE | health."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from server.storage.db import database_url, make_database
+from server import cli_events
+from server.cli_env import flag, switch
+from server.storage.db import DEFAULT_URL, database_url, make_database
+from server.telemetry.logs import configure_logging
 
 if TYPE_CHECKING:
     from server.transport.app import Config
 
+DEFAULT_ADDRESS = "127.0.0.1:50051"
 
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name)
-    return int(value) if value else None
+PROG = "issue-service"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m server", description="issue-service")
-    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL or sqlite:///issues.db")
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="issue-service (also `python -m server`)", epilog="global flags go before the command"
+    )
+    flag(
+        parser, "--database-url", env="DATABASE_URL", default=DEFAULT_URL, help="database (sqlite:// or postgresql://)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve IssueService over gRPC")
-    serve.add_argument("--address", default=os.environ.get("ISSUES_ADDRESS", "127.0.0.1:50051"))
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("ISSUES_WORKERS", "8")))
-    serve.add_argument("--tokens", default=os.environ.get("ISSUES_TOKENS"), help="token file (JSON)")
-    serve.add_argument("--grace", type=float, default=10.0, help="seconds to drain on SIGTERM")
-    metrics_help = "serve Prometheus /metrics on this HTTP port (default: off)"
-    metrics_port = _env_int("ISSUES_METRICS_PORT")
-    serve.add_argument("--metrics-port", type=int, default=metrics_port, help=metrics_help)
-    serve.add_argument("--metrics-address", default="127.0.0.1", help="address for --metrics-port")
-    serve.add_argument("--health-interval", type=float, default=5.0, help="DB probe period (s)")
-    serve.add_argument("--tls-cert", default=None, help="PEM server certificate (enables TLS)")
-    serve.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
-    serve.add_argument("--tls-client-ca", default=None, help="PEM CA; requires client certs")
-    _events_flags(serve)
+    _serve_flags(sub.add_parser("serve", help="serve IssueService over gRPC"))
     sub.add_parser("migrate", help="create or upgrade the schema")
     seed = sub.add_parser("seed", help="load a JSON fixture")
-    seed.add_argument("file")
-    seed.add_argument("--replace", action="store_true", help="delete existing data first")
+    seed.add_argument("file", help="fixture file (format: docs/seed-format.md)")
+    switch(seed, "--replace", env="ISSUES_SEED_REPLACE", help="delete existing data first")
+    health = sub.add_parser("health", help="ask a running server's health service; exit 0 when SERVING")
+    flag(health, "--address", env="ISSUES_ADDRESS", default=DEFAULT_ADDRESS, help="server to ask")
+    flag(health, "--service", env="ISSUES_HEALTH_SERVICE", default="", help='service name ("" = whole server)')
     return parser
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
-
-
-def _events_flags(serve: argparse.ArgumentParser) -> None:
-    serve.add_argument(
-        "--events-database-url", default=os.environ.get("ISSUES_EVENTS_DATABASE_URL"),
-        help="connection for LISTEN/NOTIFY wake-ups of WatchIssueEvents (default: the database URL); "
-        "point this at PostgreSQL directly when the request pool goes through a transaction pooler",
-    )  # fmt: skip
-    serve.add_argument(
-        "--events-poll-interval", type=float, default=_env_float("ISSUES_EVENTS_POLL_INTERVAL", 0.25),
-        help="seconds between outbox polls (SQLite; a safety net next to NOTIFY on PostgreSQL)",
-    )  # fmt: skip
-    serve.add_argument(
-        "--events-heartbeat", type=float, default=_env_float("ISSUES_EVENTS_HEARTBEAT", 15.0),
-        help="seconds of silence before a WatchIssueEvents stream gets a heartbeat",
-    )  # fmt: skip
-    serve.add_argument(
-        "--events-queue-size", type=int, default=_env_int("ISSUES_EVENTS_QUEUE_SIZE") or 1000,
-        help="events buffered per watcher; a slower watcher re-reads from the database",
-    )  # fmt: skip
-    serve.add_argument(
-        "--max-watchers", type=int, default=_env_int("ISSUES_MAX_WATCHERS") or 16,
-        help="concurrent WatchIssueEvents streams (each has its own thread); past it RESOURCE_EXHAUSTED",
-    )  # fmt: skip
+def _serve_flags(serve: argparse.ArgumentParser) -> None:
+    flag(serve, "--address", env="ISSUES_ADDRESS", default=DEFAULT_ADDRESS, help="gRPC listen address host:port")
+    flag(serve, "--workers", env="ISSUES_WORKERS", default=8, type=int, help="worker threads; DB pool = workers + 4")
+    flag(serve, "--tokens", env="ISSUES_TOKENS", help="token file (JSON; required)")
+    flag(serve, "--grace", env="ISSUES_GRACE", default=10.0, type=float, help="seconds to drain on SIGTERM")
+    flag(serve, "--settings", env="ISSUES_SETTINGS", help="JSON file of server options and feature flags")
+    flag(serve, "--metrics-port", env="ISSUES_METRICS_PORT", type=int, help="serve Prometheus /metrics on this port")
+    flag(serve, "--metrics-address", env="ISSUES_METRICS_ADDRESS", default="127.0.0.1", help="address for /metrics")
+    flag(serve, "--health-interval", env="ISSUES_HEALTH_INTERVAL", default=5.0, type=float,
+         help="seconds between database probes of the health service")  # fmt: skip
+    flag(serve, "--tls-cert", env="ISSUES_TLS_CERT", help="PEM server certificate (enables TLS)")
+    flag(serve, "--tls-key", env="ISSUES_TLS_KEY", help="PEM private key of --tls-cert")
+    flag(serve, "--tls-client-ca", env="ISSUES_TLS_CLIENT_CA", help="PEM CA; clients must present a cert it signed")
+    switch(serve, "--tracing", env="ISSUES_TRACING", help="export OpenTelemetry traces (OTLP; see OTEL_*)")
+    cli_events.serve_flags(serve)
 
 
 def _serve_config(args: argparse.Namespace, url: str) -> Config:
+    from server.core import settings
+    from server.telemetry.sql import query_counting_requested
     from server.transport.app import Config  # grpc is imported only when serving
-    from server.transport.observability import query_counting_requested
 
     return Config(
         database_url=url,
@@ -89,17 +72,31 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
         metrics_port=args.metrics_port,
         metrics_address=args.metrics_address,
         count_queries=query_counting_requested(),
-        events_database_url=args.events_database_url,
-        events_poll_interval=args.events_poll_interval,
-        events_heartbeat=args.events_heartbeat,
-        events_queue_size=args.events_queue_size,
-        max_watchers=args.max_watchers,
+        settings=settings.load(path=args.settings),
+        tracer_provider=_tracer_provider(args.tracing),
+        **cli_events.serve_options(args),  # type: ignore[arg-type]
     )
+
+
+def _tracer_provider(flag: bool) -> Any:
+    from server.telemetry.tracing import provider_from_env, tracing_requested
+
+    if not tracing_requested(flag=flag):
+        return None
+    from opentelemetry import trace
+
+    provider = provider_from_env()
+    trace.set_tracer_provider(provider)  # also the one libraries and log lines see
+    return provider
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
+    if args.command == "health":
+        from server.transport.health_probe import check
+
+        return check(address=args.address, service=args.service)
     url = database_url(args.database_url)
     if args.command == "serve":
         from server.transport.app import serve
@@ -107,7 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.tokens:
             print("serve needs --tokens FILE (or ISSUES_TOKENS)", file=sys.stderr)
             return 2
-        return serve(_serve_config(args, url), args.address)
+        from server.core.settings import SettingsError
+
+        try:
+            config = _serve_config(args, url)
+        except SettingsError as exc:
+            print(f"serve: bad settings: {exc}", file=sys.stderr)
+            return 2
+        return serve(config, args.address)
     make_database(url)
     if args.command == "migrate":
         from server.storage.migrate import migrate

@@ -60,14 +60,19 @@ def migrated(database_url: str) -> str:
 def database(migrated: str) -> Iterator[str]:
     """An empty schema for each test; a connection is open for the test body's own queries."""
     make_database(migrated, workers=8)
+    empty_schema()
+    with db.connection_context():
+        yield migrated
+
+
+def empty_schema() -> None:
+    """Delete every row but the schema version, in the database bound now."""
     with db.connection_context(), db.atomic():
         for model in reversed(ALL_MODELS):
             # The event sequence never goes back (as in production): running servers' feeds
             # hold a position in it across tests.
             if model not in (SchemaVersion, EventSequence):
                 model.delete().execute()
-    with db.connection_context():
-        yield migrated
 
 
 def token_store() -> TokenStore:

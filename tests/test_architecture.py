@@ -37,7 +37,9 @@ SERVER = CORE.parent
 # Arrows point inward: transport -> core -> storage; nothing points back out.
 LAYER_RULES = {
     "core": ("server.transport", "server.fixtures", "server.__main__"),
-    "storage": ("server.core", "server.transport", "server.fixtures", "server.__main__"),
+    "storage": ("server.core", "server.transport", "server.fixtures", "server.__main__", "server.telemetry"),
+    # Logs, metrics and traces are fed by the transport; they know the database, nothing above it.
+    "telemetry": ("server.core", "server.transport", "server.fixtures", "server.__main__", "grpc"),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from server.core import activity, subscriptions
+from server.core import activity, settings, subscriptions
 from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import ActorView, UpdateContext
 from server.core.enums import ActivityType, GroupHistoryStatus, SubscriptionReason
@@ -79,7 +79,7 @@ def _assign(ctx: UpdateContext, *, assignee: ActorView, current: dict[int, Group
 
 
 def _team_workflow(ctx: UpdateContext) -> bool:
-    return TEAM_WORKFLOW in (ctx.organization.features or [])
+    return settings.feature_enabled(ctx.organization, TEAM_WORKFLOW)
 
 
 def _subscribe_assignee(ctx: UpdateContext, *, assignee: ActorView) -> list[int]:

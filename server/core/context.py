@@ -80,6 +80,7 @@ class AppliedDelta:
     is_public: bool | None = None
     share_id: str | None = None
     merge: MergeView | None = None
+    merge_echo: bool | None = None  # merge=true with one group: Sentry echoes the flag (§3.12)
     priority: int | None = None
     activities: list[ActivityView] = field(default_factory=list)
     discard: bool | None = None

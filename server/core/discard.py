@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from server.core import issue_types, settings
 from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import UpdateContext
-from server.core.enums import ERROR_CATEGORY_TYPES, GroupStatus
+from server.core.enums import GroupStatus
 from server.core.errors import FailedPrecondition, InvalidArgument
 from server.storage.models import Group, GroupHash, GroupInbox, GroupTombstone
 
@@ -14,9 +15,9 @@ DELETING = (int(GroupStatus.PENDING_DELETION), int(GroupStatus.DELETION_IN_PROGR
 
 def check(ctx: UpdateContext) -> None:
     """Feature first, then the issue category, as Sentry; nothing is written before both pass."""
-    if FEATURE not in (ctx.organization.features or []):
+    if not settings.feature_enabled(ctx.organization, FEATURE):
         raise FailedPrecondition("You do not have that feature enabled", reason="FEATURE_DISABLED", feature=FEATURE)
-    if any(g.type not in ERROR_CATEGORY_TYPES for g in ctx.groups):
+    if not all(issue_types.is_error(g.type) for g in ctx.groups):
         raise InvalidArgument.field("discard", "Only error issues can be discarded.")
 
 

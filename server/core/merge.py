@@ -6,10 +6,10 @@ from typing import Any
 
 from peewee import fn
 
-from server.core import activity
+from server.core import activity, issue_types, settings
 from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import MergeView, UpdateContext
-from server.core.enums import ERROR_CATEGORY_TYPES, HIDDEN_STATUSES, ActivityType, GroupStatus
+from server.core.enums import HIDDEN_STATUSES, ActivityType, GroupStatus
 from server.core.errors import InvalidArgument
 from server.storage.models import (
     Activity,
@@ -22,6 +22,7 @@ from server.storage.models import (
 
 ACROSS_PROJECTS = "Merging across multiple projects is not supported"
 NOT_ERRORS = "Only error issues can be merged."
+TOO_MANY_EVENTS = "Merging issues seen more than {limit} times is temporarily restricted."
 
 
 def _candidates(ctx: UpdateContext) -> list[Group]:
@@ -43,8 +44,16 @@ def check(ctx: UpdateContext) -> None:
         return  # with one group the flag is only echoed (§3.12)
     if len({g.project_id for g in groups}) > 1:
         raise InvalidArgument.field("merge", ACROSS_PROJECTS)
-    if any(g.type not in ERROR_CATEGORY_TYPES for g in groups):
+    if not all(issue_types.is_error(g.type) for g in groups):
         raise InvalidArgument.field("merge", NOT_ERRORS)
+    _check_times_seen(groups)
+
+
+def _check_times_seen(groups: list[Group]) -> None:
+    """Server option issues.merge-unmerge.max-group-times-seen (0: no limit); at it is allowed."""
+    limit = settings.option(settings.MAX_GROUP_TIMES_SEEN)
+    if limit > 0 and any(g.times_seen > limit for g in groups):
+        raise InvalidArgument.field("merge", TOO_MANY_EVENTS.format(limit=limit))
 
 
 def _primary(ctx: UpdateContext, groups: list[Group]) -> Group:
@@ -59,6 +68,7 @@ def merge(ctx: UpdateContext) -> None:
     check(ctx)
     groups = _candidates(ctx)
     if len(groups) < 2:
+        ctx.delta.merge_echo = True  # one group: nothing merges, the flag is echoed (§3.12)
         return
     primary = _primary(ctx, groups)
     children = [g for g in groups if g.id != primary.id]

@@ -82,6 +82,12 @@ def _columns(alias: str, model: type[Model]) -> str:
 
 @lru_cache(maxsize=4)
 def _group_sql(param: str) -> str:
+    return f'{group_select(param)} WHERE g."id" = {param}'
+
+
+@lru_cache(maxsize=4)
+def group_select(param: str) -> str:
+    """The reply's join without its WHERE: the acting user's id binds USER_JOINS placeholders."""
     select = ", ".join(_columns(alias, model) for alias, model, _ in _PARTS)
     joins = " ".join(join.format(t=model._meta.table_name, p=param) for _, model, join in _PARTS[1:])
     # The newest commit link that resolves the group (read only when no resolution row exists).
@@ -91,7 +97,7 @@ def _group_sql(param: str) -> str:
         f' AND l."relationship" = {int(LinkRelationship.RESOLVES)}'
         ' ORDER BY l."datetime" DESC LIMIT 1)'
     )
-    return f'SELECT {select}, {link} FROM "{Group._meta.table_name}" g {joins} WHERE g."id" = {param}'
+    return f'SELECT {select}, {link} FROM "{Group._meta.table_name}" g {joins}'
 
 
 @lru_cache(maxsize=4)
@@ -132,6 +138,11 @@ def load_group(group_id: int, *, user_id: int | None) -> Loaded | None:
     row = cursor.fetchone()
     if row is None:
         return None
+    return loaded_from(row)
+
+
+def loaded_from(row: Sequence[Any]) -> Loaded:
+    """A Loaded from one row of group_select."""
     parts = _split(row, [model for _, model, _ in _PARTS])
     g, p, sn, su, sh, _, au, at, bm, gs, se, gr, ru, rl = parts
     return Loaded(g, p, sn, su, sh, au, at, bm is not None, gs, se, gr, ru, rl, row[-1])

@@ -7,7 +7,7 @@ from typing import Any
 
 from peewee import fn
 
-from server.core import activity, releases, snooze, subscriptions
+from server.core import activity, issue_types, releases, snooze, subscriptions
 from server.core.bulk_sql import EXCLUDED, insert_rows, where_id_in
 from server.core.commands import StatusDetails
 from server.core.context import StatusDetailsView, UpdateContext, UserView
@@ -38,6 +38,7 @@ from server.storage.models import (
 )
 
 MULTI_PROJECT = "Cannot set resolved for multiple projects."
+MANUAL_RESOLUTION = "Cannot manually resolve one or more issues."
 HISTORY = {
     ActivityType.SET_RESOLVED: GroupHistoryStatus.RESOLVED,
     ActivityType.SET_RESOLVED_IN_RELEASE: GroupHistoryStatus.SET_RESOLVED_IN_RELEASE,
@@ -68,6 +69,7 @@ class Plan:
 def plan(ctx: UpdateContext, *, validated: Validated) -> Plan:
     """Pick the kind (first match wins); refuse release and commit kinds across projects
     before anything is written."""
+    _check_manual_resolution(ctx)
     details = ctx.command.status_details or StatusDetails()
     actor = snooze.user_view(ctx.actor)
     if ctx.command.status == "resolvedInNextRelease" or details.in_next_release is not None:
@@ -85,6 +87,15 @@ def plan(ctx: UpdateContext, *, validated: Validated) -> Plan:
     if len(ctx.projects) > 1:
         raise InvalidArgument(MULTI_PROJECT, reason="MULTIPLE_PROJECTS")
     return result
+
+
+def _check_manual_resolution(ctx: UpdateContext) -> None:
+    """Issues whose status a detector manages (metric issues) are never resolved by hand: the
+    whole call is refused when it would resolve any of them."""
+    pending = [g for g in ctx.groups if g.status != GroupStatus.RESOLVED]
+    if not all(issue_types.manual_resolution_allowed(g.type) for g in pending):
+        # Sentry answers a bare 400 detail here (no field), like the multi-project refusal.
+        raise InvalidArgument(MANUAL_RESOLUTION, reason="MANUAL_RESOLUTION_NOT_ALLOWED")
 
 
 def _next_release_plan(release: Release | None, actor: UserView | None) -> Plan:
@@ -144,12 +155,21 @@ def resolve(ctx: UpdateContext, *, resolution: Plan) -> None:
     """Resolve every selected group that is not resolved yet; resolved ones are skipped (§3.3)."""
     ctx.delta.status = "resolved"
     ctx.delta.status_details = resolution.details
-    ctx.delta.inbox = "removed"
     targets = [g for g in ctx.groups if g.status != GroupStatus.RESOLVED]
     if targets:
+        # §3.4 3.d: only groups actually resolved leave the inbox; all skipped, no inbox claim.
+        ctx.delta.inbox = "removed"
         _resolve_groups(ctx, targets=targets, resolution=resolution)
-    if len(ctx.groups) == 1 and resolution.kind in KINDS_WITH_ACTIVITIES:
+    if len(ctx.groups) == 1 and stored_kind(resolution) in KINDS_WITH_ACTIVITIES:
         ctx.delta.activities = activities_for(ctx.groups[0])
+
+
+def stored_kind(resolution: Plan) -> str:
+    """The resolution type as stored (§3.13 step 1 reads it, not the request's kind): a commit
+    that belongs to a release is stored as in_release."""
+    if resolution.kind == "in_commit" and resolution.release is not None:
+        return "in_release"
+    return resolution.kind
 
 
 def _resolve_groups(ctx: UpdateContext, *, targets: list[Group], resolution: Plan) -> None:

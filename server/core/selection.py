@@ -82,10 +82,9 @@ class Selected:
 
 def bulk(*, org: Organization, selection: Selection, actor_id: int | None, now: dt.datetime) -> Selected:
     """Groups selected by explicit ids, or else by a search query one page at a time."""
-    environment_ids = _environments(org, selection.environments)
     if not selection.group_ids:
-        scope = Scope(org.id, actor_id, selection.project_ids, environment_ids)
-        return _by_query(selection, scope=scope, now=now)
+        return _by_query(selection, scope=scope_of(org=org, selection=selection, actor_id=actor_id), now=now)
+    _environments(org, selection.environments)  # an unknown name is refused with ids too
     if selection.query is not None:
         raise InvalidArgument.field("query", "Send either group_ids or query, not both.")
     if selection.page_token:
@@ -121,8 +120,24 @@ def _environments(org: Organization, names: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(sorted(found.values()))
 
 
-def _by_query(selection: Selection, *, scope: Scope, now: dt.datetime) -> Selected:
-    """One keyset page of at most MAX_IDS groups, with the total count and a continuation."""
+def scope_of(*, org: Organization, selection: Selection, actor_id: int | None) -> Scope:
+    """Where a search looks; an unknown environment name is NOT_FOUND."""
+    environment_ids = _environments(org, selection.environments)
+    return Scope(org.id, actor_id, selection.project_ids, environment_ids)
+
+
+@dataclass
+class Page:
+    """One keyset page of a search: ids in order, every match counted, the continuation."""
+
+    ids: list[int]
+    matched_count: int
+    next_page_token: str
+
+
+def search(selection: Selection, *, scope: Scope, now: dt.datetime, size: int, count_empty: bool = True) -> Page:
+    """The page of at most `size` ids after the selection's token (one statement) and the total
+    count (one more; skipped for an empty page unless count_empty). Bulk and list share it."""
     text = DEFAULT_QUERY if selection.query is None else selection.query
     matching = conditions(parse(text, now=now), scope=scope)
     bound = paging.fingerprint(selection, query=text)
@@ -135,17 +150,24 @@ def _by_query(selection: Selection, *, scope: Scope, now: dt.datetime) -> Select
         Group.select(Group.id, key.alias("sort_key"))
         .where(*where)
         .order_by(key.desc(), Group.id.desc())
-        .limit(MAX_IDS + 1)  # one more than a page tells whether another page follows
+        .limit(size + 1)  # one more than a page tells whether another page follows
     )
-    if not rows:
-        raise NotFound(NO_GROUPS, reason="NO_GROUPS_FOUND")
-    page, truncated = rows[:MAX_IDS], len(rows) > MAX_IDS
+    page = rows[:size]
     token = ""
-    if truncated:
+    if len(rows) > size:
         last = paging.Cursor(paging.key_of(page[-1], selection.sort), page[-1].id)
         token = paging.encode(last, fingerprint=bound)
-    count = Group.select().where(*matching).count()
-    return Selected(lock_groups([r.id for r in page]), [], count, truncated, token)
+    count = Group.select().where(*matching).count() if page or count_empty else 0
+    return Page([r.id for r in page], count, token)
+
+
+def _by_query(selection: Selection, *, scope: Scope, now: dt.datetime) -> Selected:
+    """One keyset page of at most MAX_IDS groups, with the total count and a continuation."""
+    page = search(selection, scope=scope, now=now, size=MAX_IDS, count_empty=False)
+    if not page.ids:
+        raise NotFound(NO_GROUPS, reason="NO_GROUPS_FOUND")
+    token = page.next_page_token
+    return Selected(lock_groups(page.ids), [], page.matched_count, bool(token), token)
 
 
 def projects_of(groups: list[Group]) -> dict[int, Project]:

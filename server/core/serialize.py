@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.core import issue_types
 from server.core.assignee import user_actor
 from server.core.context import ActivityView, ActorView, CommitView, StatusDetailsView, UserView
 from server.core.enums import (
@@ -22,6 +24,7 @@ from server.core.errors import NotFound
 from server.core.reads import Loaded, load_activities, load_group
 from server.core.snooze import user_view
 from server.storage.models import (
+    Activity,
     Commit,
     Group,
     GroupSnooze,
@@ -138,7 +141,7 @@ def _ignore_details(snooze: GroupSnooze, group: Group, actor: User | None) -> St
     )
 
 
-def _resolved_details(loaded: Loaded) -> StatusDetailsView:
+def _resolved_details(loaded: Loaded, commits: Mapping[int, CommitView] | None) -> StatusDetailsView:
     resolution = loaded.resolution
     if resolution is not None:
         actor = user_view(loaded.resolution_actor)
@@ -146,6 +149,9 @@ def _resolved_details(loaded: Loaded) -> StatusDetailsView:
             return StatusDetailsView(in_next_release=True, actor=actor)
         assert loaded.release is not None  # the foreign key cascades: a resolution has one
         return StatusDetailsView(in_release=loaded.release.version, actor=actor)
+    if loaded.resolving_commit_id is not None and commits is not None:  # a page read them at once
+        view = commits.get(loaded.resolving_commit_id)
+        return StatusDetailsView(in_commit=view) if view is not None else StatusDetailsView()
     if loaded.resolving_commit_id is not None:
         commit = Commit.get_or_none(Commit.id == loaded.resolving_commit_id)
         if commit is not None:
@@ -153,7 +159,7 @@ def _resolved_details(loaded: Loaded) -> StatusDetailsView:
     return StatusDetailsView()
 
 
-def _details(loaded: Loaded, label: str, auto: bool) -> StatusDetailsView:
+def _details(loaded: Loaded, label: str, auto: bool, commits: Mapping[int, CommitView] | None) -> StatusDetailsView:
     group, snooze = loaded.group, loaded.snooze
     if auto:
         return StatusDetailsView(auto_resolved=True)
@@ -162,7 +168,7 @@ def _details(loaded: Loaded, label: str, auto: bool) -> StatusDetailsView:
     if label == "ignored" and group.substatus == 1:
         return StatusDetailsView(ignore_until_escalating=True)
     if label == "resolved":
-        return _resolved_details(loaded)
+        return _resolved_details(loaded, commits)
     return StatusDetailsView()
 
 
@@ -193,7 +199,13 @@ def _user_flags(loaded: Loaded) -> dict[str, Any]:
 
 def activities_for(group: Group, *, limit: int = ACTIVITIES_COUNT) -> list[ActivityView]:
     """Newest first, consecutive duplicates dropped (except notes), then the first-seen entry."""
-    rows = load_activities(group.id, limit=2 * limit)
+    return activity_views(group, load_activities(group.id, limit=2 * limit), limit=limit)
+
+
+def activity_views(
+    group: Group, rows: list[tuple[Activity, User | None]], *, limit: int = ACTIVITIES_COUNT
+) -> list[ActivityView]:
+    """The group's activity rows (newest first, 2 x limit of them) as the reply shows them."""
     views: list[ActivityView] = []
     previous: tuple[Any, ...] | None = None
     for r, actor in rows:
@@ -226,6 +238,17 @@ def group_view(group: Group, *, user_id: int | None, now: dt.datetime) -> GroupV
     loaded = load_group(group.id, user_id=user_id)
     if loaded is None:  # the caller holds the row (locked on PostgreSQL); only a purge races here
         raise NotFound("Issue not found", reason="GROUP_NOT_FOUND", groupId=str(group.id))
+    return view_of(loaded, now=now, activities=activities_for(loaded.group))
+
+
+def view_of(
+    loaded: Loaded,
+    *,
+    now: dt.datetime,
+    activities: list[ActivityView],
+    commits: Mapping[int, CommitView] | None = None,
+) -> GroupView:
+    """The reply from rows already read; `commits` (by id) saves a page a read per commit."""
     group, project, snooze = loaded.group, loaded.project, loaded.snooze
     label, auto = _status(group, project, snooze, now)
     share = loaded.share
@@ -238,13 +261,13 @@ def group_view(group: Group, *, user_id: int | None, now: dt.datetime) -> GroupV
         logger=group.logger or "",
         level=LEVEL_NAMES.get(group.level, "error"),
         status=label,
-        status_details=_details(loaded, label, auto),
+        status_details=_details(loaded, label, auto, commits),
         substatus=group.substatus,
         share_id=share.uuid if share else "",
         platform=group.platform or project.platform or "",
         project=project,
-        issue_category="error" if group.type == 1 else "other",
-        issue_type="error" if group.type == 1 else f"type_{group.type}",
+        issue_category=issue_types.category_name(group.type),
+        issue_type=issue_types.issue_type(group.type).slug,
         num_comments=group.num_comments,
         assigned_to=_assignee_view(loaded),
         is_bookmarked=flags["is_bookmarked"],
@@ -260,7 +283,7 @@ def group_view(group: Group, *, user_id: int | None, now: dt.datetime) -> GroupV
         last_seen=group.last_seen,
         resolved_at=group.resolved_at,
         etag=etag_of(group),
-        activities=activities_for(group),
+        activities=activities,
     )
 
 

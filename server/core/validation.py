@@ -128,14 +128,17 @@ def _commit_for(org_id: int, repository_name: str, key: str) -> Commit:
     if not key:
         errors.add(f"{base}.commit", "This field is required.")
     errors.raise_if_any()
-    repo = None
-    if _storable(repository_name):
-        repo = Repository.get_or_none((Repository.organization == org_id) & (Repository.name == repository_name))
-    if repo is None:
+    named = Repository.select(Repository.id).where(
+        (Repository.organization == org_id) & (Repository.name == repository_name)
+    )
+    if not _storable(repository_name) or not named.exists():
         raise InvalidArgument.field(f"{base}.repository", "Unable to find the given repository.")
-    commit = None
+    # Names are not unique (repositories are per provider + external id): the commit may be in
+    # any repository of that name; the lowest commit id wins when several hold it.
+    commit: Commit | None = None
     if _storable(key):
-        commit = Commit.get_or_none((Commit.repository == repo.id) & (Commit.key == key))
+        query = Commit.select().where(Commit.repository.in_(named) & (Commit.key == key))
+        commit = query.order_by(Commit.id).first()
     if commit is None:
         raise InvalidArgument.field(f"{base}.commit", "Unable to find the given commit.")
     return commit

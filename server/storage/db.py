@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from urllib.parse import urlparse
@@ -11,10 +12,18 @@ from urllib.parse import urlparse
 from peewee import Database
 from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+from psycopg.pq import TransactionStatus
 
 from server.storage.models import db
 
 DEFAULT_URL = "sqlite:///issues.db"
+# psycopg prepares a statement on the server after this many runs of the same text; the hot paths
+# run fixed texts, so they are planned once per connection. None turns preparing off.
+PREPARE_THRESHOLD = 5
+PREPARED_STATEMENTS = {"on": PREPARE_THRESHOLD, "true": PREPARE_THRESHOLD, "off": None, "false": None}
+# A pooled connection idle longer than this is probed (`SELECT 1`) before it is handed out; a
+# busy one is trusted, and a failed statement marks its connection broken, so the pool drops it.
+IDLE_CHECK_SECONDS = 30.0
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",  # readers never block the single writer
@@ -55,13 +64,62 @@ def _sqlite(params: dict[str, Any], workers: int) -> Database:
         timeout=10,
         autoconnect=False,
     )
+    params.pop("prepared_statements", None)  # sqlite3 caches its statements per connection anyway
     database: Database = PooledSqliteDatabase(**{**defaults, **params})
     return database
+
+
+def prepare_threshold(params: dict[str, Any]) -> int | None:
+    """The `prepared_statements` URL parameter (on/off, default on) as psycopg's threshold.
+
+    Off behind a transaction pooler (PgBouncer in transaction mode): a statement prepared on one
+    server connection is unknown on the next one the pooler hands out.
+    """
+    raw = params.pop("prepared_statements", "on")
+    key = str(raw).lower()
+    if key not in PREPARED_STATEMENTS:
+        raise ValueError(f"DATABASE_URL parameter prepared_statements must be on or off, not {raw!r}")
+    return PREPARED_STATEMENTS[key]
+
+
+class LazyCheckPool(PooledPostgresqlDatabase):  # type: ignore[misc]
+    """peewee's pool without its `SELECT 1` round trip on every checkout.
+
+    The transaction status is local state: a connection whose server went away reads UNKNOWN
+    (or closed) after its first failed statement and is dropped here. Only a connection that sat
+    idle past IDLE_CHECK_SECONDS, which a server or a firewall may have closed meanwhile, is probed,
+    and so is every connection returned before the last broken one came back (after an outage
+    its idle siblings are likely dead too).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._returned_at: dict[int, float] = {}
+        self._broken_at = 0.0
+        super().__init__(*args, **kwargs)
+
+    def _is_closed(self, conn: Any) -> bool:
+        returned = self._returned_at.pop(id(conn), 0.0)
+        status = conn.pgconn.transaction_status
+        if conn.closed or status == TransactionStatus.UNKNOWN:
+            return True
+        trusted = returned > self._broken_at and time.monotonic() - returned <= IDLE_CHECK_SECONDS
+        if status == TransactionStatus.IDLE and trusted:
+            return False
+        return bool(super()._is_closed(conn))  # rolls back a dirty one or probes an idle one
+
+    def _can_reuse(self, conn: Any) -> bool:
+        now = time.monotonic()
+        if not super()._can_reuse(conn):
+            self._broken_at = now
+            return False
+        self._returned_at[id(conn)] = now
+        return True
 
 
 def _postgres(params: dict[str, Any], workers: int) -> Database:
     defaults = dict(
         prefer_psycopg3=True,
+        prepare_threshold=prepare_threshold(params),
         max_connections=workers + 4,
         timeout=10,  # wait for a free pooled connection instead of failing at once
         stale_timeout=300,
@@ -69,7 +127,7 @@ def _postgres(params: dict[str, Any], workers: int) -> Database:
         options="-c lock_timeout=5000 -c statement_timeout=30000",
         autoconnect=False,
     )
-    database: Database = PooledPostgresqlDatabase(**{**defaults, **params})
+    database: Database = LazyCheckPool(**{**defaults, **params})
     return database
 
 

@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 from server.storage import migrate_events
 from server.storage.models import ALL_MODELS, SchemaVersion, db
+from server.storage.upgrade_repository import upgrade_repository_identity
 
 # Each entry upgrades the schema from version i to i+1; version 1 creates every table.
 MIGRATIONS: list[Callable[[], None]] = [
     lambda: db.create_tables(ALL_MODELS, safe=True),
+    upgrade_repository_identity,
     migrate_events.upgrade,  # issue 11: event stream columns, sequence, lease, trigger
 ]
 

@@ -153,12 +153,21 @@ class ReleaseProject(BaseModel):
 
 
 class Repository(BaseModel):
+    """Unique per organization + provider + external id, as in Sentry; names may repeat."""
+
     organization = ForeignKeyField(Organization, on_delete="CASCADE")
     organization_id: int
     name = CharField(max_length=200)
+    # e.g. "integrations:github"; null for repositories added by hand (Sentry's default).
+    provider = CharField(max_length=64, null=True)
+    # The provider's id of the repository; null rows never collide (NULLs are distinct).
+    external_id = CharField(max_length=64, null=True)
 
     class Meta:
-        indexes = ((("organization", "name"), True),)
+        indexes = (
+            (("organization", "name"), False),
+            (("organization", "provider", "external_id"), True),
+        )
 
 
 class Commit(BaseModel):

@@ -15,19 +15,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from issues.v1 import issue_service_pb2, issue_service_pb2_grpc
 
+from server.core import settings
 from server.events.feed import EventFeed
 from server.events.listener import wakeups_for
 from server.storage.db import database_url, make_database
+from server.telemetry.logs import configure_logging
+from server.telemetry.metrics import observe_watchers, start_metrics_server
+from server.telemetry.sql import enable_query_counting, enable_statement_spans
 from server.transport import errors
 from server.transport.auth import AuthInterceptor, TokenStore
 from server.transport.health_watch import HealthWatch
-from server.transport.observability import (
-    ObservabilityInterceptor,
-    configure_logging,
-    enable_query_counting,
-    observe_watchers,
-    start_metrics_server,
-)
+from server.transport.listen import LISTEN_FAILED, ListenError
+from server.transport.observability import ObservabilityInterceptor
 from server.transport.servicer import IssueServicer
 
 log = logging.getLogger("issue_service")
@@ -49,6 +48,12 @@ class Config:
     tls_cert: str | None = None  # PEM files; with tls_client_ca, clients must present a cert
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    tracer_provider: Any = None  # an OpenTelemetry TracerProvider: a span per RPC and per statement
+    # Server options and feature flags (--settings / ISSUES_SETTINGS); None keeps the current ones.
+    settings: settings.Settings | None = None
+    # SO_REUSEPORT: only workers of one supervisor share a port; a lone server binds exclusively,
+    # so a second server on a busy port fails instead of silently splitting the traffic.
+    reuse_port: bool = False
     events_database_url: str | None = None  # LISTEN connection; default: database_url
     events_poll_interval: float = 0.25  # seconds between outbox polls (PostgreSQL: safety net)
     events_heartbeat: float = 15.0  # seconds of silence before a WatchIssueEvents heartbeat
@@ -83,6 +88,8 @@ class Running:
 def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: TokenStore | None = None) -> Running:
     """Build and start the server on `address` (port 0 picks a free port)."""
     make_database(config.database_url, workers=config.workers)
+    if config.settings is not None:
+        settings.configure(config.settings)
     if config.count_queries:
         enable_query_counting()
     store = tokens or TokenStore(config.tokens_path)
@@ -91,10 +98,9 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     # they never starve the update RPCs.
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers + config.max_watchers, thread_name_prefix="rpc"),
-        # Observability first: it is the outermost wrapper, so it also times and logs auth denials.
-        interceptors=[ObservabilityInterceptor(), AuthInterceptor(store)],
+        interceptors=_interceptors(config, store),
         maximum_concurrent_rpcs=config.max_concurrent_rpcs or 4 * config.workers + config.max_watchers,
-        options=_options(),
+        options=_options(reuse_port=config.reuse_port),
     )
     servicer = IssueServicer(feed=feed, heartbeat=config.events_heartbeat)
     issue_service_pb2_grpc.add_IssueServiceServicer_to_server(servicer, server)
@@ -118,6 +124,20 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     return running
 
 
+def _interceptors(config: Config, store: TokenStore) -> list[grpc.ServerInterceptor]:
+    # Observability before auth: the outer wrapper, so it also times and logs auth denials. The
+    # trace span outside both, so the access line and the SQL spans fall inside it.
+    chain: list[grpc.ServerInterceptor] = [ObservabilityInterceptor(), AuthInterceptor(store)]
+    if config.tracer_provider is not None:
+        from opentelemetry.instrumentation.grpc import filters, server_interceptor
+
+        enable_statement_spans(config.tracer_provider)
+        untraced = filters.service_prefix("grpc.")  # health probes and reflection
+        traced = filters.negate(untraced)
+        chain.insert(0, server_interceptor(tracer_provider=config.tracer_provider, filter_=traced))  # type: ignore[no-untyped-call]
+    return chain
+
+
 def _event_feed(config: Config) -> EventFeed:
     url = config.events_database_url or database_url(config.database_url)
     wakeups = wakeups_for(url, interval=config.events_poll_interval)
@@ -125,6 +145,14 @@ def _event_feed(config: Config) -> EventFeed:
 
 
 def _add_port(server: grpc.Server, address: str, config: Config) -> int:
+    """Bind `address`; grpc says only "Failed to bind", so a refusal is explained by ListenError."""
+    try:
+        return _bind(server, address, config)
+    except RuntimeError as exc:
+        raise ListenError(address, reuse_port=config.reuse_port) from exc
+
+
+def _bind(server: grpc.Server, address: str, config: Config) -> int:
     """Plaintext by default; TLS with a cert and key; mutual TLS when a client CA is given."""
     if config.tls_cert is None and config.tls_key is None:
         if config.tls_client_ca is not None:
@@ -141,8 +169,9 @@ def _add_port(server: grpc.Server, address: str, config: Config) -> int:
     return server.add_secure_port(address, credentials)
 
 
-def _options() -> list[tuple[str, Any]]:
+def _options(*, reuse_port: bool) -> list[tuple[str, Any]]:
     return [
+        ("grpc.so_reuseport", int(reuse_port)),  # grpc's default on Linux is 1: say it explicitly
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.keepalive_timeout_ms", 20_000),
@@ -155,11 +184,11 @@ def _options() -> list[tuple[str, Any]]:
 def serve(config: Config, address: str) -> int:
     """Run until SIGTERM/SIGINT; then stop accepting, let in-flight calls finish, exit 0."""
     configure_logging()
-    running = create_server(config, address)
-    log.info("serving %s on %s (port %d)", SERVICE_NAME, address, running.port)
-    if running.metrics_port is not None:
-        log.info("metrics on http://%s:%d/metrics", config.metrics_address, running.metrics_port)
-    print(f"issue-service listening on {address} (port {running.port})", flush=True)
+    try:
+        running = create_server(config, address)
+    except ListenError as exc:
+        log.error("%s", exc, extra={"address": address})
+        return LISTEN_FAILED
     stopped = threading.Event()
 
     def on_stop(signum: int, _frame: Any) -> None:
@@ -173,10 +202,18 @@ def serve(config: Config, address: str) -> int:
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
+    # The banner last: whoever waits for it may signal the process at once.
+    if running.metrics_port is not None:
+        log.info("metrics on http://%s:%d/metrics", config.metrics_address, running.metrics_port)
+    tracing = config.tracer_provider is not None
+    log.info("issue-service listening on %s (port %d)", address, running.port,
+             extra={"address": address, "port": running.port, "tracing": tracing})  # fmt: skip
     stopped.wait()
     running.stop(config.grace_seconds)
     from server.storage.models import db
 
     if hasattr(db.obj, "close_all"):
         db.obj.close_all()
+    if config.tracer_provider is not None:
+        config.tracer_provider.shutdown()  # exports the spans still batched
     return 0

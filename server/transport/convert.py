@@ -21,6 +21,7 @@ from server.core.context import (
     UserView,
 )
 from server.core.errors import InvalidArgument, ViolationCollector
+from server.core.listing import ListRequest, ListResult
 from server.core.serialize import GroupView
 
 STATUS_TO_CORE = {
@@ -123,6 +124,28 @@ def patch_from_proto(msg: issue_service_pb2.GroupPatch) -> commands.UpdateComman
         inbox=_opt(msg, "inbox"),
         integration=_opt(msg, "integration"),
         merge_primary_group_id=_opt(msg, "merge_primary_group_id"),
+    )
+
+
+def list_request_from_proto(msg: issue_service_pb2.ListGroupsRequest) -> ListRequest:
+    if msg.sort not in SORTS:
+        raise InvalidArgument.field("sort", f'"{msg.sort}" is not a valid choice.')
+    spec = commands.Selection(
+        organization_id=msg.organization_id,
+        project_ids=tuple(msg.project_ids),
+        query=msg.query if msg.HasField("query") else None,
+        environments=tuple(msg.environments),
+        sort=SORTS[msg.sort],
+        page_token=msg.page_token,
+    )
+    return ListRequest(selection=spec, page_size=msg.page_size, include_activities=msg.include_activities)
+
+
+def list_result_to_proto(result: ListResult) -> issue_service_pb2.ListGroupsResponse:
+    return issue_service_pb2.ListGroupsResponse(
+        groups=[group_to_proto(view) for view in result.groups],
+        next_page_token=result.next_page_token,
+        total_size=result.total_size,
     )
 
 
@@ -231,7 +254,7 @@ def applied_to_proto(delta: AppliedDelta) -> issue_service_pb2.AppliedChanges:
         out.assigned_to.SetInParent()
         if delta.assigned_to is not None:
             out.assigned_to.assignee.CopyFrom(actor_to_proto(delta.assigned_to))
-    for name in ("has_seen", "is_bookmarked", "is_subscribed", "is_public", "discard"):
+    for name in ("has_seen", "is_bookmarked", "is_subscribed", "is_public", "discard", "merge_echo"):
         if getattr(delta, name) is not None:
             setattr(out, name, getattr(delta, name))
     if delta.subscription_reason is not None:

@@ -15,12 +15,13 @@ from issues.v1 import events_pb2 as events_pb
 from issues.v1 import issue_service_pb2 as pb
 from issues.v1 import issue_service_pb2_grpc
 
-from server.core import idempotency, update
+from server.core import idempotency, listing, update
 from server.core.commands import Caller
 from server.core.errors import CoreError, InvalidArgument, Unimplemented
 from server.events import watch
 from server.events.feed import EventFeed
-from server.transport import convert, event_convert, observability
+from server.telemetry import logs
+from server.transport import convert, event_convert
 from server.transport.auth import caller_from as authenticated_caller
 from server.transport.errors import abort, core_status, log, status_for, translated
 
@@ -29,7 +30,7 @@ T = TypeVar("T")
 
 def caller_from(context: grpc.ServicerContext) -> Caller:
     """The authenticated caller, carrying the call's request id into the outbox events."""
-    return dataclasses.replace(authenticated_caller(context), request_id=observability.current_request_id())
+    return dataclasses.replace(authenticated_caller(context), request_id=logs.current_request_id())
 
 
 R = TypeVar("R", bound=Message)
@@ -92,6 +93,11 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
             caller=caller_from(context), organization_id=request.organization_id, group_id=request.group_id
         )
         return pb.GetGroupResponse(group=convert.group_to_proto(view))
+
+    @translated(field_prefix="")
+    def ListGroups(self, request: pb.ListGroupsRequest, context: grpc.ServicerContext) -> pb.ListGroupsResponse:
+        result = listing.list_groups(caller=caller_from(context), request=convert.list_request_from_proto(request))
+        return convert.list_result_to_proto(result)
 
     @translated()
     def UpdateGroup(self, request: pb.UpdateGroupRequest, context: grpc.ServicerContext) -> pb.UpdateGroupResponse:

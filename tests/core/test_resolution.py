@@ -330,7 +330,8 @@ def test_resolve_in_commit_of_a_release_resolves_in_the_newest_release_containin
         "abc123",
         "acme/app",
     )
-    assert result.applied.activities == []  # the commit kind does not carry activities (§3.13)
+    # Stored as in_release, so the single-group reply carries the activities (§3.13 step 1).
+    assert result.applied.activities[0].type == ActivityType.SET_RESOLVED_IN_COMMIT
 
 
 def test_resolve_in_undeployed_commit_links_it_without_a_resolution_row(w: dict[str, Any]) -> None:

@@ -108,3 +108,22 @@ def test_nul_characters_and_oversized_queries_are_refused() -> None:
     assert problem(" ".join(["is:resolved"] * 101)).startswith("too many terms at position 1200")
     items = ",".join(["a"] * 101)
     assert problem(f"release:[{items}]") == "too many list items at position 8 (at most 100)"
+
+
+def test_boolean_operators_are_refused_naming_the_operator_and_its_position() -> None:
+    boolean = 'Boolean statements containing "OR" or "AND" are not supported in this search'
+    assert problem("is:unresolved OR is:ignored") == f'{boolean}: "OR" at position 14'
+    assert problem("is:unresolved and assigned:me") == f'{boolean}: "and" at position 14'
+    assert problem("AND") == f'{boolean}: "AND" at position 0'
+
+
+def test_parentheses_are_refused_naming_the_parenthesis_and_its_position() -> None:
+    assert problem("(is:unresolved") == 'parentheses are not supported in this search: "(" at position 0'
+    assert problem("is:unresolved (") == 'parentheses are not supported in this search: "(" at position 14'
+    assert problem("is:unresolved)") == 'parentheses are not supported in this search: ")" at position 13'
+    assert problem("release:[a,(b]") == 'parentheses are not supported in this search: "(" at position 11'
+
+
+def test_quoted_operators_and_parentheses_stay_free_text() -> None:
+    assert terms('"OR" "(x)"') == (Text("OR (x)"),)
+    assert terms("ORDER ANDROID") == (Text("ORDER ANDROID"),)

@@ -73,7 +73,19 @@ def test_serve_exposes_reflection_and_stops_cleanly_on_sigterm(db_url: str) -> N
         assert "issues.v1.IssueService" in names
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+        assert proc.stdout is not None
+        lines = [json.loads(line) for line in proc.stdout.read().splitlines() if line.strip()]  # JSON only
+        assert all({"ts", "level", "logger", "message"} <= set(line) for line in lines), lines
+        assert any(line.get("port") == port and "listening" in line["message"] for line in lines), lines
     finally:
         if proc.poll() is None:
             proc.kill()
             time.sleep(0.1)
+
+
+def test_serve_refuses_to_start_with_malformed_settings(db_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "settings.json"
+    bad.write_text(json.dumps({"options": {"issues.merge-unmerge.max-group-times-seen": -5}}))
+    result = run_cli("serve", "--tokens", str(TOKENS), "--settings", str(bad), db_url=db_url)
+    assert result.returncode == 2
+    assert "must be a non-negative integer" in result.stderr

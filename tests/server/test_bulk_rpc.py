@@ -78,6 +78,27 @@ def test_an_invalid_query_names_the_token_and_position(stub: Any, w: dict) -> No
     assert Group.select().where(Group.status == 1).count() == 0
 
 
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("(is:unresolved", 'parentheses are not supported in this search: "(" at position 0'),
+        ("is:unresolved (", 'parentheses are not supported in this search: "(" at position 14'),
+        ("is:unresolved OR is:ignored", 'not supported in this search: "OR" at position 14'),
+    ],
+)
+def test_boolean_operators_and_parentheses_are_invalid_not_free_text(
+    stub: Any, w: dict, query: str, problem: str
+) -> None:
+    f.group(w["project"], title="(is:unresolved OR is:ignored")
+    err = refused(stub.BulkUpdateGroups, bulk_request(w, query=query))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [(field, description)] = violations(err)
+    assert field == "query"
+    assert description.startswith("Invalid query. Error getting group ids and group list")
+    assert problem in description
+    assert Group.select().where(Group.status == 1).count() == 0
+
+
 def test_a_bad_page_token_is_an_invalid_cursor(stub: Any, w: dict) -> None:
     f.group(w["project"])
     err = refused(stub.BulkUpdateGroups, bulk_request(w, query="", page_token="nope"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import urllib.request
 from typing import Any
 
@@ -13,6 +14,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from issues.v1 import issue_service_pb2 as pb
 
+from server.telemetry import logs, metrics, sql
 from server.transport import observability
 from tests import factories as f
 from tests.conftest import TOKENS, metadata
@@ -30,7 +32,9 @@ def access_lines(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    return [json.loads(r.getMessage()) for r in caplog.records if r.name == observability.access_log.name]
+    """The access lines exactly as the server writes them (the real formatter, parsed back)."""
+    formatter = logs.JsonLineFormatter()
+    return [json.loads(formatter.format(r)) for r in caplog.records if r.name == observability.access_log.name]
 
 
 def _trailer(call: Any, key: str) -> str | None:
@@ -168,10 +172,15 @@ def test_no_token_ever_appears_in_the_logs(stub: Any, w: dict[str, Any], caplog:
     assert "authorization" not in caplog.text.lower()
 
 
-def test_metrics_endpoint_exposes_calls_latency_changed_groups_and_pool(stub: Any, w: dict[str, Any]) -> None:
-    registry = observability.REGISTRY
-    labels = {"method": "/issues.v1.IssueService/BulkUpdateGroups", "code": "OK"}
-    before_calls = registry.get_sample_value("issue_service_rpc_calls_total", labels) or 0.0
+def test_metrics_endpoint_exposes_grpc_server_metrics_changed_groups_pool_and_process(
+    stub: Any, w: dict[str, Any]
+) -> None:
+    registry = metrics.REGISTRY
+    rpc = {"grpc_service": "issues.v1.IssueService", "grpc_method": "BulkUpdateGroups", "grpc_type": "unary"}
+    handled = {**rpc, "grpc_code": "OK"}
+    before = {name: registry.get_sample_value(name, handled if "handled" in name else rpc) or 0.0
+              for name in ("grpc_server_started_total", "grpc_server_handled_total",
+                           "grpc_server_msg_received_total", "grpc_server_msg_sent_total")}  # fmt: skip
     before_changed = registry.get_sample_value("issue_service_groups_changed_total", {"kind": "status"}) or 0.0
     ids = [f.group(w["project"]).id for _ in range(2)]
     stub.BulkUpdateGroups(
@@ -182,7 +191,7 @@ def test_metrics_endpoint_exposes_calls_latency_changed_groups_and_pool(stub: An
         ),
         metadata=metadata(),
     )
-    server = observability.start_metrics_server(0)
+    server = metrics.start_metrics_server(0)
     try:
         url = f"http://127.0.0.1:{server.server_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as reply:
@@ -190,18 +199,40 @@ def test_metrics_endpoint_exposes_calls_latency_changed_groups_and_pool(stub: An
     finally:
         server.shutdown()
         server.server_close()
-    assert registry.get_sample_value("issue_service_rpc_calls_total", labels) == before_calls + 1
+    for name, value in before.items():
+        assert registry.get_sample_value(name, handled if "handled" in name else rpc) == value + 1, name
     changed = registry.get_sample_value("issue_service_groups_changed_total", {"kind": "status"})
     assert changed == before_changed + 2
-    assert 'issue_service_rpc_latency_seconds_bucket{code="OK"' in text
-    assert "issue_service_db_pool_max" in text
+    assert "grpc_server_handling_seconds_bucket{" in text
+    assert 'grpc_method="BulkUpdateGroups"' in text
+    for name in (
+        "issue_service_db_pool_max",
+        "process_cpu_seconds_total",
+        "python_info",
+        "python_gc_objects_collected_total",
+    ):
+        assert name in text, name
     assert (registry.get_sample_value("issue_service_db_pool_max") or 0) > 0
+
+
+def test_a_dry_run_counts_no_changed_groups(stub: Any, w: dict[str, Any]) -> None:
+    registry = metrics.REGISTRY
+    before = registry.get_sample_value("issue_service_groups_changed_total", {"kind": "status"}) or 0.0
+    ids = [f.group(w["project"]).id for _ in range(2)]
+    stub.BulkUpdateGroups(
+        pb.BulkUpdateGroupsRequest(
+            organization_id=w["org"].id, group_ids=ids, patch=pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED),
+            validate_only=True,
+        ),
+        metadata=metadata(),
+    )  # fmt: skip
+    assert (registry.get_sample_value("issue_service_groups_changed_total", {"kind": "status"}) or 0.0) == before
 
 
 def test_sql_counting_adds_statement_counts_to_the_access_line(
     stub: Any, w: dict[str, Any], caplog: pytest.LogCaptureFixture, access_lines: None
 ) -> None:
-    observability.enable_query_counting()
+    sql.enable_query_counting()
     g = f.group(w["project"])
     stub.GetGroup(pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id), metadata=metadata())
     (line,) = _lines(caplog)
@@ -209,10 +240,75 @@ def test_sql_counting_adds_statement_counts_to_the_access_line(
     assert line["sql_ms"] >= 0
 
 
-def test_json_formatter_writes_plain_records_as_json_objects() -> None:
+def test_every_log_line_has_one_json_shape_with_iso_utc_time_level_logger_and_message() -> None:
     record = logging.LogRecord("issue_service", logging.WARNING, __file__, 1, "x %s", ("y",), None)
-    out = json.loads(observability.JsonFormatter().format(record))
+    out = json.loads(logs.JsonLineFormatter().format(record))
+    assert list(out)[:4] == ["ts", "level", "logger", "message"]
     assert (out["level"], out["logger"], out["message"]) == ("WARNING", "issue_service", "x y")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", out["ts"]), out["ts"]
+    assert "trace_id" not in out and "request_id" not in out  # outside a call, tracing off
+
+
+def test_lines_logged_during_a_call_carry_its_request_id() -> None:
+    logs.bind_request_id("req-inside")
+    try:
+        record = logging.LogRecord("issue_service", logging.ERROR, __file__, 1, "internal error", (), None)
+        out = json.loads(logs.JsonLineFormatter().format(record))
+    finally:
+        logs.bind_request_id(None)
+    assert out["request_id"] == "req-inside"
+
+
+def test_a_failed_call_logs_its_reason_and_message(
+    stub: Any, w: dict[str, Any], caplog: pytest.LogCaptureFixture, access_lines: None
+) -> None:
+    with pytest.raises(grpc.RpcError):
+        stub.GetGroup(pb.GetGroupRequest(organization_id=w["org"].id, group_id=999_999), metadata=metadata())
+    (line,) = _lines(caplog)
+    assert (line["level"], line["code"], line["reason"]) == ("INFO", "NOT_FOUND", "GROUP_NOT_FOUND")
+    assert line["error"]
+    assert line["message"] == "/issues.v1.IssueService/GetGroup NOT_FOUND"
+
+
+def test_stream_writes_one_access_line_counts_messages_and_echoes_the_request_id(
+    stub: Any, w: dict[str, Any], caplog: pytest.LogCaptureFixture, access_lines: None
+) -> None:
+    registry = metrics.REGISTRY
+    rpc = {"grpc_service": "issues.v1.IssueService", "grpc_method": "StreamBulkUpdateGroups",
+           "grpc_type": "server_stream"}  # fmt: skip
+    sent_before = registry.get_sample_value("grpc_server_msg_sent_total", rpc) or 0.0
+    handled_before = registry.get_sample_value("grpc_server_handled_total", {**rpc, "grpc_code": "OK"}) or 0.0
+    ids = [f.group(w["project"]).id for _ in range(3)]
+    request = pb.BulkUpdateGroupsRequest(
+        organization_id=w["org"].id, group_ids=ids, patch=pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED)
+    )
+    call = stub.StreamBulkUpdateGroups(request, metadata=metadata(**{"x-request-id": "stream-1"}))
+    replies = list(call)
+    assert _trailer(call, "x-request-id") == "stream-1"
+    (line,) = _lines(caplog)
+    assert (line["method"], line["grpc_type"], line["code"]) == (
+        "/issues.v1.IssueService/StreamBulkUpdateGroups", "server_stream", "OK",
+    )  # fmt: skip
+    assert (line["request_id"], line["group_count"], line["messages_sent"]) == ("stream-1", 3, len(replies))
+    assert registry.get_sample_value("grpc_server_msg_sent_total", rpc) == sent_before + len(replies)
+    assert registry.get_sample_value("grpc_server_handled_total", {**rpc, "grpc_code": "OK"}) == handled_before + 1
+
+
+def test_a_stream_refused_while_streaming_logs_its_code_and_reason_and_echoes_the_id(
+    stub: Any, w: dict[str, Any], caplog: pytest.LogCaptureFixture, access_lines: None
+) -> None:
+    g = f.group(w["project"])
+    request = pb.BulkUpdateGroupsRequest(
+        organization_id=w["org"].id, group_ids=[g.id], patch=pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED),
+        request_id="not-for-streams",
+    )  # fmt: skip
+    call = stub.StreamBulkUpdateGroups(request, metadata=metadata(**{"x-request-id": "stream-2"}))
+    with pytest.raises(grpc.RpcError) as err:
+        list(call)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _trailer(err.value, "x-request-id") == "stream-2"
+    (line,) = _lines(caplog)
+    assert (line["code"], line["reason"], line["messages_sent"]) == ("INVALID_ARGUMENT", "INVALID_ARGUMENT", 0)
 
 
 class _FakeContext:
@@ -239,4 +335,4 @@ def test_logged_code_reflects_what_the_client_got(
     code: grpc.StatusCode | None, active: bool, failed: bool, expected: str
 ) -> None:
     context: Any = _FakeContext(code, active)
-    assert observability._code_name(context, failed) == expected
+    assert observability.code_name(context, failed=failed) == expected

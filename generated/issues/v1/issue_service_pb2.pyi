@@ -346,7 +346,9 @@ class GroupPatch(_message.Message):
     is_public: _builtins.bool
     """Share publicly (true; a new share id every time) or stop sharing (false)."""
     merge: _builtins.bool
-    """Merge the selected issues into one (bulk only; with one issue it is a no-op)."""
+    """Merge the selected issues into one (bulk only; with one issue it changes nothing and the
+    reply echoes it in AppliedChanges.merge_echo, as Sentry does).
+    """
     discard: _builtins.bool
     """Discard the issues: delete them and drop their future events. No other field may be sent
     with it (not even discard=false with another field). Needs event:admin.
@@ -613,6 +615,103 @@ class UpdateGroupResponse(_message.Message):
 Global___UpdateGroupResponse: _TypeAlias = UpdateGroupResponse  # noqa: Y015
 
 @_typing.final
+class ListGroupsRequest(_message.Message):
+    """ListGroupsRequest names the issues to list and the page to return."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_IDS_FIELD_NUMBER: _builtins.int
+    ENVIRONMENTS_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    SORT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    INCLUDE_ACTIVITIES_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.int
+    """Organization of the issues. Required."""
+    query: _builtins.str
+    """Search query in Sentry's syntax (as BulkUpdateGroupsRequest.query). Not sent means
+    "is:unresolved"; an empty string means all issues. `OR`, `AND` and parentheses are refused.
+    """
+    sort: Global___Sort.ValueType
+    """Order: SORT_DATE (default; last seen, newest first), SORT_NEW (first seen, newest first),
+    SORT_FREQ (most events first) or SORT_PRIORITY (highest first); ties by id, highest first.
+    """
+    page_size: _builtins.int
+    """Issues per page: 1 to 100; 0 (not sent) means 25. Anything else is INVALID_ARGUMENT on
+    "page_size".
+    """
+    page_token: _builtins.str
+    """next_page_token of the previous page (keyset: issues changed meanwhile are neither skipped
+    nor repeated because of the change). Valid only with the same query, sort, project_ids and
+    environments; otherwise INVALID_ARGUMENT "Invalid cursor parameter." on "page_token".
+    """
+    include_activities: _builtins.bool
+    """Also return each issue's latest activities (as GetGroup does); off by default."""
+    @_builtins.property
+    def project_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Limit to these projects; empty means every project of the organization the caller may read."""
+
+    @_builtins.property
+    def environments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Limit to issues seen in these environments (names); an unknown name is NOT_FOUND."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.int = ...,
+        project_ids: _abc.Iterable[_builtins.int] | None = ...,
+        environments: _abc.Iterable[_builtins.str] | None = ...,
+        query: _builtins.str | None = ...,
+        sort: Global___Sort.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        include_activities: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_query", b"_query", "query", b"query"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_query", b"_query", "environments", b"environments", "include_activities", b"include_activities", "organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "project_ids", b"project_ids", "query", b"query", "sort", b"sort"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__query: _TypeAlias = _typing.Literal["query"]  # noqa: Y015
+    _WhichOneofArgType__query: _TypeAlias = _typing.Literal["_query", b"_query"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__query) -> _WhichOneofReturnType__query | None: ...
+
+Global___ListGroupsRequest: _TypeAlias = ListGroupsRequest  # noqa: Y015
+
+@_typing.final
+class ListGroupsResponse(_message.Message):
+    """ListGroupsResponse is one page of issues."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUPS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    total_size: _builtins.int
+    """Number of issues matching the request, over all pages."""
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[_group_pb2.Group]:
+        """The issues of this page, in the requested order."""
+
+    def __init__(
+        self,
+        *,
+        groups: _abc.Iterable[_group_pb2.Group] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["groups", b"groups", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGroupsResponse: _TypeAlias = ListGroupsResponse  # noqa: Y015
+
+@_typing.final
 class BulkUpdateGroupsRequest(_message.Message):
     """BulkUpdateGroupsRequest applies one patch to a selection of issues."""
 
@@ -632,7 +731,9 @@ class BulkUpdateGroupsRequest(_message.Message):
     """Organization of the issues. Required."""
     query: _builtins.str
     """Search query in Sentry's syntax, used when group_ids is empty. Not sent means
-    "is:unresolved"; an empty string means all issues.
+    "is:unresolved"; an empty string means all issues. As in Sentry's issue search there are
+    no boolean operators: `OR`, `AND` and unquoted parentheses are INVALID_ARGUMENT on "query"
+    naming the token and its position (quote them to search for them as text).
     """
     sort: Global___Sort.ValueType
     """Order of a search selection."""
@@ -785,6 +886,7 @@ class AppliedChanges(_message.Message):
     PRIORITY_FIELD_NUMBER: _builtins.int
     ACTIVITIES_FIELD_NUMBER: _builtins.int
     DISCARD_FIELD_NUMBER: _builtins.int
+    MERGE_ECHO_FIELD_NUMBER: _builtins.int
     status: Global___StatusUpdate.ValueType
     """Status applied; resolved for both resolution statuses, muted echoed as muted."""
     substatus: _group_pb2.Substatus.ValueType
@@ -803,6 +905,10 @@ class AppliedChanges(_message.Message):
     """priority as sent."""
     discard: _builtins.bool
     """discard as sent (the issues are gone after a discard)."""
+    merge_echo: _builtins.bool
+    """merge as sent when nothing was merged because only one issue was selected: Sentry's reply
+    then echoes `"merge": true` instead of a parent and children. Unset when merge ran.
+    """
     @_builtins.property
     def status_details(self) -> _group_pb2.StatusDetails:
         """Details of the status applied (resolution or snooze), empty for unresolve."""
@@ -845,10 +951,11 @@ class AppliedChanges(_message.Message):
         priority: _group_pb2.Priority.ValueType | None = ...,
         activities: _abc.Iterable[_group_pb2.Activity] | None = ...,
         discard: _builtins.bool | None = ...,
+        merge_echo: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_discard", b"_discard", "_has_seen", b"_has_seen", "_is_bookmarked", b"_is_bookmarked", "_is_public", b"_is_public", "_is_subscribed", b"_is_subscribed", "_priority", b"_priority", "_status", b"_status", "_substatus", b"_substatus", "assigned_to", b"assigned_to", "discard", b"discard", "has_seen", b"has_seen", "is_bookmarked", b"is_bookmarked", "is_public", b"is_public", "is_subscribed", b"is_subscribed", "merge", b"merge", "priority", b"priority", "share", b"share", "status", b"status", "status_details", b"status_details", "subscription_details", b"subscription_details", "substatus", b"substatus"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_discard", b"_discard", "_has_seen", b"_has_seen", "_is_bookmarked", b"_is_bookmarked", "_is_public", b"_is_public", "_is_subscribed", b"_is_subscribed", "_merge_echo", b"_merge_echo", "_priority", b"_priority", "_status", b"_status", "_substatus", b"_substatus", "assigned_to", b"assigned_to", "discard", b"discard", "has_seen", b"has_seen", "is_bookmarked", b"is_bookmarked", "is_public", b"is_public", "is_subscribed", b"is_subscribed", "merge", b"merge", "merge_echo", b"merge_echo", "priority", b"priority", "share", b"share", "status", b"status", "status_details", b"status_details", "subscription_details", b"subscription_details", "substatus", b"substatus"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_discard", b"_discard", "_has_seen", b"_has_seen", "_is_bookmarked", b"_is_bookmarked", "_is_public", b"_is_public", "_is_subscribed", b"_is_subscribed", "_priority", b"_priority", "_status", b"_status", "_substatus", b"_substatus", "activities", b"activities", "assigned_to", b"assigned_to", "discard", b"discard", "has_seen", b"has_seen", "inbox", b"inbox", "is_bookmarked", b"is_bookmarked", "is_public", b"is_public", "is_subscribed", b"is_subscribed", "merge", b"merge", "priority", b"priority", "share", b"share", "status", b"status", "status_details", b"status_details", "subscription_details", b"subscription_details", "substatus", b"substatus"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_discard", b"_discard", "_has_seen", b"_has_seen", "_is_bookmarked", b"_is_bookmarked", "_is_public", b"_is_public", "_is_subscribed", b"_is_subscribed", "_merge_echo", b"_merge_echo", "_priority", b"_priority", "_status", b"_status", "_substatus", b"_substatus", "activities", b"activities", "assigned_to", b"assigned_to", "discard", b"discard", "has_seen", b"has_seen", "inbox", b"inbox", "is_bookmarked", b"is_bookmarked", "is_public", b"is_public", "is_subscribed", b"is_subscribed", "merge", b"merge", "merge_echo", b"merge_echo", "priority", b"priority", "share", b"share", "status", b"status", "status_details", b"status_details", "subscription_details", b"subscription_details", "substatus", b"substatus"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__discard: _TypeAlias = _typing.Literal["discard"]  # noqa: Y015
     _WhichOneofArgType__discard: _TypeAlias = _typing.Literal["_discard", b"_discard"]  # noqa: Y015
@@ -860,6 +967,8 @@ class AppliedChanges(_message.Message):
     _WhichOneofArgType__is_public: _TypeAlias = _typing.Literal["_is_public", b"_is_public"]  # noqa: Y015
     _WhichOneofReturnType__is_subscribed: _TypeAlias = _typing.Literal["is_subscribed"]  # noqa: Y015
     _WhichOneofArgType__is_subscribed: _TypeAlias = _typing.Literal["_is_subscribed", b"_is_subscribed"]  # noqa: Y015
+    _WhichOneofReturnType__merge_echo: _TypeAlias = _typing.Literal["merge_echo"]  # noqa: Y015
+    _WhichOneofArgType__merge_echo: _TypeAlias = _typing.Literal["_merge_echo", b"_merge_echo"]  # noqa: Y015
     _WhichOneofReturnType__priority: _TypeAlias = _typing.Literal["priority"]  # noqa: Y015
     _WhichOneofArgType__priority: _TypeAlias = _typing.Literal["_priority", b"_priority"]  # noqa: Y015
     _WhichOneofReturnType__status: _TypeAlias = _typing.Literal["status"]  # noqa: Y015
@@ -876,6 +985,8 @@ class AppliedChanges(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__is_public) -> _WhichOneofReturnType__is_public | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__is_subscribed) -> _WhichOneofReturnType__is_subscribed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__merge_echo) -> _WhichOneofReturnType__merge_echo | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__priority) -> _WhichOneofReturnType__priority | None: ...
     @_typing.overload

@@ -73,6 +73,11 @@ class IssueServiceStub:
                 request_serializer=issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsRequest.SerializeToString,
                 response_deserializer=issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsProgress.FromString,
                 _registered_method=True)
+        self.ListGroups = channel.unary_unary(
+                '/issues.v1.IssueService/ListGroups',
+                request_serializer=issues_dot_v1_dot_issue__service__pb2.ListGroupsRequest.SerializeToString,
+                response_deserializer=issues_dot_v1_dot_issue__service__pb2.ListGroupsResponse.FromString,
+                _registered_method=True)
         self.WatchIssueEvents = channel.unary_stream(
                 '/issues.v1.IssueService/WatchIssueEvents',
                 request_serializer=issues_dot_v1_dot_events__pb2.WatchIssueEventsRequest.SerializeToString,
@@ -165,6 +170,22 @@ class IssueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListGroups(self, request, context):
+        """ListGroups finds issues of one organization (AIP-132) with the search language of
+        BulkUpdateGroups: the same parser and the same compiler, so a query that lists issues
+        selects exactly those issues in a bulk update (and is refused with the same errors: an
+        invalid query is INVALID_ARGUMENT on "query" naming the token and its position, an unknown
+        environment NOT_FOUND). Each issue is the Group of GetGroup, without activities unless
+        include_activities is set; total_size counts every match. Issues pending deletion or merge
+        are never listed. Permissions and project access are those of GetGroup: projects the
+        acting member cannot access are left out, and naming one in project_ids is
+        PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
+        related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchIssueEvents(self, request, context):
         """WatchIssueEvents streams the committed side effects of updates (events.proto): first the
         backlog after `after_event_id`, in event id order, then new commits as they happen. When no
@@ -204,6 +225,11 @@ def add_IssueServiceServicer_to_server(servicer, server):
                     servicer.StreamBulkUpdateGroups,
                     request_deserializer=issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsRequest.FromString,
                     response_serializer=issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsProgress.SerializeToString,
+            ),
+            'ListGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGroups,
+                    request_deserializer=issues_dot_v1_dot_issue__service__pb2.ListGroupsRequest.FromString,
+                    response_serializer=issues_dot_v1_dot_issue__service__pb2.ListGroupsResponse.SerializeToString,
             ),
             'WatchIssueEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchIssueEvents,
@@ -337,6 +363,33 @@ class IssueService:
             '/issues.v1.IssueService/StreamBulkUpdateGroups',
             issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsRequest.SerializeToString,
             issues_dot_v1_dot_issue__service__pb2.BulkUpdateGroupsProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/issues.v1.IssueService/ListGroups',
+            issues_dot_v1_dot_issue__service__pb2.ListGroupsRequest.SerializeToString,
+            issues_dot_v1_dot_issue__service__pb2.ListGroupsResponse.FromString,
             options,
             channel_credentials,
             insecure,

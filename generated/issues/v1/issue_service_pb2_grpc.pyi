@@ -100,6 +100,18 @@ class IssueServiceStub:
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
     """
+    ListGroups: _grpc.UnaryUnaryMultiCallable[_issue_service_pb2.ListGroupsRequest, _issue_service_pb2.ListGroupsResponse]
+    """ListGroups finds issues of one organization (AIP-132) with the search language of
+    BulkUpdateGroups: the same parser and the same compiler, so a query that lists issues
+    selects exactly those issues in a bulk update (and is refused with the same errors: an
+    invalid query is INVALID_ARGUMENT on "query" naming the token and its position, an unknown
+    environment NOT_FOUND). Each issue is the Group of GetGroup, without activities unless
+    include_activities is set; total_size counts every match. Issues pending deletion or merge
+    are never listed. Permissions and project access are those of GetGroup: projects the
+    acting member cannot access are left out, and naming one in project_ids is
+    PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
+    related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
+    """
     WatchIssueEvents: _grpc.UnaryStreamMultiCallable[_events_pb2.WatchIssueEventsRequest, _events_pb2.WatchIssueEventsResponse]
     """WatchIssueEvents streams the committed side effects of updates (events.proto): first the
     backlog after `after_event_id`, in event id order, then new commits as they happen. When no
@@ -184,6 +196,18 @@ class IssueServiceAsyncStub(IssueServiceStub):
     buf:lint:ignore RPC_REQUEST_STANDARD_NAME
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    ListGroups: _aio.UnaryUnaryMultiCallable[_issue_service_pb2.ListGroupsRequest, _issue_service_pb2.ListGroupsResponse]  # type: ignore[assignment]
+    """ListGroups finds issues of one organization (AIP-132) with the search language of
+    BulkUpdateGroups: the same parser and the same compiler, so a query that lists issues
+    selects exactly those issues in a bulk update (and is refused with the same errors: an
+    invalid query is INVALID_ARGUMENT on "query" naming the token and its position, an unknown
+    environment NOT_FOUND). Each issue is the Group of GetGroup, without activities unless
+    include_activities is set; total_size counts every match. Issues pending deletion or merge
+    are never listed. Permissions and project access are those of GetGroup: projects the
+    acting member cannot access are left out, and naming one in project_ids is
+    PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
+    related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
     """
     WatchIssueEvents: _aio.UnaryStreamMultiCallable[_events_pb2.WatchIssueEventsRequest, _events_pb2.WatchIssueEventsResponse]  # type: ignore[assignment]
     """WatchIssueEvents streams the committed side effects of updates (events.proto): first the
@@ -290,6 +314,24 @@ class IssueServiceServicer(metaclass=_abc_1.ABCMeta):
         buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def ListGroups(
+        self,
+        request: _issue_service_pb2.ListGroupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_issue_service_pb2.ListGroupsResponse, _abc.Awaitable[_issue_service_pb2.ListGroupsResponse]]:
+        """ListGroups finds issues of one organization (AIP-132) with the search language of
+        BulkUpdateGroups: the same parser and the same compiler, so a query that lists issues
+        selects exactly those issues in a bulk update (and is refused with the same errors: an
+        invalid query is INVALID_ARGUMENT on "query" naming the token and its position, an unknown
+        environment NOT_FOUND). Each issue is the Group of GetGroup, without activities unless
+        include_activities is set; total_size counts every match. Issues pending deletion or merge
+        are never listed. Permissions and project access are those of GetGroup: projects the
+        acting member cannot access are left out, and naming one in project_ids is
+        PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
+        related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
         """
 
     @_abc_1.abstractmethod

@@ -28,6 +28,10 @@ _KEY = re.compile(r"(!?)([A-Za-z_][A-Za-z0-9_.]*):")
 _RELATIVE = re.compile(r"^([+-])(\d+)([smhdw])$")
 _COMPARISON = re.compile(r"^(>=|<=|>|<|=)?(.+)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Sentry's issue search has no boolean grammar: these are errors, never free text.
+_BOOLEAN_OPERATORS = frozenset({"OR", "AND"})
+_BOOLEAN_MESSAGE = 'Boolean statements containing "OR" or "AND" are not supported in this search'
+_PARENTHESES = "()"
 # Bounds that keep any query a small SQL statement and every number inside a 64-bit column.
 MAX_TERMS = 100
 MAX_LIST = 100
@@ -109,6 +113,8 @@ def _tokens(query: str) -> list[Token]:
         match = _KEY.match(query, i)
         if match is None:
             text, i_next = _read_value(query, i)
+            if query[i] != '"' and text.upper() in _BOOLEAN_OPERATORS:
+                raise QueryError(f'{_BOOLEAN_MESSAGE}: "{text}" at position {i}')
             out.append(Token("", (text,), False, i, i))
         else:
             start = match.end()
@@ -127,6 +133,7 @@ def _read_values(query: str, i: int) -> tuple[tuple[str, ...], int]:
     close = query.find("]", i)
     if close < 0:
         raise QueryError(f"unterminated list at position {i}")
+    _refuse_parentheses(query, start=i + 1, end=close)
     items = tuple(item.strip().strip('"') for item in query[i + 1 : close].split(","))
     if not all(items):
         raise QueryError(f"empty list item at position {i}")
@@ -140,6 +147,7 @@ def _read_value(query: str, i: int) -> tuple[str, int]:
         end = i
         while end < len(query) and not query[end].isspace():
             end += 1
+        _refuse_parentheses(query, start=i, end=end)
         return query[i:end], end
     chars: list[str] = []
     j = i + 1
@@ -153,6 +161,13 @@ def _read_value(query: str, i: int) -> tuple[str, int]:
             chars.append(query[j])
             j += 1
     raise QueryError(f"unterminated quote at position {i}")
+
+
+def _refuse_parentheses(query: str, *, start: int, end: int) -> None:
+    """Parentheses group boolean terms in Sentry's grammar, which issue search refuses."""
+    for j in range(start, end):
+        if query[j] in _PARENTHESES:
+            raise QueryError(f'parentheses are not supported in this search: "{query[j]}" at position {j}')
 
 
 def _invalid(token: Token, value: str) -> QueryError:

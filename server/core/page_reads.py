@@ -1,0 +1,66 @@
+"""The reply rows of a whole page of groups in a fixed number of statements (ListGroups): the
+same join as a single group's read (reads.group_select), over a list of ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+from server.core.context import CommitView
+from server.core.reads import USER_JOINS, Loaded, _columns, _id_list, _split, group_select, loaded_from
+from server.storage.models import Activity, Commit, Repository, User, db
+
+
+def _ids_clause(param: str) -> str:
+    return "= ANY(%s::bigint[])" if param == "%s" else "IN (SELECT value FROM json_each(?))"
+
+
+@lru_cache(maxsize=4)
+def _page_sql(param: str) -> str:
+    return f'{group_select(param)} WHERE g."id" {_ids_clause(param)}'
+
+
+def load_groups(ids: Sequence[int], *, user_id: int | None) -> dict[int, Loaded]:
+    """Every group of `ids` with its reply rows, in one statement, by id."""
+    if not ids:
+        return {}
+    param = db.obj.param
+    params = [*([user_id] * USER_JOINS), _id_list(ids, postgres=param == "%s")]
+    rows = db.execute_sql(_page_sql(param), params).fetchall()
+    return {loaded.group.id: loaded for loaded in map(loaded_from, rows)}
+
+
+@lru_cache(maxsize=4)
+def _activities_sql(param: str) -> str:
+    # Numbered per group, newest first, so one statement returns each group's newest `limit`.
+    table = Activity._meta.table_name
+    numbered = (
+        f'SELECT t.*, ROW_NUMBER() OVER (PARTITION BY t."group_id" ORDER BY t."datetime" DESC, t."id" DESC)'
+        f' AS rn FROM "{table}" t WHERE t."group_id" {_ids_clause(param)}'
+    )
+    return (
+        f"SELECT {_columns('a', Activity)}, {_columns('u', User)} FROM ({numbered}) a "
+        f'LEFT JOIN "{User._meta.table_name}" u ON u."id" = a."user_id" WHERE a.rn <= {param} '
+        'ORDER BY a."group_id", a."datetime" DESC, a."id" DESC'
+    )
+
+
+def load_activities(ids: Sequence[int], *, limit: int) -> dict[int, list[tuple[Activity, User | None]]]:
+    """Each group's newest `limit` activities with their users, in one statement."""
+    out: dict[int, list[tuple[Activity, User | None]]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    param = db.obj.param
+    rows = db.execute_sql(_activities_sql(param), [_id_list(ids, postgres=param == "%s"), limit]).fetchall()
+    for row in rows:
+        activity, user = _split(row, (Activity, User))
+        out[activity.group_id].append((activity, user))
+    return out
+
+
+def load_commits(ids: Sequence[int]) -> dict[int, CommitView]:
+    """Commits by id with their repository's name, in one statement."""
+    if not ids:
+        return {}
+    query = Commit.select(Commit.id, Commit.key, Repository.name).join(Repository).where(Commit.id.in_(sorted(ids)))
+    return {c.id: CommitView(id=c.id, key=c.key, repository=c.repository.name) for c in query}

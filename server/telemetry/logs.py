@@ -1,0 +1,76 @@
+"""One JSON shape for every log line: ts (ISO 8601, UTC), level, logger, message, request id, trace id.
+
+python-json-logger does the serialising; this module adds the fields every line must carry. The
+request id of the RPC a thread is serving is bound here by the transport's interceptor, so a
+line logged anywhere during that call (an internal error, a slow query) can be found by it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import trace
+from pythonjsonlogger.json import JsonFormatter
+
+_call = threading.local()  # gRPC serves each call (and pulls a stream's replies) in one thread
+FIRST_KEYS = ("ts", "level", "logger", "message")
+
+
+def bind_request_id(request_id: str | None) -> None:
+    """The request id later lines of this thread carry (None: outside any call)."""
+    _call.request_id = request_id
+
+
+def current_request_id() -> str | None:
+    return getattr(_call, "request_id", None)
+
+
+def iso_utc(created: float) -> str:
+    return datetime.fromtimestamp(created, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def trace_ids() -> dict[str, str]:
+    """trace_id and span_id of the span current in this thread; empty when tracing is off."""
+    span = trace.get_current_span().get_span_context()
+    if not span.is_valid:
+        return {}
+    return {"trace_id": format(span.trace_id, "032x"), "span_id": format(span.span_id, "016x")}
+
+
+class JsonLineFormatter(JsonFormatter):
+    """{"ts", "level", "logger", "message", "request_id"?, "trace_id"?, "span_id"?, ...extra}."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger", "exc_info": "exc"},
+            json_serializer=functools.partial(json.dumps, separators=(",", ":")),  # one compact line
+        )
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
+        log_data["ts"] = iso_utc(record.created)
+        request_id = current_request_id()
+        if request_id and "request_id" not in log_data:
+            log_data["request_id"] = request_id
+        if "trace_id" not in log_data:
+            log_data.update(trace_ids())
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        first = {key: log_data.pop(key) for key in FIRST_KEYS if key in log_data}
+        return {**first, **log_data}
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """JSON lines on stderr for the whole process (every command, every logger)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,112 @@
+"""The pool: the `prepared_statements` URL parameter, and no liveness round trip per checkout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from playhouse.db_url import parse
+from playhouse.pool import PooledPostgresqlDatabase
+
+from server.storage import db as storage
+from tests.conftest import BACKEND
+
+
+@pytest.mark.parametrize(
+    ("query", "threshold"),
+    [("", storage.PREPARE_THRESHOLD), ("?prepared_statements=on", storage.PREPARE_THRESHOLD),
+     ("?prepared_statements=off", None), ("?prepared_statements=OFF&max_connections=3", None)],
+)  # fmt: skip
+def test_prepared_statements_parameter_sets_psycopgs_threshold(query: str, threshold: int | None) -> None:
+    params = parse(f"postgresql://u@h:5432/d{query}")
+    assert storage.prepare_threshold(params) == threshold
+    assert "prepared_statements" not in params  # never reaches psycopg.connect
+
+
+def test_a_prepared_statements_value_other_than_on_or_off_is_refused() -> None:
+    with pytest.raises(ValueError, match="prepared_statements must be on or off, not 'sometimes'"):
+        storage.prepare_threshold(parse("postgresql://u@h/d?prepared_statements=sometimes"))
+
+
+def test_sqlite_accepts_and_ignores_the_parameter(tmp_path: Any) -> None:
+    database = storage.make_database(f"sqlite:///{tmp_path}/x.db?prepared_statements=off")
+    assert "prepared_statements" not in database.connect_params
+
+
+@pytest.fixture()
+def pool(migrated: str) -> Iterator[storage.LazyCheckPool]:
+    if BACKEND != "postgres":
+        pytest.skip("the lazy liveness check is PostgreSQL's pool (TEST_BACKEND=postgres)")
+    params = parse(f"{migrated}?prepared_statements=off")
+    threshold = storage.prepare_threshold(params)
+    pool = storage.LazyCheckPool(prefer_psycopg3=True, prepare_threshold=threshold, max_connections=2, **params)
+    yield pool
+    pool.close_all()
+
+
+def _probes(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    calls: list[Any] = []
+    original = PooledPostgresqlDatabase._is_closed
+
+    def spy(self: Any, conn: Any) -> bool:
+        calls.append(conn)
+        return bool(original(self, conn))
+
+    monkeypatch.setattr(PooledPostgresqlDatabase, "_is_closed", spy)
+    return calls
+
+
+@pytest.mark.db
+def test_a_recently_returned_connection_is_handed_out_without_a_probe(
+    pool: storage.LazyCheckPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probes = _probes(monkeypatch)
+    with pool.connection_context():
+        first = pool.connection()
+        assert first.prepare_threshold is None  # prepared_statements=off reached psycopg
+    with pool.connection_context():
+        assert pool.connection() is first
+        assert pool.execute_sql("SELECT 2").fetchone() == (2,)
+    assert probes == []
+
+
+@pytest.mark.db
+def test_an_idle_connection_is_probed_and_a_dead_one_replaced(
+    pool: storage.LazyCheckPool, migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probes = _probes(monkeypatch)
+    with pool.connection_context():
+        first = pool.connection()
+        pid = first.info.backend_pid
+    pool._returned_at[id(first)] = time.monotonic() - storage.IDLE_CHECK_SECONDS - 1
+    with pool.connection_context():  # idle too long: probed, alive, kept
+        assert pool.connection() is first
+    assert probes == [first]
+    _terminate(migrated, pid)
+    pool._returned_at[id(first)] = time.monotonic() - storage.IDLE_CHECK_SECONDS - 1
+    with pool.connection_context():  # probed, found dead: a new connection instead
+        assert pool.connection().info.backend_pid != pid
+
+
+@pytest.mark.db
+def test_after_a_broken_connection_comes_back_its_idle_siblings_are_probed(
+    pool: storage.LazyCheckPool, migrated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sibling, broken = pool._connect(), pool._connect()
+    pool._close(sibling)  # back in the pool, recently: trusted so far
+    _terminate(migrated, broken.info.backend_pid)
+    with pytest.raises(psycopg.OperationalError):
+        broken.execute("SELECT 1")
+    pool._close(broken)  # returned broken: dropped, and the pool grows wary
+    probes = _probes(monkeypatch)
+    with pool.connection_context():
+        assert pool.connection() is sibling
+    assert probes == [sibling]
+
+
+def _terminate(url: str, pid: int) -> None:
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
