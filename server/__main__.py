@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_flags(sub.add_parser("serve", help="serve IssueService over gRPC"))
+    cli_events.relay_parser(sub)
     sub.add_parser("migrate", help="create or upgrade the schema")
     seed = sub.add_parser("seed", help="load a JSON fixture")
     seed.add_argument("file", help="fixture file (format: docs/seed-format.md)")
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return serve(config, args.address)
     make_database(url)
+    if args.command == "relay":
+        return cli_events.relay(args, url)
     if args.command == "migrate":
         from server.storage.migrate import migrate
 
