@@ -6,6 +6,7 @@ an older one gets them here. Every statement checks before it adds.
 
 from __future__ import annotations
 
+from server.storage.db import is_postgres
 from server.storage.models import EventSequence, RelayLease, db
 
 NOTIFY_CHANNEL = "issues_outbox"
@@ -45,10 +46,6 @@ def upgrade() -> None:
             db.execute_sql(f"ALTER TABLE outbox_event ADD COLUMN {name} {sql_type}")
     for statement in _INDEXES:
         db.execute_sql(statement)
-    if _is_postgres():
+    if is_postgres():
         for statement in _PG_TRIGGER:
             db.execute_sql(statement)
-
-
-def _is_postgres() -> bool:
-    return "postgres" in type(db.obj).__name__.lower()
