@@ -5,10 +5,14 @@ Run against the demo (`make run` in another terminal):
     .venv/bin/python examples/client.py --address 127.0.0.1:50051 --token dev-token
 
 What it shows:
-- every call has a deadline (`timeout=`): a stuck server costs the caller seconds, not forever;
-- retries only for codes that mean "try again" (UNAVAILABLE as is; ABORTED after re-reading),
-  with exponential backoff and jitter, and the SAME `x-request-id` on every attempt, so the
-  server's JSON log shows one request id for the whole story;
+- retries come from the channel, not from hand-written loops: clients/service_config.json (the
+  gRPC service config shipped with the service) gives every method a deadline and retries
+  UNAVAILABLE on reads, UNAVAILABLE and ABORTED on writes, with backoff and throttling; a retried
+  call resends the SAME metadata, so the server's JSON log shows one `x-request-id` per call;
+- writes carry a `request_id`, which is what makes retrying them safe: the server applies a
+  request id once and replays the stored reply to a retry;
+- an etag mismatch (ABORTED, reason ETAG_MISMATCH) is not retried by the channel (the server
+  pushes back): the caller re-reads and tries again with the fresh etag;
 - the request id the server echoes in the trailers (`x-request-id`);
 - reading the rich error model: `grpc_status.rpc_status.from_call` gives the google.rpc.Status
   whose details hold an ErrorInfo (reason) and a BadRequest (field violations with Sentry's
@@ -21,13 +25,10 @@ It type-checks against the generated stubs: `MYPYPATH=generated mypy --strict ex
 from __future__ import annotations
 
 import argparse
-import random
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
 
 import grpc
 from google.rpc import error_details_pb2
@@ -35,8 +36,7 @@ from grpc_status import rpc_status
 from issues.v1 import group_pb2, issue_service_pb2_grpc
 from issues.v1 import issue_service_pb2 as pb
 
-T = TypeVar("T")
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED})
+SERVICE_CONFIG = Path(__file__).resolve().parent.parent / "clients" / "service_config.json"
 Metadata = tuple[tuple[str, str], ...]
 
 
@@ -44,8 +44,7 @@ Metadata = tuple[tuple[str, str], ...]
 class CallOptions:
     token: str
     acting_user_id: int | None = None
-    timeout: float = 5.0  # seconds, per attempt
-    attempts: int = 3
+    attempts: int = 3  # re-reads after an etag mismatch (transport retries are the channel's)
 
 
 @dataclass(frozen=True)
@@ -89,53 +88,40 @@ def error_report(error: grpc.RpcError) -> ErrorReport:
     )
 
 
-def with_retries(
-    attempt: Callable[[Metadata], T], options: CallOptions, *, request_id: str | None = None
-) -> T:
-    """Call attempt(metadata) until it succeeds or fails with a code not worth retrying."""
-    request_id = request_id or uuid.uuid4().hex  # one id for every attempt of this call
-    for number in range(1, options.attempts + 1):
-        try:
-            return attempt(_metadata(options, request_id))
-        except grpc.RpcError as error:
-            assert isinstance(error, grpc.Call)
-            if error.code() not in RETRYABLE or number == options.attempts:
-                raise
-            time.sleep(min(2.0, 0.1 * 2**number) * random.uniform(0.5, 1.0))
-    raise AssertionError("unreachable")
+def channel_options(config: Path = SERVICE_CONFIG) -> list[tuple[str, str | int]]:
+    """Channel options that install the service's retry policy and deadlines."""
+    return [("grpc.service_config", config.read_text()), ("grpc.enable_retries", 1)]
 
 
 def get_group(
     stub: issue_service_pb2_grpc.IssueServiceStub, options: CallOptions, *, org: int, group: int
 ) -> pb.GetGroupResponse:
     request = pb.GetGroupRequest(organization_id=org, group_id=group)
-    return with_retries(
-        lambda md: stub.GetGroup(request, metadata=md, timeout=options.timeout), options
-    )
+    reply: pb.GetGroupResponse = stub.GetGroup(request, metadata=_metadata(options, uuid.uuid4().hex))
+    return reply
 
 
 def resolve_in_release(
     stub: issue_service_pb2_grpc.IssueServiceStub, options: CallOptions, *, group: int, version: str
 ) -> pb.UpdateGroupResponse:
-    """Resolve with an etag: ABORTED means someone changed the issue; re-read, then retry."""
-
-    def attempt(md: Metadata) -> pb.UpdateGroupResponse:
-        etag = stub.GetGroup(
-            pb.GetGroupRequest(organization_id=1, group_id=group),
-            metadata=md,
-            timeout=options.timeout,
-        ).group.etag
+    """Resolve with an etag; on ETAG_MISMATCH (someone changed the issue) re-read and try again."""
+    request_id = uuid.uuid4().hex  # one id for the whole story, in the log and for replay
+    for attempt in range(1, options.attempts + 1):
+        etag = get_group(stub, options, org=1, group=group).group.etag
         patch = pb.GroupPatch(
             status=pb.STATUS_UPDATE_RESOLVED,
             status_details=pb.StatusDetailsUpdate(in_release=version),
         )
-        request = pb.UpdateGroupRequest(organization_id=1, group_id=group, patch=patch, etag=etag)
-        reply: pb.UpdateGroupResponse = stub.UpdateGroup(
-            request, metadata=md, timeout=options.timeout
+        request = pb.UpdateGroupRequest(
+            organization_id=1, group_id=group, patch=patch, etag=etag, request_id=f"{request_id}-{attempt}"
         )
-        return reply
-
-    return with_retries(attempt, options)
+        try:
+            reply: pb.UpdateGroupResponse = stub.UpdateGroup(request, metadata=_metadata(options, request_id))
+            return reply
+        except grpc.RpcError as error:
+            if error_report(error).reason != "ETAG_MISMATCH" or attempt == options.attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,12 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", default="dev-token")
     args = parser.parse_args(argv)
     options = CallOptions(token=args.token, acting_user_id=1)
-    with grpc.insecure_channel(args.address) as channel:
+    with grpc.insecure_channel(args.address, options=channel_options()) as channel:
         stub = issue_service_pb2_grpc.IssueServiceStub(channel)
         reply, call = stub.GetGroup.with_call(
             pb.GetGroupRequest(organization_id=1, group_id=1),
             metadata=_metadata(options, "example-read-1"),
-            timeout=options.timeout,
         )
         status = group_pb2.GroupStatus.Name(reply.group.status)
         print(f"{reply.group.short_id}: {reply.group.title} [{status}]")

@@ -41,14 +41,25 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve_flags(serve: argparse.ArgumentParser) -> None:
     flag(serve, "--address", env="ISSUES_ADDRESS", default=DEFAULT_ADDRESS, help="gRPC listen address host:port")
-    flag(serve, "--workers", env="ISSUES_WORKERS", default=8, type=int, help="worker threads; DB pool = workers + 4")
+    flag(
+        serve,
+        "--workers",
+        env="ISSUES_WORKERS",
+        default=8,
+        type=int,
+        help="calls on the database at once; threads and DB pool = workers + 4",
+    )
     flag(serve, "--tokens", env="ISSUES_TOKENS", help="token file (JSON; required)")
     flag(serve, "--grace", env="ISSUES_GRACE", default=10.0, type=float, help="seconds to drain on SIGTERM")
     flag(serve, "--settings", env="ISSUES_SETTINGS", help="JSON file of server options and feature flags")
     flag(serve, "--metrics-port", env="ISSUES_METRICS_PORT", type=int, help="serve Prometheus /metrics on this port")
     flag(serve, "--metrics-address", env="ISSUES_METRICS_ADDRESS", default="127.0.0.1", help="address for /metrics")
-    flag(serve, "--health-interval", env="ISSUES_HEALTH_INTERVAL", default=5.0, type=float,
+    flag(serve, "--pre-stop-delay", env="ISSUES_PRE_STOP_DELAY", default=2.0, type=float,
+         help="on SIGTERM, seconds health says NOT_SERVING while calls are still answered")  # fmt: skip
+    flag(serve, "--health-interval", env="ISSUES_HEALTH_INTERVAL", default=1.0, type=float,
          help="seconds between database probes of the health service")  # fmt: skip
+    flag(serve, "--health-timeout", env="ISSUES_HEALTH_TIMEOUT", default=1.0, type=float,
+         help="seconds a database probe may take before it counts as failed")  # fmt: skip
     flag(serve, "--tls-cert", env="ISSUES_TLS_CERT", help="PEM server certificate (enables TLS)")
     flag(serve, "--tls-key", env="ISSUES_TLS_KEY", help="PEM private key of --tls-cert")
     flag(serve, "--tls-client-ca", env="ISSUES_TLS_CLIENT_CA", help="PEM CA; clients must present a cert it signed")
@@ -66,7 +77,9 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
         tokens_path=args.tokens,
         workers=args.workers,
         grace_seconds=args.grace,
+        pre_stop_delay=args.pre_stop_delay,
         health_interval=args.health_interval,
+        health_timeout=args.health_timeout,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,

@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // Polyglot proof for issues.v1.IssueService: loads ../../protos as they are (no generated code),
 // calls GetGroup, UpdateGroup and BulkUpdateGroups with a bearer token, and decodes an error's
-// google.rpc.Status / BadRequest from the grpc-status-details-bin trailer.
+// google.rpc.Status / BadRequest from the grpc-status-details-bin trailer. The channel runs the
+// service's retry policy and deadlines from ../service_config.json; checkRetryPolicy proves it on
+// a throwaway local server that answers UNAVAILABLE once.
 //
 // Usage: node client.js [ADDRESS] (default 127.0.0.1:50051; env ISSUES_TOKEN, default dev-token).
 // Expects the demo data (server/demo/demo.json). Exits 0 when every check passes, 1 otherwise.
 'use strict';
 
+const fs = require('node:fs');
 const path = require('node:path');
 const assert = require('node:assert/strict');
 const grpc = require('@grpc/grpc-js');
@@ -18,6 +21,10 @@ const TOKEN = process.env.ISSUES_TOKEN || 'dev-token';
 const PROTOS = path.resolve(__dirname, '..', '..', 'protos');
 const RPC_PROTOS = path.resolve(__dirname, 'protos');
 const DEADLINE_MS = 10_000;
+const SERVICE_CONFIG = fs.readFileSync(path.resolve(__dirname, '..', 'service_config.json'), 'utf8');
+// Retries (grpc-js >= 1.10) follow the service config: UNAVAILABLE on reads; UNAVAILABLE and
+// ABORTED on writes, which is safe because every write below carries a request_id.
+const CHANNEL_OPTIONS = { 'grpc.service_config': SERVICE_CONFIG, 'grpc.enable_retries': 1 };
 
 function loadService() {
   const definition = protoLoader.loadSync(path.join(PROTOS, 'issues/v1/issue_service.proto'), {
@@ -93,7 +100,12 @@ async function checkGetGroup(client) {
 }
 
 async function checkUpdateGroup(client) {
-  const request = { organization_id: 1, group_id: 5, patch: { is_bookmarked: true, priority: 'PRIORITY_HIGH' } };
+  const request = {
+    organization_id: 1,
+    group_id: 5,
+    patch: { is_bookmarked: true, priority: 'PRIORITY_HIGH' },
+    request_id: 'node-update-1', // makes a retried write safe: applied once, replayed after
+  };
   const { reply } = await call(client, 'UpdateGroup', request, 'node-update-1');
   assert.equal(reply.group.is_bookmarked, true);
   assert.equal(reply.group.priority, 'PRIORITY_HIGH');
@@ -101,7 +113,12 @@ async function checkUpdateGroup(client) {
 }
 
 async function checkBulk(client) {
-  const request = { organization_id: 1, group_ids: [1, 2], patch: { status: 'STATUS_UPDATE_RESOLVED' } };
+  const request = {
+    organization_id: 1,
+    group_ids: [1, 2],
+    patch: { status: 'STATUS_UPDATE_RESOLVED' },
+    request_id: 'node-bulk-1',
+  };
   const { reply } = await call(client, 'BulkUpdateGroups', request, 'node-bulk-1');
   assert.deepEqual(reply.matched_group_ids, ['1', '2']);
   assert.equal(reply.applied.status, 'STATUS_UPDATE_RESOLVED');
@@ -131,12 +148,40 @@ async function checkError(client, types) {
   throw new Error('UpdateGroup with an unknown release should fail');
 }
 
+// A local server whose GetGroup answers UNAVAILABLE once, then succeeds: the channel's retry
+// policy (not this code) must make the single call below succeed.
+async function checkRetryPolicy(IssueService) {
+  let attempts = 0;
+  const server = new grpc.Server();
+  server.addService(IssueService.service, {
+    GetGroup: (_call, callback) => {
+      attempts += 1;
+      if (attempts === 1) callback({ code: grpc.status.UNAVAILABLE, details: 'database busy; retry later' });
+      else callback(null, { group: { id: '1', short_id: 'RETRY-1' } });
+    },
+  });
+  const port = await new Promise((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const client = new IssueService(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  try {
+    const { reply } = await call(client, 'GetGroup', { organization_id: 1, group_id: 1 }, 'node-retry-1');
+    assert.equal(reply.group.short_id, 'RETRY-1');
+    assert.equal(attempts, 2, 'one UNAVAILABLE, then the retry');
+    return { attempts };
+  } finally {
+    client.close();
+    server.forceShutdown();
+  }
+}
+
 async function main() {
   const IssueService = loadService();
   const types = loadStatusTypes();
-  const client = new IssueService(ADDRESS, grpc.credentials.createInsecure());
+  const client = new IssueService(ADDRESS, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
   try {
     const results = {
+      retryPolicy: await checkRetryPolicy(IssueService),
       getGroup: await checkGetGroup(client),
       updateGroup: await checkUpdateGroup(client),
       bulkUpdateGroups: await checkBulk(client),

@@ -41,6 +41,8 @@ def key_for(*, token_name: str, method: str, request_id: str, body_hash: str) ->
     """The key of a call; None when no request id was sent. Refuses ids too long to store."""
     if not request_id:
         return None
+    if "\x00" in request_id:  # PostgreSQL text cannot hold NUL
+        raise InvalidArgument.field("request_id", "Null characters are not allowed.")
     if len(request_id) > MAX_REQUEST_ID:
         raise InvalidArgument.field("request_id", f"Ensure this field has no more than {MAX_REQUEST_ID} characters.")
     return IdempotencyKey(scope=f"{token_name}/{method}/{request_id}", body_hash=body_hash)

@@ -12,7 +12,8 @@ from server.storage.models import GroupRelease, Release, ReleaseProject
 
 SEMVER_RE = re.compile(
     r"^(?P<package>[^@]+)@(?P<major>\d+)(?:\.(?P<minor>\d+))?(?:\.(?P<patch>\d+))?"
-    r"(?:\.(?P<revision>\d+))?(?:-(?P<prerelease>[0-9A-Za-z.\-]+))?(?:\+(?P<build>[0-9A-Za-z.\-]+))?$"
+    r"(?:\.(?P<revision>\d+))?(?:-(?P<prerelease>[0-9A-Za-z.\-]+))?(?:\+(?P<build>[0-9A-Za-z.\-]+))?$",
+    re.ASCII,  # \d is [0-9]: "api@٣.0" is not semver (int() would read it as 3)
 )
 BIGINT_MAX = 2**63 - 1
 BAD_VERSION_CHARS = re.compile(r"[\n\t\x0c\x0b/\\]")

@@ -11,7 +11,8 @@ from server.core.context import GroupOutcome
 from server.core.enums import HIDDEN_STATUSES, GroupStatus
 from server.core.errors import InvalidArgument, NotFound, PermissionDenied
 from server.core.search import paging
-from server.core.search.compile import Scope, conditions
+from server.core.search.bounds import check_ids
+from server.core.search.compile import MAX_ENVIRONMENTS, MAX_PROJECTS, Scope, conditions
 from server.core.search.parser import DEFAULT_QUERY, parse
 from server.storage.db import is_postgres
 from server.storage.models import Environment, Group, GroupRedirect, Organization, Project
@@ -82,6 +83,9 @@ class Selected:
 
 def bulk(*, org: Organization, selection: Selection, actor_id: int | None, now: dt.datetime) -> Selected:
     """Groups selected by explicit ids, or else by a search query one page at a time."""
+    # Bounded before any statement binds them (the transport's edge limits say the same).
+    check_ids(selection.project_ids, field="project_ids", limit=MAX_PROJECTS)
+    check_ids(selection.environments, field="environments", limit=MAX_ENVIRONMENTS)
     if not selection.group_ids:
         return _by_query(selection, scope=scope_of(org=org, selection=selection, actor_id=actor_id), now=now)
     _environments(org, selection.environments)  # an unknown name is refused with ids too

@@ -10,6 +10,7 @@ from typing import TypeVar
 from peewee import DatabaseError, InterfaceError, OperationalError
 
 from server.core.errors import Conflict, Unavailable
+from server.storage import liveness
 from server.storage.db import write_lock
 from server.storage.models import db
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock
 CONNECTION_SQLSTATE_PREFIXES = ("08", "57P")  # connection exceptions, admin shutdown
 ATTEMPTS = 4
+SATURATED = "too many calls waiting on the database; retry later"
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -50,6 +52,12 @@ def in_transaction(fn: Callable[[], T], *, write: bool = True) -> T:
     for attempt in range(ATTEMPTS):
         try:
             return _run_once(fn, write=write)
+        except liveness.Unreachable:
+            raise Unavailable("database unavailable; retry later", reason="DATABASE_UNAVAILABLE") from None
+        except liveness.Saturated:
+            raise Unavailable(
+                "too many calls waiting on the database; retry later", reason="DATABASE_SATURATED"
+            ) from None
         except (OperationalError, InterfaceError, DatabaseError) as exc:
             if _is_lock_conflict(exc) and attempt + 1 < ATTEMPTS:
                 time.sleep(0.01 * 2**attempt)
@@ -59,7 +67,7 @@ def in_transaction(fn: Callable[[], T], *, write: bool = True) -> T:
 
 
 def _run_once(fn: Callable[[], T], *, write: bool) -> T:
-    with db.connection_context():
+    with liveness.connection():  # bounded: breaker, gate, and cut loose if the database goes silent
         if not write:
             return fn()
         with write_lock(), db.atomic():
@@ -74,6 +82,7 @@ def _translate(exc: Exception) -> Exception:
     if _is_lock_conflict(exc):
         return Conflict("concurrent update of the same issues; retry", reason="CONCURRENT_UPDATE")
     if _is_connection_failure(exc):
-        log.warning("database unavailable: %s", exc)
+        # One line per call would flood the log in an outage; the health watch logs the change.
+        log.debug("database unavailable: %s", exc)
         return Unavailable("database unavailable; retry later", reason="DATABASE_UNAVAILABLE")
     return exc

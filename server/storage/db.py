@@ -116,6 +116,21 @@ class LazyCheckPool(PooledPostgresqlDatabase):  # type: ignore[misc]
         return True
 
 
+# A server that stops answering must not hold a call forever (libpq parameters): a connection
+# attempt gives up after 2 s (libpq's minimum), an idle connection is probed by TCP keepalives
+# after 10 s, and data the server's kernel does not acknowledge for 5 s drops the connection.
+# A server whose kernel still acknowledges (a stuck process, a proxy that holds the bytes) is
+# caught by the health prober instead (server/storage/liveness.py).
+CONNECTION_LIVENESS = {
+    "connect_timeout": 2,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 5000,
+}
+
+
 def _postgres(params: dict[str, Any], workers: int) -> Database:
     defaults = dict(
         prefer_psycopg3=True,
@@ -123,7 +138,7 @@ def _postgres(params: dict[str, Any], workers: int) -> Database:
         max_connections=workers + 4,
         timeout=10,  # wait for a free pooled connection instead of failing at once
         stale_timeout=300,
-        connect_timeout=3,
+        **CONNECTION_LIVENESS,
         options="-c lock_timeout=5000 -c statement_timeout=30000",
         autoconnect=False,
     )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from issues.v1 import issue_service_pb2, issue_service_pb2_grpc
 from server.core import settings
 from server.events.feed import EventFeed
 from server.events.listener import wakeups_for
+from server.storage import liveness
 from server.storage.db import database_url, make_database
 from server.telemetry.logs import configure_logging
 from server.telemetry.metrics import observe_watchers, start_metrics_server
@@ -28,10 +28,12 @@ from server.transport.health_watch import HealthWatch
 from server.transport.listen import LISTEN_FAILED, ListenError
 from server.transport.observability import ObservabilityInterceptor
 from server.transport.servicer import IssueServicer
+from server.transport.shutdown import DRAIN_TIMEOUT, drain, shutdown_in_order, signal_events
 
 log = logging.getLogger("issue_service")
 SERVICE_NAME = issue_service_pb2.DESCRIPTOR.services_by_name["IssueService"].full_name
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+RESERVE_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,14 @@ class Config:
     workers: int = 8
     max_concurrent_rpcs: int | None = None  # default: 4 x workers + max_watchers; past it RESOURCE_EXHAUSTED
     grace_seconds: float = 10.0
+    # SIGTERM: health says NOT_SERVING but calls are still answered this long, so load balancer
+    # probes notice before the listener closes (set it to their probe period).
+    pre_stop_delay: float = 0.0
     metrics_port: int | None = None  # Prometheus /metrics on this port (0: a free one); None: off
     metrics_address: str = "127.0.0.1"
     count_queries: bool = False  # log SQL statements per RPC (ISSUES_COUNT_QUERIES=1)
-    health_interval: float = 5.0  # seconds between database probes of the health watch
+    health_interval: float = 1.0  # seconds between database probes while healthy
+    health_timeout: float = 1.0  # a probe not answered by then counts as a failure
     tls_cert: str | None = None  # PEM files; with tls_client_ca, clients must present a cert
     tls_key: str | None = None
     tls_client_ca: str | None = None
@@ -71,18 +77,34 @@ class Running:
     metrics_port: int | None = None
     watch: HealthWatch | None = None
     feed: EventFeed | None = None
+    executor: futures.ThreadPoolExecutor = field(default_factory=futures.ThreadPoolExecutor)
+    previous_gate: int | None = None  # restored on stop: in tests, other servers share the process
 
     def stop(self, grace: float | None = None) -> None:
+        """Stop in order (see server/transport/shutdown.py), without the pre-stop delay."""
+        self.enter_not_serving()
+        self.stop_accepting(grace)
+        drain(self.executor, timeout=DRAIN_TIMEOUT)
+        self.stop_background()
+
+    def enter_not_serving(self) -> None:
+        self.health.enter_graceful_shutdown()  # every service NOT_SERVING, and it stays so
+
+    def stop_accepting(self, grace: float | None) -> None:
+        """New calls are refused; in-flight ones get `grace` seconds, then are cancelled."""
         if self.feed is not None:
-            self.feed.stop()  # ends the watch streams, so the drain below does not wait on them
+            self.feed.stop()  # ends the watch streams first, so the drain does not wait on them
+        self.server.stop(grace).wait()
+
+    def stop_background(self) -> None:
         if self.watch is not None:
             self.watch.stop()
             errors.forget_unavailable_listener(self.watch.report_unavailable)
-        self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
         if self.metrics is not None:
             self.metrics.shutdown()
             self.metrics.server_close()
+        if self.previous_gate is not None:
+            liveness.configure(max_calls=self.previous_gate)
 
 
 def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: TokenStore | None = None) -> Running:
@@ -93,11 +115,16 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     if config.count_queries:
         enable_query_counting()
     store = tokens or TokenStore(config.tokens_path)
+    # `workers` calls may be on the database at once (the gate); the extra threads keep health
+    # checks and refusals answered while those are stuck on a database that went silent.
+    previous_gate = liveness.configure(max_calls=config.workers)
     feed = _event_feed(config)
     # A watch stream holds its thread for its whole life: watchers get threads of their own so
     # they never starve the update RPCs.
+    threads = config.workers + RESERVE_THREADS + config.max_watchers
+    executor = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc")
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.workers + config.max_watchers, thread_name_prefix="rpc"),
+        executor,
         interceptors=_interceptors(config, store),
         maximum_concurrent_rpcs=config.max_concurrent_rpcs or 4 * config.workers + config.max_watchers,
         options=_options(reuse_port=config.reuse_port),
@@ -112,10 +139,14 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    watch = HealthWatch(servicer=health_servicer, services=("", SERVICE_NAME), interval=config.health_interval)
+    watch = HealthWatch(
+        servicer=health_servicer, services=("", SERVICE_NAME), interval=config.health_interval,
+        timeout=config.health_timeout, breaker=liveness.set_reachable,
+    )  # fmt: skip
     errors.on_unavailable(watch.report_unavailable)
     watch.start()
-    running = Running(server, port, health_servicer, store, watch=watch, feed=feed)
+    running = Running(server, port, health_servicer, store, watch=watch, executor=executor,
+                      previous_gate=previous_gate, feed=feed)  # fmt: skip
     feed.start()
     observe_watchers(lambda: feed.watcher_count)
     if config.metrics_port is not None:
@@ -189,18 +220,12 @@ def serve(config: Config, address: str) -> int:
     except ListenError as exc:
         log.error("%s", exc, extra={"address": address})
         return LISTEN_FAILED
-    stopped = threading.Event()
-
-    def on_stop(signum: int, _frame: Any) -> None:
-        log.info("signal %d: draining for up to %.0fs", signum, config.grace_seconds)
-        stopped.set()
+    stop, hurry = signal_events()  # before the banner: whoever waits for it may signal at once
 
     def on_hup(_signum: int, _frame: Any) -> None:
         running.tokens.reload()
         log.info("token file reloaded")
 
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
     # The banner last: whoever waits for it may signal the process at once.
     if running.metrics_port is not None:
@@ -208,12 +233,8 @@ def serve(config: Config, address: str) -> int:
     tracing = config.tracer_provider is not None
     log.info("issue-service listening on %s (port %d)", address, running.port,
              extra={"address": address, "port": running.port, "tracing": tracing})  # fmt: skip
-    stopped.wait()
-    running.stop(config.grace_seconds)
-    from server.storage.models import db
-
-    if hasattr(db.obj, "close_all"):
-        db.obj.close_all()
+    stop.wait()
+    code = shutdown_in_order(running, pre_stop_delay=config.pre_stop_delay, grace=config.grace_seconds, hurry=hurry)
     if config.tracer_provider is not None:
         config.tracer_provider.shutdown()  # exports the spans still batched
-    return 0
+    return code

@@ -16,10 +16,12 @@ from google.rpc import code_pb2
 from grpc_status import rpc_status
 
 from server.core.commands import Caller
-from server.transport.errors import status_for
+from server.transport import limits
+from server.transport.errors import status_for, violations_status
 
 VALID_SCOPES = frozenset({"event:read", "event:write", "event:admin"})
 PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+SINGLE_KEYS = ("authorization", "x-acting-user-id")  # sent twice: UNAUTHENTICATED
 _CALLER_KEY = "issue-service-caller"
 _local = threading.local()
 
@@ -83,10 +85,17 @@ def _deny(message: str, reason: str) -> Callable[[Any, grpc.ServicerContext], An
     return handler
 
 
+def _repeated_key(pairs: tuple[Any, ...]) -> str | None:
+    for key in SINGLE_KEYS:
+        if sum(1 for k, _ in pairs if k == key) > 1:
+            return key
+    return None
+
+
 def _parse_user(value: str | None) -> tuple[int | None, bool]:
     if value is None or value == "":
         return None, True
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         return None, False
     return int(value), True
 
@@ -101,7 +110,13 @@ class AuthInterceptor(grpc.ServerInterceptor):
         method = details.method or ""
         if method.startswith(PUBLIC_PREFIXES):
             return continuation(details)
-        metadata = dict(details.invocation_metadata or ())
+        pairs = tuple(details.invocation_metadata or ())
+        repeated = _repeated_key(pairs)
+        if repeated:
+            # Which copy would win depends on the reader (a dict keeps the last): a read token
+            # followed by an admin one must not write, so neither is trusted.
+            return _unary(_deny(f"{repeated} metadata sent more than once", "DUPLICATE_METADATA"))
+        metadata = dict(pairs)
         header = metadata.get("authorization", "")
         scheme, _, secret = str(header).partition(" ")
         if scheme.lower() != "bearer" or not secret:
@@ -175,6 +190,10 @@ def _parse_request(parse: Callable[[bytes], Any] | None, raw: Any, context: grpc
         status = status_for(code_pb2.INVALID_ARGUMENT, message, reason="MALFORMED_REQUEST")
         context.abort_with_status(rpc_status.to_status(status))
     _local.request = request  # outer wrappers (the access log) see bytes; they read it here
+    # The edge limits (server/transport/limits.py), before any handler and any database work.
+    found = limits.violations(request)
+    if found:
+        context.abort_with_status(rpc_status.to_status(violations_status(found)))
     return request
 
 

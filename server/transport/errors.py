@@ -74,6 +74,14 @@ def core_status(exc: core.CoreError, *, field_prefix: str = "") -> status_pb2.St
     return status_for(code, message, reason=exc.reason, metadata=metadata, violations=violations)
 
 
+def violations_status(violations: list[tuple[str, str]]) -> status_pb2.Status:
+    """INVALID_ARGUMENT naming every bad field; the message is the first, as for core errors."""
+    message = f"{violations[0][0]}: {violations[0][1]}"
+    if len(violations) > 1:
+        message += f" (and {len(violations) - 1} more)"
+    return status_for(code_pb2.INVALID_ARGUMENT, message, reason="INVALID_ARGUMENT", violations=violations)
+
+
 def _qualify(path: str, prefix: str) -> str:
     return path if path.split(".")[0] in REQUEST_FIELDS else prefix + path
 
@@ -97,8 +105,18 @@ def _report_unavailable(exc: core.CoreError) -> None:
             listener()
 
 
+# Refusals a blind retry cannot fix (the caller must re-read first): the reply tells a client's
+# gRPC retry policy (clients/service_config.json retries ABORTED) not to try again.
+NO_RETRY_REASONS = frozenset({"ETAG_MISMATCH"})
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+
+
 def abort(context: grpc.ServicerContext, status: status_pb2.Status) -> None:
-    context.abort_with_status(rpc_status.to_status(status))
+    reply = rpc_status.to_status(status)
+    info = error_details_pb2.ErrorInfo()
+    if status.details and status.details[0].Unpack(info) and info.reason in NO_RETRY_REASONS:
+        reply = reply._replace(trailing_metadata=(*reply.trailing_metadata, (RETRY_PUSHBACK_KEY, "-1")))
+    context.abort_with_status(reply)
 
 
 def translated(field_prefix: str = "patch.") -> Callable[[F], F]:

@@ -1,5 +1,13 @@
-"""Health follows the database: a probe thread flips SERVING/NOT_SERVING, and so does any call
-that found the database unreachable, so load balancers stop sending work a server cannot do."""
+"""Health follows the database: ONE prober thread decides SERVING / NOT_SERVING.
+
+Healthy, it probes every `interval` seconds, each probe bounded by its own timeout, so a
+database that goes silent is NOT_SERVING within interval + timeout. Down, it probes again after
+a short backoff (doubling up to `max_backoff`), so an outage costs a couple of connection
+attempts a second whatever the traffic, and health is SERVING again on the first good probe.
+A call that found the database unreachable flips health at once and wakes the prober, but
+only while health still says SERVING: during an outage calls never re-probe.
+The verdict also drives the breaker (server/storage/liveness.py) that refuses calls at once.
+"""
 
 from __future__ import annotations
 
@@ -9,53 +17,35 @@ from collections.abc import Callable, Iterable
 
 from grpc_health.v1 import health, health_pb2
 
-from server.storage.models import db
+from server.storage.probe import Probe
 
 log = logging.getLogger("issue_service.health")
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def probe_database() -> bool:
-    """SELECT 1 on a pooled connection; the pool discards connections that died meanwhile."""
-    try:
-        with db.connection_context():
-            db.execute_sql("SELECT 1")
-    except Exception as exc:  # any failure means "not serving"; the reason goes to the log
-        log.warning("database probe failed: %s", exc)
-        _drop_idle_connections()
-        return False
-    return True
-
-
-def _drop_idle_connections() -> None:
-    close_idle = getattr(db.obj, "close_idle", None)
-    if close_idle is not None:
-        try:
-            close_idle()
-        except Exception:  # best effort: the pool re-checks every connection on checkout
-            log.debug("closing idle connections failed", exc_info=True)
+FIRST_BACKOFF = 0.1
 
 
 class HealthWatch:
-    """Background thread probing every `interval` seconds; `report_unavailable` re-probes now."""
+    """The prober thread; `report_unavailable` is how a failing call tells it."""
 
-    def __init__(
-        self,
-        *,
-        servicer: health.HealthServicer,
-        services: Iterable[str],
-        interval: float = 5.0,
-        probe: Callable[[], bool] = probe_database,
-    ) -> None:
+    def __init__(  # noqa: PLR0913 - keyword-only settings of one thread
+        self, *, servicer: health.HealthServicer, services: Iterable[str], interval: float = 1.0,
+        probe: Callable[[], bool] | None = None, timeout: float = 1.0, max_backoff: float = 0.5,
+        breaker: Callable[[bool], None] | None = None,
+    ) -> None:  # fmt: skip
         self._servicer = servicer
         self._services = tuple(services)
         self._interval = interval
-        self._probe = probe
+        self._max_backoff = max_backoff
+        self._own_probe = Probe(timeout=timeout) if probe is None else None
+        self._probe = probe or self._own_probe.check  # type: ignore[union-attr]
+        self._breaker = breaker
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="health-watch", daemon=True)
         self.serving: bool | None = None
+        self._verdict: bool | None = None  # the last probe's result
+        self.probes = 0  # probes run so far (tests and logs read it)
 
     def start(self) -> None:
         self.check_now()
@@ -66,28 +56,48 @@ class HealthWatch:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        if self._own_probe is not None:
+            self._own_probe.close()
+        if self._breaker is not None:
+            self._breaker(True)  # no prober, no breaker: calls decide for themselves again
 
     def check_now(self) -> bool:
+        self.probes += 1
         ok = self._probe()
         self._set(serving=ok)
         return ok
 
     def report_unavailable(self) -> None:
-        """A call could not reach the database: stop advertising SERVING until a probe passes."""
-        self._set(serving=False)
-        self._wake.set()
+        """A call could not reach the database: NOT_SERVING now, and the prober checks at once."""
+        if self.serving:
+            self._set(serving=False, source="a call")
+            self._wake.set()
 
-    def _set(self, *, serving: bool) -> None:
+    def _set(self, *, serving: bool, source: str = "probe") -> None:
         if serving != self.serving:
-            level = logging.INFO if serving else logging.WARNING
-            log.log(level, "health: %s", "SERVING" if serving else "NOT_SERVING (no database)")
+            self._log_change(serving, source)
+        if source == "probe" and serving != self._verdict:
+            self._verdict = serving  # only a probe opens or closes the breaker, never one call
+            if self._breaker is not None:
+                self._breaker(serving)
         self.serving = serving
         for name in self._services:
             self._servicer.set(name, SERVING if serving else NOT_SERVING)
 
+    def _log_change(self, serving: bool, source: str) -> None:
+        if serving:
+            log.info("health: SERVING")
+            return
+        reason = self._own_probe.last_error if self._own_probe is not None and source == "probe" else ""
+        log.warning("health: NOT_SERVING (database unreachable, found by %s%s)", source, f": {reason}" * bool(reason))
+
     def _run(self) -> None:
+        backoff = FIRST_BACKOFF
         while not self._stop.is_set():
-            self._wake.wait(self._interval)
+            healthy = bool(self.serving)
+            self._wake.wait(self._interval if healthy else backoff)
             self._wake.clear()
-            if not self._stop.is_set():
-                self.check_now()
+            if self._stop.is_set():
+                return
+            ok = self.check_now()
+            backoff = FIRST_BACKOFF if ok else min(backoff * 2, self._max_backoff)

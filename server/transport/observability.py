@@ -44,7 +44,8 @@ def request_id_from(metadata: dict[str, Any]) -> str:
 def _acting_user(metadata: dict[str, Any]) -> str:
     value = metadata.get("x-acting-user-id")
     # Logged only when it is the number auth accepts: never echo arbitrary caller bytes.
-    return value if isinstance(value, str) and value.isdigit() and len(value) <= 18 else ""
+    ok = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18
+    return value if ok else ""  # type: ignore[return-value]
 
 
 def code_name(context: grpc.ServicerContext, *, failed: bool, abandoned: bool = False) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -10,6 +12,7 @@ from server.core import update
 from server.core.commands import Selection, UpdateCommand
 from server.core.errors import InvalidArgument, NotFound
 from tests import factories as f
+from tests import query_grammar
 from tests.core.helpers import caller
 
 PIECES = st.sampled_from([
@@ -42,3 +45,15 @@ def test_any_query_runs_or_is_refused_on_the_query_field(w: dict, query: str) ->
         pass
     except InvalidArgument as exc:
         assert [v.field for v in exc.violations] == ["query"]
+
+
+GRAMMAR = st.randoms(use_true_random=False).map(lambda rnd: query_grammar.query(rnd, NAMES))
+NAMES = ("1.0.0", "production", "alice", "alice@example.com", "#backend")
+EXAMPLES = int(os.environ.get("FUZZ_SEARCH_EXAMPLES", "150"))  # `make fuzz` raises it
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+@given(query=GRAMMAR)
+def test_any_grammar_query_runs_on_the_database_or_is_refused_on_the_query_field(w: dict, query: str) -> None:
+    test_any_query_runs_or_is_refused_on_the_query_field.hypothesis.inner_test(w, query)  # type: ignore[attr-defined]

@@ -25,6 +25,7 @@ VENV_BIN = Path(sys.executable).parent
 class DemoServer:
     address: str
     log: Path
+    database_url: str = ""
 
 
 def free_port() -> int:
@@ -80,7 +81,7 @@ def demo_server(tmp: Path) -> Iterator[DemoServer]:
         )
     try:
         _wait_serving(address, proc)
-        yield DemoServer(address=address, log=log)
+        yield DemoServer(address=address, log=log, database_url=db_url)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -39,6 +39,7 @@ def test_node_client_reads_updates_and_decodes_error_details(tmp_path: Path) -> 
         log = server.log.read_text()
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
+    assert report["retryPolicy"] == {"attempts": 2}  # service_config.json retried one UNAVAILABLE
     assert report["getGroup"] == {"group": "API-1", "status": "GROUP_STATUS_UNRESOLVED"}
     assert report["updateGroup"]["is_bookmarked"] is True
     assert report["bulkUpdateGroups"]["matched"] == ["1", "2"]

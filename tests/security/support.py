@@ -97,6 +97,8 @@ def start_server(database_url: str, tokens: Path, *extra: str) -> ServerProcess:
         str(tokens),
         "--grace",
         "1",
+        "--pre-stop-delay",
+        "0",
         *extra,
     ]
     proc = subprocess.Popen(

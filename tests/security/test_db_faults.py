@@ -2,13 +2,11 @@
 NOT_SERVING; when it comes back, the same server process recovers by itself.
 
 The shared PostgreSQL server is never stopped: the server under test reaches it through a small
-TCP forwarder started here, and the outage is the forwarder going away.
+TCP forwarder (tests/security/forwarder.py), and the outage is the forwarder misbehaving.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 import time
 import uuid
@@ -28,75 +26,11 @@ from server.transport import errors
 from server.transport.app import SERVICE_NAME
 from server.transport.health_watch import NOT_SERVING, SERVING, HealthWatch
 from tests.conftest import BACKEND, PG_ADMIN_URL, _pg_admin, metadata
+from tests.security.forwarder import Forwarder
 from tests.security.support import ServerProcess, migrate, start_server, write_tokens
 
 WAIT = 60.0
 SECRET = "fault-secret"
-
-
-class Forwarder:
-    """127.0.0.1:<port> -> 127.0.0.1:5432; stop() refuses new and cuts open connections."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = 0
-        self._listener: socket.socket | None = None
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._listener is not None:
-                # shutdown() wakes the thread blocked in accept(); close() alone would not.
-                with contextlib.suppress(OSError):
-                    self._listener.shutdown(socket.SHUT_RDWR)
-                self._listener.close()
-                self._listener = None
-            for s in self._sockets:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-            self._sockets.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                if self._listener is not listener:  # stopped meanwhile
-                    client.close()
-                    upstream.close()
-                    return
-                self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                dst.shutdown(socket.SHUT_WR)
 
 
 def wait_for(check: Callable[[], bool], what: str) -> None:
@@ -235,3 +169,25 @@ def test_the_in_process_server_reports_serving(running: Any) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         # A test above reported an outage to every watch; this server's probe soon clears it.
         wait_for(lambda: health_of(channel) == SERVING, "the in-process server to serve")
+
+
+def test_reports_during_an_outage_add_no_probes_and_the_first_good_probe_restores_serving() -> None:
+    servicer = FakeServicer()
+    up, verdicts = [True], []
+    watch = HealthWatch(servicer=servicer, services=("",), interval=3600, max_backoff=0.2,  # type: ignore[arg-type]
+                        probe=lambda: up[0], breaker=verdicts.append)  # fmt: skip
+    watch.start()
+    try:
+        up[0] = False
+        watch.report_unavailable()  # wakes the prober once: it confirms the outage
+        wait_for(lambda: verdicts == [True, False], "the woken probe to open the breaker")
+        probes = watch.probes
+        for _ in range(1000):
+            watch.report_unavailable()  # already down: no flip, no wake-up, no log line
+        time.sleep(0.5)
+        assert watch.probes - probes <= 0.5 / 0.1 + 1  # the backoff's own pace, not 1000 probes
+        up[0] = True
+        wait_for(lambda: servicer.status[""] == SERVING, "the next backoff probe")
+        assert verdicts == [True, False, True]
+    finally:
+        watch.stop()

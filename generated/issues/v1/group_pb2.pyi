@@ -641,9 +641,13 @@ class Group(_message.Message):
     platform: _builtins.str
     """Platform of the issue, e.g. "python"."""
     issue_category: _builtins.str
-    """Issue category: "error", "performance", "feedback", ..."""
+    """Issue category, Sentry's GroupCategory name in lower case: "error" (1), "performance" (2),
+    "cron" (4), "replay" (5), "feedback" (6), "uptime" (7), "metric_alert" (8).
+    """
     issue_type: _builtins.str
-    """Issue type name, e.g. "error"."""
+    """Issue type slug, e.g. "error" (type 1), "performance_n_plus_one_db_queries" (1006),
+    "metric_issue" (8001); "type_<id>" for an id Sentry's list does not name here.
+    """
     num_comments: _builtins.int
     """Number of comments."""
     is_bookmarked: _builtins.bool

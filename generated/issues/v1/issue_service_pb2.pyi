@@ -105,7 +105,10 @@ class _InboxChangeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InboxChan
     INBOX_CHANGE_REVIEWED: _InboxChange.ValueType  # 2
     """Marked reviewed (inbox=false)."""
     INBOX_CHANGE_REMOVED: _InboxChange.ValueType  # 3
-    """Removed from the inbox because the patch resolved or archived (Sentry answers null)."""
+    """Removed from the inbox because the patch resolved or archived (Sentry answers null). A
+    resolution that skipped every issue (all already resolved) removes nothing and reports
+    INBOX_CHANGE_UNSPECIFIED.
+    """
 
 class InboxChange(_InboxChange, metaclass=_InboxChangeEnumTypeWrapper):
     """InboxChange is what happened to the inbox in a bulk change."""
@@ -117,7 +120,10 @@ INBOX_CHANGE_ADDED: InboxChange.ValueType  # 1
 INBOX_CHANGE_REVIEWED: InboxChange.ValueType  # 2
 """Marked reviewed (inbox=false)."""
 INBOX_CHANGE_REMOVED: InboxChange.ValueType  # 3
-"""Removed from the inbox because the patch resolved or archived (Sentry answers null)."""
+"""Removed from the inbox because the patch resolved or archived (Sentry answers null). A
+resolution that skipped every issue (all already resolved) removes nothing and reports
+INBOX_CHANGE_UNSPECIFIED.
+"""
 Global___InboxChange: _TypeAlias = InboxChange  # noqa: Y015
 
 class _Outcome:
@@ -329,7 +335,10 @@ class GroupPatch(_message.Message):
     INTEGRATION_FIELD_NUMBER: _builtins.int
     MERGE_PRIMARY_GROUP_ID_FIELD_NUMBER: _builtins.int
     status: Global___StatusUpdate.ValueType
-    """New status."""
+    """New status. Resolving (either resolution status) any issue whose status a detector manages
+    (Sentry's metric issues, type 8001) is INVALID_ARGUMENT "Cannot manually resolve one or
+    more issues." for the whole call.
+    """
     substatus: _group_pb2.Substatus.ValueType
     """Requested substatus. Kept only when it is valid for the new status (archived_* with
     ignored; escalating, ongoing, regressed, new with unresolved); otherwise inferred as
@@ -564,6 +573,8 @@ class UpdateGroupRequest(_message.Message):
     same key and body (and acting user) within 24 hours returns the first reply without applying
     anything again. Keys are per token and method. The same key with another body is
     INVALID_ARGUMENT on "request_id". A refused call stores nothing, so its retry runs again.
+    It is also how to learn whether a call that ended DEADLINE_EXCEEDED was applied (its
+    deadline may have expired just after commit): retry it with the same request_id.
     """
     etag: _builtins.str
     """Optional etag from a previous read: the update is refused with ABORTED if the issue changed
@@ -746,6 +757,8 @@ class BulkUpdateGroupsRequest(_message.Message):
     same key and body (and acting user) within 24 hours returns the first reply without applying
     anything again. Keys are per token and method. The same key with another body is
     INVALID_ARGUMENT on "request_id". A refused call stores nothing, so its retry runs again.
+    It is also how to learn whether a call that ended DEADLINE_EXCEEDED was applied (its
+    deadline may have expired just after commit): retry it with the same request_id.
     """
     validate_only: _builtins.bool
     """Run selection and validation and report what would change, writing nothing."""
@@ -931,7 +944,9 @@ class AppliedChanges(_message.Message):
 
     @_builtins.property
     def activities(self) -> _containers.RepeatedCompositeFieldContainer[_group_pb2.Activity]:
-        """Latest activities of the issue, when exactly one issue was resolved in a release."""
+        """Latest activities of the issue, when exactly one issue was selected and the resolution is
+        stored as in a release or in the next release (including a commit that belongs to a release).
+        """
 
     def __init__(
         self,

@@ -40,6 +40,15 @@ class IssueServiceStub:
       Without it the caller is a system caller with no user: user-specific fields (has_seen,
       is_bookmarked, is_subscribed) are refused, activities are written with no user.
     - `x-request-id` metadata (optional) is logged and echoed in trailing metadata.
+    - `authorization` or `x-acting-user-id` sent more than once: UNAUTHENTICATED.
+    - Every request field has a documented limit (README, "Edge limits"): a string holds no NUL
+      and has a maximum length, a list a maximum count; a breach is INVALID_ARGUMENT with a field
+      violation, before any database work.
+    - A database that is down, silent or saturated: UNAVAILABLE within seconds; retry.
+    - Deadlines: the server checks the caller is still there just before it commits, but a
+      deadline can expire between the commit and the reply. Such a call is reported
+      DEADLINE_EXCEEDED (or CANCELLED) although it was applied. Send a request_id with every
+      update: a retry with the same request_id returns the stored reply of a call that applied.
 
     Errors carry a google.rpc.Status in `grpc-status-details-bin` with an ErrorInfo (domain
     "issues.v1") and, when a field is at fault, a BadRequest whose field violations carry Sentry's
@@ -140,6 +149,15 @@ class IssueServiceAsyncStub(IssueServiceStub):
       Without it the caller is a system caller with no user: user-specific fields (has_seen,
       is_bookmarked, is_subscribed) are refused, activities are written with no user.
     - `x-request-id` metadata (optional) is logged and echoed in trailing metadata.
+    - `authorization` or `x-acting-user-id` sent more than once: UNAUTHENTICATED.
+    - Every request field has a documented limit (README, "Edge limits"): a string holds no NUL
+      and has a maximum length, a list a maximum count; a breach is INVALID_ARGUMENT with a field
+      violation, before any database work.
+    - A database that is down, silent or saturated: UNAVAILABLE within seconds; retry.
+    - Deadlines: the server checks the caller is still there just before it commits, but a
+      deadline can expire between the commit and the reply. Such a call is reported
+      DEADLINE_EXCEEDED (or CANCELLED) although it was applied. Send a request_id with every
+      update: a retry with the same request_id returns the stored reply of a call that applied.
 
     Errors carry a google.rpc.Status in `grpc-status-details-bin` with an ErrorInfo (domain
     "issues.v1") and, when a field is at fault, a BadRequest whose field violations carry Sentry's
@@ -236,6 +254,15 @@ class IssueServiceServicer(metaclass=_abc_1.ABCMeta):
       Without it the caller is a system caller with no user: user-specific fields (has_seen,
       is_bookmarked, is_subscribed) are refused, activities are written with no user.
     - `x-request-id` metadata (optional) is logged and echoed in trailing metadata.
+    - `authorization` or `x-acting-user-id` sent more than once: UNAUTHENTICATED.
+    - Every request field has a documented limit (README, "Edge limits"): a string holds no NUL
+      and has a maximum length, a list a maximum count; a breach is INVALID_ARGUMENT with a field
+      violation, before any database work.
+    - A database that is down, silent or saturated: UNAVAILABLE within seconds; retry.
+    - Deadlines: the server checks the caller is still there just before it commits, but a
+      deadline can expire between the commit and the reply. Such a call is reported
+      DEADLINE_EXCEEDED (or CANCELLED) although it was applied. Send a request_id with every
+      update: a retry with the same request_id returns the stored reply of a call that applied.
 
     Errors carry a google.rpc.Status in `grpc-status-details-bin` with an ErrorInfo (domain
     "issues.v1") and, when a field is at fault, a BadRequest whose field violations carry Sentry's

@@ -11,6 +11,7 @@ from typing import Any, cast
 from peewee import SQL, ColumnBase, fn
 
 from server.core.enums import ERROR_CATEGORY_TYPES, HIDDEN_STATUSES
+from server.core.search.bounds import ascii_int, check_date, check_ids, check_int, check_text, check_values
 from server.core.search.filters import (
     Category,
     Compare,
@@ -53,6 +54,8 @@ CATEGORY_TYPES = {
     "uptime": (7000, 7999),
 }
 FALSE = SQL("1 = 0")
+MAX_PROJECTS = 1000  # ids bound into one statement: PostgreSQL takes at most 65,535 parameters
+MAX_ENVIRONMENTS = 100
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ def priority_key() -> ColumnBase:
 def conditions(search: SearchFilter, *, scope: Scope) -> list[ColumnBase]:
     """Every condition a selected group must meet, scope and visibility included."""
     projects = Project.select(Project.id).where(Project.organization == scope.organization_id)
+    check_ids(scope.project_ids, field="project_ids", limit=MAX_PROJECTS)
+    check_ids(scope.environment_ids, field="environments", limit=MAX_ENVIRONMENTS)
     if scope.project_ids:
         projects = projects.where(Project.id.in_(list(scope.project_ids)))
     # Pending deletion or merge: never selected by a search (Sentry hides them too).
@@ -93,17 +98,18 @@ def compile_term(term: Term, *, scope: Scope) -> ColumnBase:
     if isinstance(term, Category):
         return _any([_category(name) for name in term.names])
     if isinstance(term, Text):
-        text = term.text
+        text = check_text(term.text)
         return G.title.contains(text) | G.culprit.contains(text) | G.message.contains(text)
-    return RELATIONS[term.relation](term.values, scope)
+    return RELATIONS[term.relation](check_values(term.values), scope)
 
 
 def _compare(term: Compare) -> ColumnBase:
     column: ColumnBase = getattr(G, term.column)
+    value = check_date(term.value) if isinstance(term.value, dt.datetime) else check_int(term.value)
     if term.op == "day":
-        assert isinstance(term.value, dt.datetime)
-        return (column >= term.value) & (column < term.value + dt.timedelta(days=1))
-    return OPS[term.op](column, term.value)
+        assert isinstance(value, dt.datetime)
+        return (column >= value) & (column < value + dt.timedelta(days=1))
+    return OPS[term.op](column, value)
 
 
 def _category(name: str) -> ColumnBase:
@@ -134,7 +140,7 @@ def _users(values: tuple[str, ...], scope: Scope) -> Any:
     """User ids named by "me", a numeric id, a username or an e-mail; None when none can match."""
     named = [v for v in values if v != "me"]
     exprs: list[ColumnBase] = [(User.username == v) | (User.email == v) for v in named]
-    exprs += [User.id == int(v) for v in named if v.isdigit() and int(v) < 2**63]
+    exprs += [User.id == number for v in named if (number := ascii_int(v)) is not None]
     if "me" in values and scope.actor_id is not None:
         exprs.append(User.id == scope.actor_id)
     return User.select(User.id).where(_any(exprs)) if exprs else None

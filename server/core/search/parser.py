@@ -8,7 +8,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from server.core.enums import PriorityLevel
-from server.core.errors import FieldViolation, InvalidArgument
+from server.core.search.bounds import (
+    INVALID_QUERY,
+    MAX_INT,
+    MAX_LIST,
+    MAX_TERMS,
+    QueryError,
+    ascii_int,
+    check_date,
+    check_text,
+    check_values,
+)
 from server.core.search.filters import (
     Category,
     Compare,
@@ -21,21 +31,16 @@ from server.core.search.filters import (
 )
 
 DEFAULT_QUERY = "is:unresolved"
-# Sentry's reply to any search error (400 detail); the field violation says what was wrong.
-INVALID_QUERY = "Invalid query. Error getting group ids and group list"
+__all__ = ["INVALID_QUERY", "MAX_INT", "MAX_LIST", "MAX_TERMS", "QueryError", "parse"]
 
 _KEY = re.compile(r"(!?)([A-Za-z_][A-Za-z0-9_.]*):")
-_RELATIVE = re.compile(r"^([+-])(\d+)([smhdw])$")
+_RELATIVE = re.compile(r"^([+-])([0-9]+)([smhdw])$")  # ASCII digits only
 _COMPARISON = re.compile(r"^(>=|<=|>|<|=)?(.+)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 # Sentry's issue search has no boolean grammar: these are errors, never free text.
 _BOOLEAN_OPERATORS = frozenset({"OR", "AND"})
 _BOOLEAN_MESSAGE = 'Boolean statements containing "OR" or "AND" are not supported in this search'
 _PARENTHESES = "()"
-# Bounds that keep any query a small SQL statement and every number inside a 64-bit column.
-MAX_TERMS = 100
-MAX_LIST = 100
-MAX_INT = 2**63 - 1
 
 IS_VALUES: dict[str, Term] = {
     "unresolved": OneOf("status", (0,)),
@@ -62,17 +67,6 @@ LEVELS = {"sample": 0, "debug": 10, "info": 20, "warning": 30, "error": 40, "fat
 CATEGORIES = frozenset({"error", "performance", "cron", "replay", "feedback", "uptime"})
 
 
-class QueryError(InvalidArgument):
-    """A query Sentry's search would reject; the violation names the token and its position."""
-
-    reason = "INVALID_QUERY"
-
-    def __init__(self, description: str) -> None:
-        message = f"{INVALID_QUERY} ({description})"
-        super().__init__(message, violations=[FieldViolation("query", message)])
-        self.metadata = {"detail": INVALID_QUERY, "problem": description}
-
-
 @dataclass(frozen=True)
 class Token:
     key: str  # "" for free text
@@ -95,11 +89,12 @@ def parse(query: str, *, now: dt.datetime) -> SearchFilter:
         if not token.key:
             words.append(token.values[0])
             continue
+        check_values(token.values, where=f' for key "{token.key}" at position {token.value_position}')
         term = _term(token, now)
         terms.append(Not(term) if token.negated else term)
     if words:
         # Sentry joins all free text into one message search, so "a b" finds "a b" in order.
-        terms.append(Text(" ".join(words)))
+        terms.append(Text(check_text(" ".join(words))))
     return SearchFilter(tuple(terms))
 
 
@@ -209,9 +204,10 @@ def _related(relation: str) -> Callable[[Token, dt.datetime], Term]:
 def _times_seen(token: Token, now: dt.datetime) -> Term:
     value = _single(token)
     match = _COMPARISON.match(value)
-    if match is None or not match.group(2).isdigit() or int(match.group(2)) > MAX_INT:
+    number = ascii_int(match.group(2)) if match is not None else None
+    if match is None or number is None:
         raise _invalid(token, value)
-    return Compare("times_seen", match.group(1) or "=", int(match.group(2)))
+    return Compare("times_seen", match.group(1) or "=", number)
 
 
 def _date(column: str) -> Callable[[Token, dt.datetime], Term]:
@@ -223,9 +219,12 @@ def _date_term(token: Token, column: str, now: dt.datetime) -> Term:
     relative = _RELATIVE.match(value)
     if relative is not None:
         sign, amount, unit = relative.groups()
+        number = ascii_int(amount)
         try:
-            cutoff = now - dt.timedelta(**{_UNITS[unit]: int(amount)})
-        except OverflowError:
+            if number is None:
+                raise QueryError("amount out of range")
+            cutoff = check_date(now - dt.timedelta(**{_UNITS[unit]: number}))
+        except (OverflowError, QueryError):
             raise _invalid(token, value) from None
         # "-24h": within the last 24 hours; "+1w": longer ago than a week.
         return Compare(column, ">=" if sign == "-" else "<=", cutoff)
@@ -243,7 +242,8 @@ def _datetime(token: Token, text: str) -> dt.datetime:
         moment = dt.datetime.fromisoformat(text)
         if moment.tzinfo is not None:
             moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-    except (ValueError, OverflowError):
+        check_date(moment)
+    except (ValueError, OverflowError, QueryError):
         raise _invalid(token, text) from None
     return moment
 

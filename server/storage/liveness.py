@@ -1,0 +1,148 @@
+"""Database calls bounded even when the database never answers.
+
+Every call's transaction runs inside `connection()`, which
+- refuses at once while the health prober says the database is unreachable (the breaker), so an
+  outage costs no connection attempt per call and no worker waits on a dead server;
+- admits at most `max_calls` calls at a time (the gate); a call that finds every slot taken for
+  `gate_wait` seconds is refused, so calls stuck on a silent database can never occupy every
+  worker thread: health checks and calls that need no database keep being answered;
+- registers its connection, so that when the prober finds the database silent, the calls stuck
+  on it are cut loose (their sockets shut down: the driver raises a connection error at once,
+  where a partition would otherwise leave them waiting for TCP to give up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from server.storage.models import db
+
+log = logging.getLogger("issue_service.liveness")
+
+
+class Unreachable(Exception):
+    """The prober found the database unreachable; the call was not tried."""
+
+
+class Saturated(Exception):
+    """Every database slot stayed taken for the gate's wait; the call was not tried."""
+
+
+class _State:
+    def __init__(self) -> None:
+        self.reachable = True
+        self.max_calls = 64
+        self.gate = threading.BoundedSemaphore(self.max_calls)
+        self.gate_wait = 1.0
+        self.lock = threading.Lock()
+        self.calls: dict[int, tuple[Any, float]] = {}  # thread id -> (connection, since)
+
+
+_state = _State()
+
+
+def configure(*, max_calls: int, gate_wait: float = 1.0) -> int:
+    """At most max_calls calls on the database at once; the others wait gate_wait, then fail.
+    Returns the previous max_calls (a test server restores it when it stops)."""
+    previous = _state.max_calls
+    _state.gate = threading.BoundedSemaphore(max_calls)
+    _state.max_calls, _state.gate_wait = max_calls, gate_wait
+    return previous
+
+
+def is_reachable() -> bool:
+    return _state.reachable
+
+
+def set_reachable(reachable: bool) -> None:
+    """The prober's verdict. Unreachable: refuse new calls and cut loose the ones in flight."""
+    was = _state.reachable
+    _state.reachable = reachable
+    if was and not reachable:
+        cut = abort_in_flight()
+        _drop_idle_connections()
+        log.warning("database unreachable: refusing calls; cut loose %d in flight", cut)
+
+
+_nested = threading.local()
+
+
+@contextlib.contextmanager
+def connection() -> Iterator[None]:
+    """A pooled connection for one call, under the breaker, the gate and the watch.
+
+    Reentrant: a transaction inside another (a request id's record around the update) shares
+    the outer one's slot and connection instead of waiting for a second slot.
+    """
+    if getattr(_nested, "depth", 0):
+        _nested.depth += 1
+        try:
+            with db.connection_context():
+                yield
+        finally:
+            _nested.depth -= 1
+        return
+    if not _state.reachable:
+        raise Unreachable("database unreachable (health probe failed)")
+    gate = _state.gate  # the one acquired is the one released, even if reconfigured meanwhile
+    if not gate.acquire(timeout=_state.gate_wait):
+        raise Saturated("too many calls waiting on the database")
+    _nested.depth = 1
+    try:
+        with db.connection_context(), _watched(db.connection()):
+            yield
+    finally:
+        _nested.depth = 0
+        gate.release()
+
+
+@contextlib.contextmanager
+def _watched(conn: Any) -> Iterator[None]:
+    key = threading.get_ident()
+    with _state.lock:
+        _state.calls[key] = (conn, time.monotonic())
+    try:
+        yield
+    finally:
+        with _state.lock:
+            _state.calls.pop(key, None)
+
+
+def abort_in_flight() -> int:
+    """Shut down the socket of every registered network connection; returns how many."""
+    cut = 0
+    with _state.lock:  # held: a registered connection is checked out, so still open
+        for conn, _since in _state.calls.values():
+            cut += abort_connection(conn)
+    return cut
+
+
+def abort_connection(conn: Any) -> int:
+    """Shut a network connection's socket down under whoever waits on it; 1 if there was one."""
+    fileno = getattr(conn, "fileno", None)  # psycopg has one; sqlite3 (a file) has none
+    if fileno is None:
+        return 0
+    try:
+        duplicate = socket.socket(fileno=os.dup(fileno()))
+    except (OSError, ValueError, TypeError):
+        return 0  # already closed
+    with duplicate, contextlib.suppress(OSError):
+        duplicate.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked reading it
+    return 1
+
+
+def _drop_idle_connections() -> None:
+    """Idle pooled connections went to the same silent server: do not hand them out again."""
+    close_idle = getattr(db.obj, "close_idle", None)
+    if close_idle is not None:
+        try:
+            close_idle()
+        except Exception:  # best effort: a dead connection also fails its first statement
+            log.debug("closing idle connections failed", exc_info=True)

@@ -1,0 +1,109 @@
+"""The per-process shutdown, in the order a load balancer needs:
+
+SIGTERM -> health NOT_SERVING while calls are still answered for the pre-stop delay (so probes
+see it and traffic moves away) -> stop accepting -> in-flight calls drain within the grace period
+-> what is left is cancelled (handlers see context.is_active() false and roll back) -> wait
+until every handler thread has returned -> only then close the database pool -> exit 0.
+
+Closing the pool while a handler still runs on a connection crashed SQLite (SIGSEGV), so the
+pool is never closed before the executor is empty. A supervisor calls `run_until_signalled` in
+each worker process; `serve()` does the same for a single process (installing the handlers
+before it prints its banner).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from concurrent import futures
+from typing import Any, Protocol
+
+log = logging.getLogger("issue_service")
+# After cancellation a handler returns at its next liveness check (one chunk, one statement);
+# one that has not returned by then is stuck in the driver, and the process leaves without it.
+DRAIN_TIMEOUT = 30.0
+
+
+class Stoppable(Protocol):
+    """What shutdown needs of a running server (server.transport.app.Running)."""
+
+    executor: futures.ThreadPoolExecutor
+
+    def enter_not_serving(self) -> None: ...
+
+    def stop_accepting(self, grace: float) -> None: ...
+
+    def stop_background(self) -> None: ...
+
+
+def signal_events() -> tuple[threading.Event, threading.Event]:
+    """(stop, hurry): the first SIGTERM/SIGINT sets stop; a second one sets hurry too, which
+    skips what is left of the pre-stop delay (an impatient Ctrl-C)."""
+    stop, hurry = threading.Event(), threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            hurry.set()
+        stop.set()
+        log.info("signal %d: shutting down", signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop, hurry
+
+
+def drain(executor: futures.ThreadPoolExecutor, *, timeout: float) -> bool:
+    """Wait until every handler thread has returned; False if some are still running at timeout."""
+    waiter = threading.Thread(target=executor.shutdown, kwargs={"wait": True}, name="drain", daemon=True)
+    waiter.start()
+    waiter.join(timeout)
+    return not waiter.is_alive()
+
+
+def shutdown(running: Stoppable, *, pre_stop_delay: float, grace: float, hurry: threading.Event | None = None,
+             drain_timeout: float = DRAIN_TIMEOUT) -> bool:  # fmt: skip
+    """The whole sequence; True when every handler returned and the pool was closed."""
+    started = time.monotonic()
+    running.enter_not_serving()
+    if pre_stop_delay > 0:
+        log.info("health NOT_SERVING; still answering for %.1fs before draining", pre_stop_delay)
+        (hurry or threading.Event()).wait(pre_stop_delay)
+    running.stop_accepting(grace)
+    drained = drain(running.executor, timeout=drain_timeout)
+    running.stop_background()
+    if not drained:
+        log.error("handlers still running %.0fs after cancellation; leaving the pool open", drain_timeout)
+        return False
+    _close_pool()
+    log.info("stopped in %.2fs", time.monotonic() - started)
+    return True
+
+
+def _close_pool() -> None:
+    from server.storage.models import db
+
+    close_all = getattr(db.obj, "close_all", None)
+    if close_all is not None:
+        close_all()
+
+
+def shutdown_in_order(running: Stoppable, *, pre_stop_delay: float, grace: float,
+                      hurry: threading.Event | None = None) -> int:  # fmt: skip
+    """shutdown(), then the exit code (always 0). If a handler is stuck in the driver, the
+    interpreter would wait for its thread forever at exit, and closing its connection under it
+    is what crashed: leave at once; the database rolls back the abandoned transaction when the
+    connection drops."""
+    if not shutdown(running, pre_stop_delay=pre_stop_delay, grace=grace, hurry=hurry):
+        logging.shutdown()
+        os._exit(0)
+    return 0
+
+
+def run_until_signalled(running: Stoppable, *, pre_stop_delay: float, grace: float) -> int:
+    """For a worker process: block until SIGTERM/SIGINT, shut down in order, return 0."""
+    stop, hurry = signal_events()
+    stop.wait()
+    return shutdown_in_order(running, pre_stop_delay=pre_stop_delay, grace=grace, hurry=hurry)
