@@ -8,6 +8,7 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from server import cli_events
 from server.cli_env import flag, switch
 from server.storage.db import DEFAULT_URL, database_url, make_database
 from server.telemetry.logs import configure_logging
@@ -29,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_flags(sub.add_parser("serve", help="serve IssueService over gRPC"))
+    cli_events.relay_parser(sub)
     sub.add_parser("migrate", help="create or upgrade the schema")
     seed = sub.add_parser("seed", help="load a JSON fixture")
     seed.add_argument("file", help="fixture file (format: docs/seed-format.md)")
@@ -66,6 +68,7 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
     flag(serve, "--tls-key", env="ISSUES_TLS_KEY", help="PEM private key of --tls-cert")
     flag(serve, "--tls-client-ca", env="ISSUES_TLS_CLIENT_CA", help="PEM CA; clients must present a cert it signed")
     switch(serve, "--tracing", env="ISSUES_TRACING", help="export OpenTelemetry traces (OTLP; see OTEL_*)")
+    cli_events.serve_flags(serve)
 
 
 def _serve_config(args: argparse.Namespace, url: str) -> Config:
@@ -88,9 +91,14 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
         metrics_address=args.metrics_address,
         count_queries=query_counting_requested(),
         settings=settings.load(path=args.settings),
+<<<<<<< HEAD
         # Made in the serving process itself (_serve): its OTLP exporter may open a gRPC channel,
         # and a supervisor must fork before any gRPC object exists.
         tracer_provider=None,
+=======
+        tracer_provider=_tracer_provider(args.tracing),
+        **cli_events.serve_options(args),  # type: ignore[arg-type]
+>>>>>>> wt-events
     )
 
 
@@ -145,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return _serve(args, config)
     make_database(url)
+    if args.command == "relay":
+        return cli_events.relay(args, url)
     if args.command == "migrate":
         from server.storage.migrate import migrate
 
