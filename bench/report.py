@@ -50,7 +50,10 @@ def server_figures(lines: list[dict[str, Any]]) -> dict[str, Any]:
 
 def add_ratios(scenarios: dict[str, dict[str, Any]]) -> None:
     noop = scenarios.get("noop", {}).get("throughput_rps") or 0
+    noop_cpu = scenarios.get("noop", {}).get("server_cpu_ms_per_call") or 0
     for figures in scenarios.values():
+        if noop_cpu and figures.get("server_cpu_ms_per_call") is not None:
+            figures["cpu_x_noop"] = round(figures["server_cpu_ms_per_call"] / noop_cpu, 2)
         if noop and figures.get("throughput_rps") is not None:
             figures["ratio_to_noop"] = round(figures["throughput_rps"] / noop, 3)
             for key in ("p50_ms", "p95_ms", "p99_ms"):
@@ -89,9 +92,9 @@ def markdown(results: dict[str, Any]) -> str:
         out.append(
             "| scenario | in flight | calls | req/s | x no-op | p50 ms | p95 ms | p99 ms "
             "| SQL/call | server p50 ms | server p95 ms | in SQL p50 ms "
-            "| server CPU ms/call | errors |"
+            "| server CPU ms/call | CPU x no-op | errors |"
         )
-        out.append("|---" * 14 + "|")
+        out.append("|---" * 15 + "|")
         for name, f in data["scenarios"].items():
             errors = {k: v for k, v in f.get("codes", {}).items() if k != "OK"} or ""
             cells = [name, f.get("in_flight"), f.get("calls")]
@@ -101,6 +104,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f.get("server_ms_p95"),
                 f.get("sql_ms_median"),
                 f.get("server_cpu_ms_per_call"),
+                f.get("cpu_x_noop"),
             ]
             cells += [errors]
             out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
@@ -114,12 +118,30 @@ def markdown(results: dict[str, Any]) -> str:
             + (" (cut short by the time budget)." if mem.get("capped_by_time_budget") else "."),
             "",
         ]
+        out += _floor_lines(data.get("bulk_floor") or {})
         out += [f"Targets: {json.dumps(data.get('targets', {}))}", ""]
+        if "processes" in data:
+            from bench.processes import markdown as processes_markdown  # it imports this module
+
+            out += processes_markdown(data["processes"])
         for note in data.get("notes", []):
             out.append(f"- {note}")
         out.append("")
     out.append(END)
     return "\n".join(out)
+
+
+def _floor_lines(floor: dict[str, Any]) -> list[str]:
+    if not floor:
+        return []
+    return [
+        f"Bulk resolve of 1000 ids, floor: the same {floor.get('statements_per_call')} statements "
+        f"replayed through a bare psycopg loop take {floor.get('floor_ms_p50')} ms (p50 of "
+        f"{floor.get('replayed_calls')}); the server's p50 under load is {floor.get('server_ms_p50')} ms "
+        f"({floor.get('server_x_floor')}x the floor); in-process, single-threaded, "
+        f"{floor.get('in_process_ms_p50')} ms ({floor.get('in_process_x_floor')}x).",
+        "",
+    ]
 
 
 def write(results: dict[str, Any], *, json_path: Path, md_path: Path | None) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
 from typing import Any
 
 from server.core.bulk_sql import insert_rows
@@ -15,7 +13,8 @@ from server.core.enums import (
     GroupHistoryStatus,
     GroupSubStatus,
 )
-from server.storage.models import Activity, Group, GroupHistory, db
+from server.core.history_sql import HistoryRow, insert_history
+from server.storage.models import Activity, Group
 
 H = GroupHistoryStatus
 
@@ -105,67 +104,22 @@ def record_history(
         resolved = status if status is not None else _status_for(g, activity)
         if resolved is not None:
             statuses[g.id] = resolved
-    previous = _previous_rows(statuses)
-    rows = []
-    for g in groups:
-        if g.id not in statuses:
-            continue
-        prev = previous.get(g.id)
-        rows.append(
-            {
-                "organization": ctx.organization.id,
-                "group": g.id,
-                "project": g.project_id,
-                "release": release_id,
-                "user_id": ctx.actor_id,
-                "status": int(statuses[g.id]),
-                "prev_history": prev[0] if prev else None,
-                "prev_history_date": prev[1] if prev else None,
-                "date_added": ctx.now,
-            }
+    rows = [
+        HistoryRow(
+            organization_id=ctx.organization.id,
+            group_id=g.id,
+            project_id=g.project_id,
+            release_id=release_id,
+            user_id=ctx.actor_id,
+            status=int(statuses[g.id]),
+            previous_statuses=PREVIOUS_HISTORY.get(statuses[g.id], frozenset()),
+            date_added=ctx.now,
         )
-    _insert_batched(GroupHistory, rows)
+        for g in groups
+        if g.id in statuses
+    ]
+    insert_history(rows)
 
 
 def _status_for(group: Group, activity: ActivityType | None) -> GroupHistoryStatus | None:
     return history_status_for(group, activity) if activity is not None else None
-
-
-def _previous_rows(statuses: dict[int, GroupHistoryStatus]) -> dict[int, tuple[int, Any]]:
-    """Per group, the latest history row of the statuses "opposite" to the new one (§1.13);
-    one query per distinct new status, never per group."""
-    by_status: dict[GroupHistoryStatus, list[int]] = {}
-    for group_id, new_status in statuses.items():
-        if new_status in PREVIOUS_HISTORY:
-            by_status.setdefault(new_status, []).append(group_id)
-    found: dict[int, tuple[int, Any]] = {}
-    for new_status, group_ids in by_status.items():
-        found.update(_latest_of(group_ids, PREVIOUS_HISTORY[new_status]))
-    return found
-
-
-@lru_cache(maxsize=4)
-def _latest_sql(param: str) -> str:
-    """Per group, the newest history row among some statuses (ROW_NUMBER over each group)."""
-    if param == "%s":
-        ids, statuses = "= ANY(%s::bigint[])", "= ANY(%s::int[])"
-    else:
-        ids = statuses = "IN (SELECT value FROM json_each(?))"
-    table = GroupHistory._meta.table_name
-    return (
-        'SELECT ranked.gid, ranked.hid, ranked.added FROM (SELECT h."id" AS hid,'
-        ' h."group_id" AS gid, h."date_added" AS added, ROW_NUMBER() OVER (PARTITION BY'
-        ' h."group_id" ORDER BY h."date_added" DESC, h."id" DESC) AS rn'
-        f' FROM "{table}" h WHERE h."group_id" {ids} AND h."status" {statuses}) ranked'
-        " WHERE ranked.rn = 1"
-    )
-
-
-def _latest_of(group_ids: list[int], statuses: frozenset[int]) -> dict[int, tuple[int, Any]]:
-    param = db.obj.param
-    values = ([int(g) for g in group_ids], sorted(int(s) for s in statuses))
-    params = list(values) if param == "%s" else [json.dumps(v) for v in values]
-    cursor = db.execute_sql(_latest_sql(param), params)
-    # The subquery's columns bypass field conversion (SQLite returns text): parse explicitly.
-    parse: Any = GroupHistory.date_added.python_value
-    return {gid: (hid, parse(added)) for gid, hid, added in cursor.fetchall()}

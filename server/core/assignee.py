@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.core.assignee_sql import load_assignee
 from server.core.commands import Assignee
 from server.core.context import ActorView, UpdateContext
 from server.core.errors import InvalidArgument
@@ -118,7 +120,19 @@ def check_assignee(ctx: UpdateContext, *, assignee: Assignee) -> AssigneeCheck:
         return AssigneeCheck(view=None)
     if target.kind == "team":
         return _check_team(ctx, team_id=target.id)
+    if target.username is None and target.email is None:
+        return _check_user_by_id(ctx, user_id=target.id)
     return _check_user(ctx, user=_lookup_user(target))
+
+
+def _check_user_by_id(ctx: UpdateContext, *, user_id: int) -> AssigneeCheck:
+    """The common case in one statement; the same checks, in the same order, as _check_user."""
+    if not 0 < user_id <= MAX_ID:  # ids beyond a bigint cannot exist (and would fail on PG)
+        raise _invalid("User does not exist")
+    rows = load_assignee(user_id=user_id, organization_id=ctx.organization.id)
+    if rows.user is None:
+        raise _invalid("User does not exist")
+    return _member_check(ctx, user=rows.user, member=rows.member, reachable=lambda: rows.reachable_project_ids)
 
 
 def _check_team(ctx: UpdateContext, *, team_id: int) -> AssigneeCheck:
@@ -140,6 +154,22 @@ def _check_user(ctx: UpdateContext, *, user: User) -> AssigneeCheck:
     member = OrganizationMember.get_or_none(
         (OrganizationMember.organization == ctx.organization.id) & (OrganizationMember.user == user.id)
     )
+
+    def reachable() -> set[int]:
+        assert member is not None
+        query = (
+            ProjectTeam.select(ProjectTeam.project)
+            .join(OrganizationMemberTeam, on=(OrganizationMemberTeam.team == ProjectTeam.team))
+            .where((OrganizationMemberTeam.member == member.id) & ProjectTeam.project.in_(list(ctx.projects)))
+        )
+        return {r.project_id for r in query}
+
+    return _member_check(ctx, user=user, member=member, reachable=reachable)
+
+
+def _member_check(
+    ctx: UpdateContext, *, user: User, member: OrganizationMember | None, reachable: Callable[[], Collection[int]]
+) -> AssigneeCheck:
     if member is None:
         raise _invalid("User is not a member of this organization")
     if not (member.is_active and user.is_active):
@@ -147,12 +177,8 @@ def _check_user(ctx: UpdateContext, *, user: User) -> AssigneeCheck:
     view = user_actor(user)
     if ctx.organization.allow_joinleave:
         return AssigneeCheck(view=view)
-    reachable = (
-        ProjectTeam.select(ProjectTeam.project)
-        .join(OrganizationMemberTeam, on=(OrganizationMemberTeam.team == ProjectTeam.team))
-        .where((OrganizationMemberTeam.member == member.id) & ProjectTeam.project.in_(list(ctx.projects)))
-    )
-    return AssigneeCheck(view=view, refused=_refused(ctx, {r.project_id for r in reachable}, NON_TEAM_MEMBER))
+    allowed = set(reachable()) & set(ctx.projects)
+    return AssigneeCheck(view=view, refused=_refused(ctx, allowed, NON_TEAM_MEMBER))
 
 
 def _refused(ctx: UpdateContext, allowed: set[int], message: str) -> dict[int, str]:

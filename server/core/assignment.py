@@ -6,9 +6,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from server.core import activity, settings, subscriptions
-from server.core.bulk_sql import insert_rows, where_id_in
+from server.core.bulk_sql import insert_rows
 from server.core.context import ActorView, UpdateContext
 from server.core.enums import ActivityType, GroupHistoryStatus, SubscriptionReason
+from server.core.reads import rows_where_in
+from server.core.write_sql import delete_in
 from server.storage.models import Group, GroupAssignee, OrganizationMember, OrganizationMemberTeam
 
 CHAT_INTEGRATIONS = frozenset({"slack", "msteams"})
@@ -42,7 +44,7 @@ def apply(ctx: UpdateContext, *, assignee: ActorView | None) -> None:
     """Assign every selected group to `assignee`, or unassign when it is None."""
     ctx.delta.assigned_to_set = True
     ctx.delta.assigned_to = assignee
-    current = {a.group_id: a for a in GroupAssignee.select().where(where_id_in(GroupAssignee.group, ctx.group_ids))}
+    current = {a.group_id: a for a in rows_where_in(GroupAssignee, ctx.group_ids)}
     if assignee is None:
         _unassign(ctx, current=current)
     else:
@@ -73,8 +75,9 @@ def _assign(ctx: UpdateContext, *, assignee: ActorView, current: dict[int, Group
     activity.record_activities(ctx, groups=changed, type=ActivityType.ASSIGNED, data=data)
     activity.record_history(ctx, groups=changed, status=GroupHistoryStatus.ASSIGNED)
     ctx.mark_changed([g.id for g in changed])
-    for g in changed:
+    for g in changed:  # Sentry sends the ASSIGNED notification in bulk too (§3.8)
         ctx.notify("issue.assigned", group_id=g.id, assignee=data)
+        ctx.notify("activity.notification", group_id=g.id, activity_type=int(ActivityType.ASSIGNED))
 
 
 def _team_workflow(ctx: UpdateContext) -> bool:
@@ -120,13 +123,14 @@ def _unassign(ctx: UpdateContext, *, current: dict[int, GroupAssignee]) -> None:
     groups = [g for g in ctx.groups if g.id in current]
     if not groups:
         return
-    GroupAssignee.delete().where(where_id_in(GroupAssignee.group, [g.id for g in groups])).execute()
+    delete_in(GroupAssignee, [g.id for g in groups])
     _drop_old_subscriptions(ctx, previous=list(current.values()), assignee=None, new_members=[])
     activity.record_activities(ctx, groups=groups, type=ActivityType.UNASSIGNED, data={})
     activity.record_history(ctx, groups=groups, status=GroupHistoryStatus.UNASSIGNED)
     ctx.mark_changed([g.id for g in groups])
     for g in groups:
         ctx.notify("issue.unassigned", group_id=g.id)
+        ctx.notify("activity.notification", group_id=g.id, activity_type=int(ActivityType.UNASSIGNED))
 
 
 def _drop_old_subscriptions(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.core import subscriptions
-from server.core.bulk_sql import insert_rows, where_id_in
+from server.core.bulk_sql import insert_rows, where_id_in, write
 from server.core.context import UpdateContext
 from server.core.enums import SubscriptionReason
 from server.storage.models import GroupBookmark, GroupSubscription
@@ -18,11 +18,13 @@ def set_bookmarked(ctx: UpdateContext, *, is_bookmarked: bool) -> None:
         _bookmark(ctx, user_id=user_id)
         ctx.mark_changed([g.id for g in ctx.groups if g.id not in had])
         return
-    GroupBookmark.delete().where(mine).execute()
+    write(GroupBookmark.delete().where(mine))
     # Sentry removes all of the user's subscriptions here, whatever their reason (§5 item 15).
-    GroupSubscription.delete().where(
-        (GroupSubscription.user == user_id) & where_id_in(GroupSubscription.group, ctx.group_ids)
-    ).execute()
+    write(
+        GroupSubscription.delete().where(
+            (GroupSubscription.user == user_id) & where_id_in(GroupSubscription.group, ctx.group_ids)
+        )
+    )
     ctx.mark_changed(had)
 
 

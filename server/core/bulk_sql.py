@@ -41,7 +41,7 @@ PG_ARRAY_TYPES = {
 }
 
 
-def _fields(model: type[Model], names: tuple[str, ...]) -> list[Field]:
+def fields_of(model: type[Model], names: tuple[str, ...]) -> list[Field]:
     by_name: dict[str, Field] = model._meta.fields
     by_column = {f.column_name: f for f in by_name.values()}
     return [by_name.get(n) or by_column[n] for n in names]
@@ -65,6 +65,21 @@ def _cell(field: Field, value: Any, *, postgres: bool) -> Any:
     if field.field_type == "BOOL":
         return bool(value)
     return field.db_value(value)  # type: ignore[no-untyped-call]
+
+
+def cell(field: Field, value: Any, *, postgres: bool) -> Any:
+    """A value of this column as the driver takes it as a parameter."""
+    return _cell(field, value, postgres=True) if postgres else _sqlite_cell(field, value)
+
+
+def ids_in(postgres: bool) -> str:
+    """`IN ids` for one id-list parameter (id_list)."""
+    return "= ANY(%s::bigint[])" if postgres else "IN (SELECT value FROM json_each(?))"
+
+
+def id_list(ids: Sequence[int], *, postgres: bool) -> Any:
+    values = [int(i) for i in ids]
+    return values if postgres else json.dumps(values)
 
 
 def _sqlite_cell(field: Field, value: Any) -> Any:
@@ -123,9 +138,9 @@ def insert_rows(
         return
     postgres = is_postgres()
     names = tuple(rows[0])
-    fields = _fields(model, names)
-    update_fields = _fields(model, tuple(update)) if update else []
-    target_fields = _fields(model, tuple(conflict_target)) if conflict_target else []
+    fields = fields_of(model, names)
+    update_fields = fields_of(model, tuple(update)) if update else []
+    target_fields = fields_of(model, tuple(conflict_target)) if conflict_target else []
     sql = _insert_sql(
         model._meta.table_name,
         tuple(f.column_name for f in fields),
@@ -140,7 +155,24 @@ def insert_rows(
     for f, value in zip(update_fields, (update or {}).values(), strict=True):
         if value is not EXCLUDED:
             params.append(_cell(f, value, postgres=postgres) if postgres else _sqlite_cell(f, value))
-    db.execute_sql(sql, params)
+    run_write(sql, params, table=model._meta.table_name)
+
+
+def run_write(sql: str, params: Sequence[Any], *, table: str) -> None:
+    """A write that touches only `table` and whose result nobody reads: deferred to leave with
+    the transaction's other writes (server/storage/deferred.py)."""
+    database: Any = db.obj
+    defer = getattr(database, "defer", None)
+    if defer is None:
+        database.execute_sql(sql, params)
+    else:
+        defer(sql, params, table=table)
+
+
+def write(query: Any) -> None:
+    """A peewee UPDATE or DELETE of one table whose row count nobody reads, deferred likewise."""
+    sql, params = query.sql()
+    run_write(sql, params, table=query.model._meta.table_name)
 
 
 def _row_params(

@@ -16,6 +16,7 @@ from server.core.enums import (
     PriorityLevel,
 )
 from server.core.priority import PRIORITY_HISTORY
+from server.core.write_sql import delete_in
 from server.storage.models import Group, GroupInbox
 
 
@@ -46,15 +47,16 @@ def _mark_reviewed(ctx: UpdateContext) -> None:
         r.group_id for r in GroupInbox.select(GroupInbox.group).where(where_id_in(GroupInbox.group, ctx.group_ids))
     }
     if existing:
-        GroupInbox.delete().where(where_id_in(GroupInbox.group, list(existing))).execute()
+        delete_in(GroupInbox, list(existing))
         reviewed = [g for g in ctx.groups if g.id in existing]
         if ctx.actor_id is not None:
             activity.record_activities(ctx, groups=reviewed, type=ActivityType.MARK_REVIEWED, data={})
             activity.record_history(ctx, groups=reviewed, status=GroupHistoryStatus.REVIEWED)
         ctx.mark_changed(list(existing))
     _to_ongoing(ctx)
-    for g in ctx.groups:
-        ctx.notify("issue.mark_reviewed", group_id=g.id)
+    for g in ctx.groups:  # a group that was not in the inbox was not reviewed now: no signal
+        if g.id in existing:
+            ctx.notify("issue.mark_reviewed", group_id=g.id)
 
 
 def _to_ongoing(ctx: UpdateContext) -> None:

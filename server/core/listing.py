@@ -49,8 +49,10 @@ def list_groups(*, caller: Caller, request: ListRequest) -> ListResult:
 
     def read() -> ListResult:
         spec = request.selection
-        org = selection.organization(caller=caller, organization_id=spec.organization_id)
-        access = permissions.authorize(caller=caller, org=org, needs=READ_SCOPES, what="read issues")
+        row = selection.organization(caller=caller, organization_id=spec.organization_id, user_id=caller.user_id)
+        org = row.org
+        assert org is not None  # selection.organization refused a missing one
+        access = permissions.authorize(caller=caller, row=row, needs=READ_SCOPES, what="read issues")
         spec = permissions.scope_selection(access=access, spec=spec)
         scope = selection.scope_of(org=org, selection=spec, actor_id=caller.user_id)
         now = utcnow()

@@ -5,17 +5,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from server.core.access_sql import AccessRow
 from server.core.commands import ADMIN_SCOPES, READ_SCOPES, Caller, Selection
 from server.core.errors import NotFound, PermissionDenied
-from server.storage.models import (
-    Group,
-    Organization,
-    OrganizationMember,
-    OrganizationMemberTeam,
-    Project,
-    ProjectTeam,
-    User,
-)
+from server.storage.models import Group, Organization, User
 
 ALL_EVENT_SCOPES = READ_SCOPES
 # Sentry's default org roles (SENTRY_ROLES); "member" loses event:admin when the org turns off
@@ -40,12 +33,16 @@ class Access:
     user: User | None = None  # the acting user, already loaded by the membership check
 
 
-def authorize(*, caller: Caller, org: Organization, needs: frozenset[str], what: str) -> Access:
-    """Effective scopes = token scopes ∩ the acting member's role scopes; refuse if none fits."""
+def authorize(*, caller: Caller, row: AccessRow, needs: frozenset[str], what: str) -> Access:
+    """Effective scopes = token scopes ∩ the acting member's role scopes; refuse if none fits.
+
+    `row` holds the organization (checked by the caller), acting user and membership, read in
+    one statement (access_sql)."""
+    assert row.org is not None  # selection.organization refused a missing one
     if caller.user_id is None:
         access = Access(caller=caller, project_ids=None)
     else:
-        access = _member_access(caller=caller, org=org)
+        access = _member_access(caller=caller, org=row.org, row=row)
     if not (access.caller.scopes & needs):
         needed = " or ".join(sorted(needs))
         who = "Token" if access.role is None else f"Token with the acting user's role {access.role!r}"
@@ -53,17 +50,14 @@ def authorize(*, caller: Caller, org: Organization, needs: frozenset[str], what:
     return access
 
 
-def _member_access(*, caller: Caller, org: Organization) -> Access:
-    user = User.get_or_none(User.id == caller.user_id)
+def _member_access(*, caller: Caller, org: Organization, row: AccessRow) -> Access:
+    user, member = row.user, row.member
     if user is None or not user.is_active:
         raise PermissionDenied(
             "Acting user is unknown or inactive",
             reason="UNKNOWN_ACTING_USER",
             userId=str(caller.user_id),
         )
-    member = OrganizationMember.get_or_none(
-        (OrganizationMember.organization == org.id) & (OrganizationMember.user == user.id)
-    )
     if member is None or not member.is_active:
         raise PermissionDenied(
             "Acting user is not an active member of this organization",
@@ -72,7 +66,9 @@ def _member_access(*, caller: Caller, org: Organization) -> Access:
         )
     scopes = role_scopes(role=member.role, org=org)
     effective = dataclasses.replace(caller, scopes=caller.scopes & scopes)
-    projects = _projects_for(member=member, org=org)
+    # None when the member sees the whole organization (open membership or a global role).
+    whole_org = org.allow_joinleave or member.role in GLOBAL_ACCESS_ROLES
+    projects = None if whole_org else row.team_project_ids
     return Access(caller=effective, project_ids=projects, role=member.role, user=user)
 
 
@@ -81,19 +77,6 @@ def role_scopes(*, role: str, org: Organization) -> frozenset[str]:
     if role == "member" and not org.events_member_admin:
         scopes = scopes - ADMIN_SCOPES
     return scopes
-
-
-def _projects_for(*, member: OrganizationMember, org: Organization) -> frozenset[int] | None:
-    """None when the member sees the whole organization (open membership or a global role)."""
-    if org.allow_joinleave or member.role in GLOBAL_ACCESS_ROLES:
-        return None
-    teams = OrganizationMemberTeam.select(OrganizationMemberTeam.team).where(OrganizationMemberTeam.member == member.id)
-    rows = (
-        ProjectTeam.select(ProjectTeam.project)
-        .join(Project)
-        .where(ProjectTeam.team.in_(teams) & (Project.organization == org.id))
-    )
-    return frozenset(row.project_id for row in rows)
 
 
 def check_group(*, access: Access, group: Group, group_id: int) -> None:

@@ -24,6 +24,7 @@ from server.core.enums import (
 from server.core.errors import InvalidArgument
 from server.core.serialize import activities_for, commit_view
 from server.core.validation import Validated
+from server.core.write_sql import delete_in, update_in
 from server.storage.models import (
     Commit,
     Group,
@@ -34,7 +35,6 @@ from server.storage.models import (
     GroupSnooze,
     Release,
     ReleaseCommit,
-    UserOption,
 )
 
 MULTI_PROJECT = "Cannot set resolved for multiple projects."
@@ -179,16 +179,14 @@ def _resolve_groups(ctx: UpdateContext, *, targets: list[Group], resolution: Pla
     if resolution.commit is not None:
         _link_commit(ctx, targets=targets, commit=resolution.commit)
     # The version bump rides on this UPDATE instead of a second one over the same rows.
-    Group.update(
-        status=int(GroupStatus.RESOLVED),
-        resolved_at=ctx.now,
-        substatus=None,
-        version=Group.version + 1,
-    ).where(where_id_in(Group.id, ids)).execute()
+    update_in(
+        Group, ids, values={"status": int(GroupStatus.RESOLVED), "resolved_at": ctx.now, "substatus": None},
+        bump_version=True,
+    )  # fmt: skip
     ctx.versioned_ids.update(ids)
-    GroupInbox.delete().where(where_id_in(GroupInbox.group, ids)).execute()
+    delete_in(GroupInbox, ids)
     # Sentry drops the snooze in an issue-resolved receiver; here it is the same transaction.
-    GroupSnooze.delete().where(where_id_in(GroupSnooze.group, ids)).execute()
+    delete_in(GroupSnooze, ids)
     subscriptions.subscribe_actor(ctx, groups=targets, reason=SubscriptionReason.STATUS_CHANGE)
     ctx.mark_changed(ids)
     for g in targets:
@@ -325,8 +323,7 @@ def _maybe_self_assign(ctx: UpdateContext, *, targets: list[Group]) -> None:
     group goes to the resolver, overriding an assigned_to in the same patch (§5 item 17)."""
     if ctx.actor is None:
         return
-    option = UserOption.get_or_none((UserOption.user == ctx.actor.id) & (UserOption.key == "self_assign_issue"))
-    if option is None or option.value != "1":
+    if ctx.self_assign_option != "1":  # read with the caller's access (access_sql)
         return
     ids = [g.id for g in targets]
     assigned = GroupAssignee.select(GroupAssignee.group).where(where_id_in(GroupAssignee.group, ids))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.core import subscriptions
-from server.core.bulk_sql import EXCLUDED, insert_rows, where_id_in
+from server.core.bulk_sql import EXCLUDED, insert_rows, where_id_in, write
 from server.core.context import UpdateContext
 from server.storage.models import GroupSeen, OrganizationMember, OrganizationMemberTeam, ProjectTeam
 
@@ -27,7 +27,7 @@ def set_seen(ctx: UpdateContext, *, has_seen: bool) -> None:
     user_id = subscriptions.actor_id_for(ctx, field="has_seen")
     ctx.delta.has_seen = has_seen
     if not has_seen:
-        GroupSeen.delete().where((GroupSeen.user == user_id) & where_id_in(GroupSeen.group, ctx.group_ids)).execute()
+        write(GroupSeen.delete().where((GroupSeen.user == user_id) & where_id_in(GroupSeen.group, ctx.group_ids)))
         return
     allowed = _member_project_ids(ctx, user_id=user_id)
     rows = [

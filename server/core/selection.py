@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from server.core import reads
+from server.core.access_sql import AccessRow, load_access
 from server.core.commands import Caller, Selection
 from server.core.context import GroupOutcome
 from server.core.enums import HIDDEN_STATUSES, GroupStatus
@@ -15,7 +16,7 @@ from server.core.search.bounds import check_ids
 from server.core.search.compile import MAX_ENVIRONMENTS, MAX_PROJECTS, Scope, conditions
 from server.core.search.parser import DEFAULT_QUERY, parse
 from server.storage.db import is_postgres
-from server.storage.models import Environment, Group, GroupRedirect, Organization, Project
+from server.storage.models import Environment, Group, Organization, Project
 
 MAX_IDS = 1000  # Sentry's BULK_MUTATION_LIMIT, enforced here on explicit ids too
 NO_GROUPS = "No groups found"
@@ -27,19 +28,27 @@ SKIP_REASONS: dict[int, str] = {
 }
 
 
-def organization(*, caller: Caller, organization_id: int) -> Organization:
+def organization(*, caller: Caller, organization_id: int, user_id: int | None = None, group_id: int | None = None,
+                 group: str = "") -> AccessRow:  # fmt: skip
+    """The organization with the caller's membership (and the group, access_sql) in one read."""
     if caller.organization_ids is not None and organization_id not in caller.organization_ids:
         raise PermissionDenied(
             "Token is not allowed to act on this organization",
             reason="ORGANIZATION_NOT_ALLOWED",
             organizationId=str(organization_id),
         )
-    found: list[Organization] = reads.rows_by_id(Organization, [organization_id])
-    org = found[0] if found else None
-    if org is None:
+    row = load_access(organization_id=organization_id, user_id=user_id, group_id=group_id, group=group)
+    if row.org is None:
         raise NotFound("Organization not found", reason="ORGANIZATION_NOT_FOUND",
                        organizationId=str(organization_id))  # fmt: skip
-    return org
+    return row
+
+
+def found_group(row: AccessRow, *, group_id: int) -> Group:
+    """The group access_sql found (redirect followed); hidden or missing ones are NOT_FOUND."""
+    if row.group is None or row.group.status in HIDDEN_STATUSES:
+        raise NotFound("Issue not found", reason="GROUP_NOT_FOUND", groupId=str(group_id))
+    return row.group
 
 
 def lock_groups(ids: list[int], *, org: Organization | None = None, project_ids: tuple[int, ...] = ()) -> list[Group]:
@@ -53,21 +62,6 @@ def lock_groups(ids: list[int], *, org: Organization | None = None, project_ids:
         project_ids=project_ids,
         for_update=is_postgres(),
     )
-
-
-def single(*, org: Organization, group_id: int) -> Group:
-    """One group of the organization; a merged-away id is followed to the group it merged into."""
-    found = lock_groups([group_id], org=org)
-    # A merged child stays PENDING_MERGE until deleted; it redirects like a gone one (§5 item 20).
-    if not found or found[0].status == GroupStatus.PENDING_MERGE:
-        redirect = GroupRedirect.get_or_none(
-            (GroupRedirect.previous_group_id == group_id) & (GroupRedirect.organization == org.id)
-        )
-        if redirect is not None:
-            found = lock_groups([redirect.group_id], org=org)
-    if not found or found[0].status in HIDDEN_STATUSES:
-        raise NotFound("Issue not found", reason="GROUP_NOT_FOUND", groupId=str(group_id))
-    return found[0]
 
 
 @dataclass

@@ -233,12 +233,12 @@ def _priority_name(value: int | None) -> str | None:
 
 
 def group_view(group: Group, *, user_id: int | None, now: dt.datetime) -> GroupView:
-    """The reply for one group; the group row is re-read with its related rows in one statement,
-    so an update's reply shows what its transaction wrote."""
+    """The reply for one group; the group row is re-read with its related rows and activities in
+    one statement, so an update's reply shows what its transaction wrote."""
     loaded = load_group(group.id, user_id=user_id)
     if loaded is None:  # the caller holds the row (locked on PostgreSQL); only a purge races here
         raise NotFound("Issue not found", reason="GROUP_NOT_FOUND", groupId=str(group.id))
-    return view_of(loaded, now=now, activities=activities_for(loaded.group))
+    return view_of(loaded, now=now, activities=activity_views(loaded.group, loaded.activities))
 
 
 def view_of(

@@ -8,6 +8,7 @@ from server.core import activity
 from server.core.bulk_sql import insert_rows, where_id_in
 from server.core.context import UpdateContext
 from server.core.enums import ActivityType
+from server.core.write_sql import delete_in
 from server.storage.models import GroupShare
 
 
@@ -15,9 +16,12 @@ def set_public(ctx: UpdateContext, *, is_public: bool) -> None:
     shared = GroupShare.select(GroupShare.group).where(where_id_in(GroupShare.group, ctx.group_ids))
     existing = {s.group_id for s in shared}
     if existing:
-        GroupShare.delete().where(where_id_in(GroupShare.group, list(existing))).execute()
+        delete_in(GroupShare, list(existing))
         removed = [g for g in ctx.groups if g.id in existing]
         activity.record_activities(ctx, groups=removed, type=ActivityType.SET_PRIVATE, data={})
+        if not is_public:
+            for g in removed:
+                ctx.notify("issue.unshared", group_id=g.id)
     ctx.delta.is_public = is_public
     ctx.delta.share_id = _share(ctx) if is_public else None
     ctx.mark_changed(ctx.group_ids if is_public else list(existing))
@@ -33,4 +37,6 @@ def _share(ctx: UpdateContext) -> str:
     ]  # fmt: skip
     insert_rows(GroupShare, rows)
     activity.record_activities(ctx, groups=ctx.groups, type=ActivityType.SET_PUBLIC, data={})
+    for g in ctx.groups:
+        ctx.notify("issue.shared", group_id=g.id)
     return uuids[-1]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from server.core.bulk_sql import EXCLUDED, insert_rows, where_id_in
+from server.core.bulk_sql import EXCLUDED, insert_rows
 from server.core.commands import IgnoreConditions
 from server.core.context import StatusDetailsView, UpdateContext, UserView
+from server.core.write_sql import delete_in
 from server.storage.models import Group, GroupInbox, GroupSnooze, User
 
 
@@ -23,7 +24,7 @@ def _normalise(value: int | None) -> int | None:
 
 
 def remove_from_inbox(ctx: UpdateContext) -> None:
-    GroupInbox.delete().where(where_id_in(GroupInbox.group, ctx.group_ids)).execute()
+    delete_in(GroupInbox, ctx.group_ids)
 
 
 def archive_until_escalating(ctx: UpdateContext) -> StatusDetailsView:
@@ -43,7 +44,7 @@ def archive_with_conditions(ctx: UpdateContext, *, conditions: IgnoreConditions)
         user_window=_normalise(conditions.user_window),
     )
     if not (c.duration or c.count or c.user_count):
-        GroupSnooze.delete().where(where_id_in(GroupSnooze.group, ctx.group_ids)).execute()
+        delete_in(GroupSnooze, ctx.group_ids)
         return StatusDetailsView()
     until = ctx.now + dt.timedelta(minutes=c.duration) if c.duration else None
     rows = [

@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any
 
 from server.core import activity, snooze, subscriptions
-from server.core.bulk_sql import where_id_in
 from server.core.context import StatusDetailsView, UpdateContext
 from server.core.enums import (
     IGNORED_SUBSTATUSES,
@@ -16,6 +15,7 @@ from server.core.enums import (
     GroupSubStatus,
     SubscriptionReason,
 )
+from server.core.write_sql import delete_in, update_in
 from server.storage.models import Group, GroupResolution
 
 NEW_STATUS = {
@@ -59,20 +59,17 @@ def change_status(ctx: UpdateContext, *, status: str) -> None:
     new_status = NEW_STATUS[status]
     new_substatus = infer_substatus(ctx, new_status=new_status)
     previous = {g.id: g.status for g in ctx.groups}
-    updated = (
-        # The version bump rides on this UPDATE: it changes exactly the groups marked below.
-        Group.update(status=int(new_status), substatus=new_substatus, version=Group.version + 1)
-        .where(where_id_in(Group.id, ctx.group_ids) & (Group.status != int(new_status)))
-        .execute()
-    )
-    GroupResolution.delete().where(where_id_in(GroupResolution.group, ctx.group_ids)).execute()
+    # The version bump rides on this UPDATE: it changes exactly the groups marked below.
+    values = {"status": int(new_status), "substatus": new_substatus}
+    update_in(Group, ctx.group_ids, values=values, bump_version=True, status_not=int(new_status))
+    delete_in(GroupResolution, ctx.group_ids)
     details = _archive(ctx, substatus=new_substatus) if new_status == GroupStatus.IGNORED else StatusDetailsView()
     ctx.delta.status = status
     ctx.delta.status_details = details
     changed = [gid for gid, old in previous.items() if old != new_status]
     ctx.mark_changed(changed)
     ctx.versioned_ids.update(changed)
-    if updated:
+    if changed:  # the rows are locked: what the UPDATE changed is what `previous` says differs
         _side_effects(ctx, new_status=new_status, substatus=new_substatus, details=details, previous=previous)
 
 
@@ -121,12 +118,26 @@ def _side_effects(
         kind, data = ActivityType.SET_UNRESOLVED, {}
     activity.record_activities(ctx, groups=ctx.groups, type=kind, data=data)
     activity.record_history(ctx, groups=ctx.groups, activity=kind)
-    event = "issue.ignored" if new_status == GroupStatus.IGNORED else "issue.unresolved"
-    for g in ctx.groups:
-        if new_status == GroupStatus.UNRESOLVED and previous[g.id] == GroupStatus.IGNORED:
-            ctx.notify("issue.unignored", group_id=g.id, transition="manual")
-        else:
-            ctx.notify(event, group_id=g.id)
+    _signal(ctx, new_status=new_status, substatus=substatus, details=details, previous=previous)
     if not ctx.is_bulk:
         subscriptions.subscribe_actor(ctx, groups=ctx.groups, reason=SubscriptionReason.STATUS_CHANGE)
         ctx.notify("activity.notification", group_id=ctx.groups[0].id, activity_type=int(kind))
+
+
+def _signal(
+    ctx: UpdateContext, *, new_status: GroupStatus, substatus: int | None, details: StatusDetailsView,
+    previous: dict[int, int],
+) -> None:  # fmt: skip
+    """Sentry's status signals (§3.5.1, §3.5.3), once per group whose status changed."""
+    ignored = {"substatus": substatus, **ignore_activity_data(details)}
+    for g in ctx.groups:
+        if previous[g.id] == new_status:
+            continue  # unchanged groups get the activity (Sentry) but no signal
+        if new_status == GroupStatus.IGNORED:
+            ctx.notify("issue.ignored", group_id=g.id, **ignored)
+            if substatus == GroupSubStatus.UNTIL_ESCALATING:
+                ctx.notify("issue.archived", group_id=g.id, until_escalating=True)
+        elif previous[g.id] == GroupStatus.IGNORED:
+            ctx.notify("issue.unignored", group_id=g.id, transition="manual")
+        else:
+            ctx.notify("issue.unresolved", group_id=g.id)

@@ -22,12 +22,14 @@ from server.core import (
     subscriptions,
     validation,
 )
-from server.core.bulk_sql import insert_rows, where_id_in
+from server.core.access_sql import AccessRow
+from server.core.bulk_sql import insert_rows
 from server.core.commands import READ_SCOPES, WRITE_SCOPES, Caller, Selection, UpdateCommand
 from server.core.context import BulkResult, GroupOutcome, UpdateContext
 from server.core.errors import Cancelled, Conflict, NotFound, PermissionDenied
-from server.core.serialize import GroupView, etag_of, group_view
+from server.core.serialize import GroupView, activity_views, etag_of, group_view, view_of
 from server.core.unit_of_work import in_transaction
+from server.core.write_sql import update_in
 from server.storage.models import Group, Organization, OutboxEvent, utcnow
 
 RESOLVE_STATUSES = ("resolved", "resolvedInNextRelease")
@@ -50,11 +52,14 @@ def get_group(*, caller: Caller, organization_id: int, group_id: int) -> GroupVi
     _require(caller, READ_SCOPES, "read issues")
 
     def read() -> GroupView:
-        org = selection.organization(caller=caller, organization_id=organization_id)
-        access = permissions.authorize(caller=caller, org=org, needs=READ_SCOPES, what="read issues")
-        group = selection.single(org=org, group_id=group_id)
+        # One statement: access, the group and its reply rows see one snapshot.
+        row = selection.organization(caller=caller, organization_id=organization_id, user_id=caller.user_id,
+                                     group_id=group_id, group="reply")  # fmt: skip
+        access = permissions.authorize(caller=caller, row=row, needs=READ_SCOPES, what="read issues")
+        group = selection.found_group(row, group_id=group_id)
         permissions.check_group(access=access, group=group, group_id=group_id)
-        return group_view(group, user_id=caller.user_id, now=utcnow())
+        assert row.loaded is not None  # found_group: the group was read with its reply rows
+        return view_of(row.loaded, now=utcnow(), activities=activity_views(group, row.loaded.activities))
 
     return in_transaction(read, write=False)
 
@@ -67,13 +72,16 @@ def update_group(  # noqa: PLR0913 - keyword-only; the request's fields plus the
 
     def run() -> GroupView:
         _check_still_wanted(should_continue)  # a call that expired in the queue does no work
-        org = selection.organization(caller=caller, organization_id=organization_id)
-        access = permissions.authorize(caller=caller, org=org, needs=WRITE_SCOPES, what="update issues")
-        group = selection.single(org=org, group_id=group_id)
+        row = selection.organization(caller=caller, organization_id=organization_id, user_id=caller.user_id,
+                                     group_id=group_id, group="lock")  # fmt: skip
+        org = row.org
+        assert org is not None  # selection.organization refused a missing one
+        access = permissions.authorize(caller=caller, row=row, needs=WRITE_SCOPES, what="update issues")
+        group = selection.found_group(row, group_id=group_id)
         permissions.check_group(access=access, group=group, group_id=group_id)
         if etag and etag != etag_of(group):
             raise Conflict("The issue changed since it was read (etag mismatch)", reason="ETAG_MISMATCH")
-        ctx = _context(access=access, command=command, org=org, groups=[group])
+        ctx = _context(access=access, command=command, org=org, groups=[group], row=row)
         _apply(ctx)
         view = group_view(group, user_id=caller.user_id, now=ctx.now)  # re-reads the row
         _check_still_wanted(should_continue)
@@ -91,11 +99,14 @@ def bulk_update(
 
     def run() -> BulkResult:
         _check_still_wanted(should_continue)  # a call that expired in the queue does no work
-        org = selection.organization(caller=caller, organization_id=selection_spec.organization_id)
-        access = permissions.authorize(caller=caller, org=org, needs=WRITE_SCOPES, what="update issues")
+        row = selection.organization(caller=caller, organization_id=selection_spec.organization_id,
+                                     user_id=caller.user_id)  # fmt: skip
+        org = row.org
+        assert org is not None  # selection.organization refused a missing one
+        access = permissions.authorize(caller=caller, row=row, needs=WRITE_SCOPES, what="update issues")
         spec = permissions.scope_selection(access=access, spec=selection_spec)
         picked = selection.bulk(org=org, selection=spec, actor_id=caller.user_id, now=utcnow())
-        ctx = _context(access=access, command=command, org=org, groups=picked.groups)
+        ctx = _context(access=access, command=command, org=org, groups=picked.groups, row=row)
         if picked.groups:  # every explicit id may be pending deletion or merge: nothing to apply
             _apply(ctx)
         result = _bulk_result(ctx, picked=picked, validate_only=validate_only)
@@ -149,18 +160,23 @@ def _check_still_wanted(should_continue: Callable[[], bool]) -> None:
 
 
 def _context(
-    *, access: permissions.Access, command: UpdateCommand, org: Organization, groups: list[Group]
+    *, access: permissions.Access, command: UpdateCommand, org: Organization, groups: list[Group], row: AccessRow
 ) -> UpdateContext:
-    # The acting user was loaded (and checked active) by authorize; no second lookup.
-    actor = access.user
+    # The acting user was loaded (and checked active) with the access row; no second lookup.
+    # A single group's project came with its lock; a bulk selection reads its projects once.
+    if row.project is not None and len(groups) == 1 and groups[0].project_id == row.project.id:
+        projects = {row.project.id: row.project}
+    else:
+        projects = selection.projects_of(groups)
     return UpdateContext(
         caller=access.caller,
         command=command,
         organization=org,
         groups=groups,
-        projects=selection.projects_of(groups),
+        projects=projects,
         now=utcnow(),
-        actor=actor,
+        actor=access.user,
+        self_assign_option=row.self_assign_option,
     )
 
 
@@ -209,7 +225,7 @@ def _finish(ctx: UpdateContext) -> None:
     """Bump versions of changed groups and write the notification outbox, in this transaction."""
     changed = sorted(ctx.changed_ids - ctx.versioned_ids)
     if changed:
-        Group.update(version=Group.version + 1).where(where_id_in(Group.id, changed)).execute()
+        update_in(Group, changed, values={}, bump_version=True)
     insert_rows(OutboxEvent, [{**event, "created_at": ctx.now} for event in ctx.outbox])
 
 

@@ -14,6 +14,7 @@ from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 from psycopg.pq import TransactionStatus
 
+from server.storage.deferred import DeferredWrites
 from server.storage.models import db
 
 DEFAULT_URL = "sqlite:///issues.db"
@@ -65,7 +66,7 @@ def _sqlite(params: dict[str, Any], workers: int) -> Database:
         autoconnect=False,
     )
     params.pop("prepared_statements", None)  # sqlite3 caches its statements per connection anyway
-    database: Database = PooledSqliteDatabase(**{**defaults, **params})
+    database: Database = SqlitePool(**{**defaults, **params})
     return database
 
 
@@ -82,8 +83,9 @@ def prepare_threshold(params: dict[str, Any]) -> int | None:
     return PREPARED_STATEMENTS[key]
 
 
-class LazyCheckPool(PooledPostgresqlDatabase):  # type: ignore[misc]
-    """peewee's pool without its `SELECT 1` round trip on every checkout.
+class LazyCheckPool(DeferredWrites, PooledPostgresqlDatabase):  # type: ignore[misc]
+    """peewee's pool without its `SELECT 1` round trip on every checkout; deferred writes leave
+    as one statement of data-modifying CTEs, pipelined with the next statement (deferred.py).
 
     The transaction status is local state: a connection whose server went away reads UNKNOWN
     (or closed) after its first failed statement and is dropped here. Only a connection that sat
@@ -91,6 +93,8 @@ class LazyCheckPool(PooledPostgresqlDatabase):  # type: ignore[misc]
     and so is every connection returned before the last broken one came back (after an outage
     its idle siblings are likely dead too).
     """
+
+    pipelined = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._returned_at: dict[int, float] = {}
@@ -114,6 +118,10 @@ class LazyCheckPool(PooledPostgresqlDatabase):  # type: ignore[misc]
             return False
         self._returned_at[id(conn)] = now
         return True
+
+
+class SqlitePool(DeferredWrites, PooledSqliteDatabase):  # type: ignore[misc]
+    """peewee's SQLite pool with deferred writes (run one by one: SQLite has no writing CTEs)."""
 
 
 # A server that stops answering must not hold a call forever (libpq parameters): a connection
@@ -154,8 +162,9 @@ def is_postgres(database: Database | None = None) -> bool:
 # SQLite has one writer; a waiting writer sleeps in SQLite's busy handler (steps up to 100 ms)
 # and can lose the race again and again, which made long tails under load. Queueing writers of
 # this process on a lock hands the database over as soon as it is free. Reentrant, so a nested
-# write transaction (a savepoint) in the same thread does not deadlock. Other processes still
-# meet the busy handler, as before.
+# write transaction (a savepoint) in the same thread does not deadlock. Other processes (the
+# workers of `serve --processes N`) still meet the busy handler: BEGIN IMMEDIATE waits up to
+# busy_timeout for SQLite's per-database lock, so they stay serialised, only less fairly.
 _SQLITE_WRITER = threading.RLock()
 
 

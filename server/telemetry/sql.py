@@ -65,8 +65,9 @@ def describe(sql: str) -> tuple[str, str | None]:
     """The statement's kind (SELECT, INSERT, ...) and main table, read from its text."""
     match = _KIND.match(sql)
     kind = match.group(1).upper() if match else "SQL"
-    if kind == "WITH":  # a CTE: the statement is the data-changing one, else a SELECT
-        kind = next((k for k in ("INSERT", "UPDATE", "DELETE") if _TABLE[k].search(sql)), "SELECT")
+    if kind == "WITH":  # a CTE: the statement is the (first) data-changing one, else a SELECT
+        writes = [(m.start(), k) for k in ("INSERT", "UPDATE", "DELETE") if (m := _TABLE[k].search(sql))]
+        kind = min(writes)[1] if writes else "SELECT"
     pattern = _TABLE.get(kind)
     found = pattern.search(sql) if pattern else None
     return kind, found.group(1) if found else None

@@ -1,0 +1,88 @@
+"""Fixed SQL texts written once with named parameters (`:name`) and rendered per driver.
+
+sqlite3 takes `:name` as is; psycopg wants `%(name)s` (and a literal `%` doubled). Texts are
+rendered once per backend and cached by their callers, so a hot call pays no SQL building.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from peewee import BooleanField, CharField, DateTimeField, Field, ForeignKeyField, IntegerField, Model, TextField
+
+PARAMS = ("org", "uid", "gid", "limit")
+_PARAM = re.compile(r"(?<![:\w]):(" + "|".join(PARAMS) + r")\b")
+
+
+def render(text: str, *, postgres: bool) -> str:
+    """`:name` placeholders as the driver wants them."""
+    if not postgres:
+        return text
+    return _PARAM.sub(r"%(\1)s", text.replace("%", "%%"))
+
+
+def columns(alias: str, model: type[Model]) -> str:
+    return ", ".join(f'{alias}."{f.column_name}"' for f in model._meta.sorted_fields)
+
+
+def table(model: type[Model]) -> str:
+    return f'"{model._meta.table_name}"'
+
+
+# A cell already of its field's Python type passes through python_value unchanged (int(int),
+# str passthrough, a datetime that is no string, bool(bool)): skip the call. The driver types
+# most cells (psycopg: all of these), so most cells of a wide row skip it.
+_NATIVE: tuple[tuple[type[Field], type], ...] = (
+    (IntegerField, int),
+    (ForeignKeyField, int),
+    (CharField, str),
+    (TextField, str),
+    (DateTimeField, dt.datetime),
+    (BooleanField, bool),
+)
+
+
+@lru_cache(maxsize=128)
+def _plan(model: type[Model]) -> tuple[tuple[str, Any, type | None], ...]:
+    """Per column: field name, python_value, and the type that needs no conversion."""
+    plan = []
+    for f in model._meta.sorted_fields:
+        native = next((t for kind, t in _NATIVE if isinstance(f, kind)), None)
+        if isinstance(f, ForeignKeyField) and not isinstance(f.rel_field, IntegerField):
+            native = None
+        plan.append((f.name, f.python_value, native))
+    return tuple(plan)
+
+
+def hydrate(model: type[Model], cells: Sequence[Any]) -> Any:
+    """A model instance from its columns in sorted_fields order; None for an unmatched join.
+    Each cell converted by its field's python_value, as peewee's own row wrappers do."""
+    if cells[0] is None:  # every model's first column is its primary key
+        return None
+    data = {
+        name: v if v is None or type(v) is native else convert(v)
+        for (name, convert, native), v in zip(_plan(model), cells, strict=True)
+    }
+    return bare(model, data)
+
+
+def bare(model: type[Model], data: dict[str, Any]) -> Any:
+    """A read-only instance holding `data` (field name -> python value), without Model.__init__
+    (defaults, dirty tracking): ~10x cheaper, for rows hydrated by the hundred."""
+    obj: Any = model.__new__(model)
+    obj.__data__, obj.__rel__, obj._dirty = data, {}, set()
+    return obj
+
+
+def split(row: Sequence[Any], models: Sequence[type[Model]], *, start: int = 0) -> tuple[list[Any], int]:
+    """Consecutive models' columns from `row` at `start`; the instances and where they ended."""
+    found = []
+    for model in models:
+        width = len(model._meta.sorted_fields)
+        found.append(hydrate(model, row[start : start + width]))
+        start += width
+    return found, start

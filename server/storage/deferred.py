@@ -1,0 +1,136 @@
+"""Write-behind inside a transaction: independent writes leave together, in one round trip.
+
+A step that writes and does not look at the result (an INSERT of activity rows, a DELETE of
+inbox rows) hands its statement to `defer`; the statement is sent just before the next other
+statement, or before COMMIT. On PostgreSQL the queued statements go as one statement of
+data-modifying CTEs, in the same network round trip as the statement that follows them
+(psycopg's pipeline mode), and BEGIN waits for the transaction's first statement and travels
+with it. SQLite has no data-modifying CTEs and no round trips: it runs them one by one, in order.
+
+What makes that safe: a deferred statement reads and writes only its own table (its `table`),
+and a queue holds at most one statement per table (a second one flushes the first), so the
+statements of one flush cannot see or undo each other, and every other statement sees all
+writes queued before it. Outside a transaction nothing is deferred.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import peewee
+
+Queued = tuple[str, str, Sequence[Any]]  # (table, sql, params)
+Statement = tuple[str, Any]  # (sql, params)
+
+
+class DeferredWrites:
+    """Mixin for a peewee Database (before it in the bases)."""
+
+    pipelined = False  # PostgreSQL: combined writes, lazy BEGIN, one round trip with the next statement
+
+    def defer(self, sql: str, params: Sequence[Any], *, table: str) -> None:
+        """Run `sql` (touching only `table`) before the next statement or the commit."""
+        if self.transaction_depth() == 0:  # type: ignore[attr-defined]
+            self.execute_sql(sql, params)
+            return
+        state = self._deferred()
+        if any(queued == table for queued, _, _ in state.queue):
+            self.flush()
+        state.queue.append((table, sql, list(params)))
+
+    def flush(self) -> None:
+        """Send what is pending (BEGIN, queued writes) now."""
+        pending = self._take_pending()
+        for sql, params in pending:
+            self._run(sql, params)
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        pending = self._take_pending()
+        if not pending:
+            return self._run(sql, params)
+        if not self.pipelined:
+            for before, before_params in pending:
+                self._run(before, before_params)
+            return self._run(sql, params)
+        return self._pipeline([*pending, (sql, params)])
+
+    def begin(self, *args: Any, **kwargs: Any) -> None:
+        state = self._deferred()
+        state.queue.clear()
+        if self.pipelined:  # sent with the transaction's first statement
+            state.begin = True
+            return
+        self._announced("BEGIN", super().begin, *args, **kwargs)  # type: ignore[misc]
+
+    def commit(self) -> None:
+        state = self._deferred()
+        if state.begin and not state.queue:  # nothing ran: there is no transaction to end
+            state.begin = False
+            return
+        pending = self._take_pending()
+        if self.pipelined:
+            self._pipeline([*pending, ("COMMIT", None)])
+            return
+        for sql, params in pending:
+            self._run(sql, params)
+        self._announced("COMMIT", super().commit)  # type: ignore[misc]
+
+    def rollback(self) -> None:
+        state = self._deferred()
+        state.queue.clear()
+        if state.begin:  # BEGIN was never sent
+            state.begin = False
+            return
+        self._announced("ROLLBACK", super().rollback)  # type: ignore[misc]
+
+    def _take_pending(self) -> list[Statement]:
+        state = self._deferred()
+        pending: list[Statement] = [("BEGIN", None)] if state.begin else []
+        state.begin = False
+        items, state.queue = state.queue, []
+        if self.pipelined and len(items) > 1:
+            ctes = ", ".join(f"w{i} AS ({sql})" for i, (_, sql, _) in enumerate(items))
+            pending.append((f"WITH {ctes} SELECT 1", [p for _, _, params in items for p in params]))
+        else:
+            pending += [(sql, params) for _, sql, params in items]
+        return pending
+
+    def _deferred(self) -> Any:
+        state: Any = self._state  # type: ignore[attr-defined]  # peewee's per-thread state
+        if not hasattr(state, "queue"):
+            state.queue, state.begin = [], False
+        return state
+
+    def _run(self, sql: str, params: Any) -> Any:
+        return super().execute_sql(sql, params)  # type: ignore[misc]
+
+    def _pipeline(self, statements: list[Statement]) -> Any:
+        """Every statement in one round trip (psycopg pipeline mode); the last one's cursor."""
+        conn = self.connection()  # type: ignore[attr-defined]
+        start = time.perf_counter()
+        cursor = None
+        try:
+            with peewee.__exception_wrapper__, conn.pipeline():  # type: ignore[attr-defined]
+                for sql, params in statements:
+                    cursor = conn.cursor()
+                    cursor.execute(sql, params)
+        except Exception as exc:
+            self._tell_hooks(statements, start, exc)
+            raise
+        self._tell_hooks(statements, start, None)
+        return cursor
+
+    def _tell_hooks(self, statements: list[Statement], start: float, exc: Exception | None) -> None:
+        if self.query_hooks:  # type: ignore[attr-defined]
+            for sql, params in statements:
+                self._notify_hooks(sql, params, start, exc)  # type: ignore[attr-defined]
+
+    def _announced(self, sql: str, call: Any, *args: Any, **kwargs: Any) -> None:
+        """Transaction control runs on the cursor, past the query hooks: tell them, so statement
+        counts include the round trips of BEGIN and COMMIT."""
+        start = time.perf_counter()
+        call(*args, **kwargs)
+        if self.query_hooks:  # type: ignore[attr-defined]
+            self._notify_hooks(sql, None, start, None)  # type: ignore[attr-defined]
