@@ -91,14 +91,10 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
         metrics_address=args.metrics_address,
         count_queries=query_counting_requested(),
         settings=settings.load(path=args.settings),
-<<<<<<< HEAD
         # Made in the serving process itself (_serve): its OTLP exporter may open a gRPC channel,
         # and a supervisor must fork before any gRPC object exists.
         tracer_provider=None,
-=======
-        tracer_provider=_tracer_provider(args.tracing),
         **cli_events.serve_options(args),  # type: ignore[arg-type]
->>>>>>> wt-events
     )
 
 

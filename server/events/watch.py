@@ -41,10 +41,11 @@ def authorize(*, caller: Caller, request: WatchRequest) -> EventFilter:
         raise PermissionDenied("Token lacks a scope to read issues (needs event:read)", reason="MISSING_SCOPE")
 
     def check() -> EventFilter:
-        org = selection.organization(caller=caller, organization_id=request.organization_id)
-        access = permissions.authorize(caller=caller, org=org, needs=READ_SCOPES, what="read issues")
+        row = selection.organization(caller=caller, organization_id=request.organization_id, user_id=caller.user_id)
+        access = permissions.authorize(caller=caller, row=row, needs=READ_SCOPES, what="read issues")
+        assert row.org is not None  # selection.organization refused a missing one
         return EventFilter(
-            organization_id=org.id,
+            organization_id=row.org.id,
             project_ids=_projects(access=access, wanted=request.project_ids),
             group_ids=request.group_ids,
             kinds=request.kinds,
