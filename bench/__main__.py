@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import dataset, floor, load, report
+from bench import dataset, floor, load, processes, report
 from bench.serverproc import ACTING_USER, ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,6 +202,7 @@ def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
         figures = {sc.name: _run_scenario(server, sc, target) for sc in scenarios(quick)}
         report.add_ratios(figures)
         bulk_floor = _bulk_floor(url, figures, quick) if backend == "postgresql" else {}
+        by_processes = processes.compare(url, workdir=workdir, quick=quick, target=target)
         cap = BUDGET.memory_cap(backend, quick)
         memory = _memory(server, memory_scenario(quick, memory_calls(quick, backend), cap), target)
         searchable, note = _query_selection(server)
@@ -215,7 +216,9 @@ def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
     notes.append(f"server exit code after SIGTERM: {code}")
     return {
         "dataset": counts,
-        "server": "8 workers, ISSUES_COUNT_QUERIES=1, JSON access log to a file",
+        "server": f"--processes default ({processes.default_processes()}), 8 threads each, "
+        "ISSUES_COUNT_QUERIES=1, JSON access log to a file",
+        "processes": by_processes,
         "scenarios": figures,
         "memory": memory,
         "bulk_floor": bulk_floor,

@@ -24,6 +24,9 @@ class Scenario:
     seconds: float = 8.0
     warmup: float = 1.5
     total_calls: int = 0  # when > 0: run exactly this many calls (after warm-up) instead of seconds
+    # Channels per client process, each its own TCP connection: the server's workers share the
+    # port with SO_REUSEPORT, which balances connections, not calls.
+    connections: int = 4
 
 
 @dataclass(frozen=True)
@@ -212,10 +215,16 @@ async def _process_main(sc: Scenario, target: Target, proc_index: int) -> dict[s
         "end": start + sc.warmup + sc.seconds,  # with total_calls: a cap, not the plan
     }
     out: dict[str, Any] = {"latencies": [], "codes": Counter(), "calls": 0}
-    async with grpc.aio.insecure_channel(target.address) as channel:
-        stubs = _Stubs(channel)
-        calls = [_builder(sc, target, proc_index * sc.conc + c, stubs) for c in range(sc.conc)]
+    options = [("grpc.use_local_subchannel_pool", 1)]  # or equal channels share one connection
+    channels = [grpc.aio.insecure_channel(target.address, options=options) for _ in range(sc.connections)]
+    try:
+        stubs = [_Stubs(channel) for channel in channels]
+        slots = [proc_index * sc.conc + c for c in range(sc.conc)]
+        calls = [_builder(sc, target, slot, stubs[i % len(stubs)]) for i, slot in enumerate(slots)]
         await asyncio.gather(*(_slot(call, plan, out) for call in calls))
+    finally:
+        for channel in channels:
+            await channel.close()
     elapsed = time.perf_counter() - plan["measure_from"]
     return {
         "latencies": out["latencies"],

@@ -120,6 +120,10 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         out += _floor_lines(data.get("bulk_floor") or {})
         out += [f"Targets: {json.dumps(data.get('targets', {}))}", ""]
+        if "processes" in data:
+            from bench.processes import markdown as processes_markdown  # it imports this module
+
+            out += processes_markdown(data["processes"])
         for note in data.get("notes", []):
             out.append(f"- {note}")
         out.append("")

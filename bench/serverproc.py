@@ -55,10 +55,38 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """pid and its live descendants (a supervisor's workers), from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            todo += [int(c) for c in task.read_text().split()]
+    return out
+
+
+def tree_sum(pid: int, read: Any) -> Any:
+    """read(pid) summed over the process tree; processes that exit meanwhile count as zero."""
+    total: Any = None
+    for member in process_tree(pid):
+        try:
+            value = read(member)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total = value if total is None else _add(total, value)
+    return total
+
+
+def _add(a: Any, b: Any) -> Any:
+    return {k: a[k] + b[k] for k in a} if isinstance(a, dict) else a + b
+
+
 @dataclass
 class ServerProcess:
     url: str
     workdir: Path
+    processes: int | None = None  # serve --processes; None: the server's default (one per CPU)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(default_factory=Path)
@@ -85,6 +113,7 @@ class ServerProcess:
             str(tokens),
             "--grace",
             "2",
+            *([] if self.processes is None else ["--processes", str(self.processes)]),
         ]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -110,12 +139,14 @@ class ServerProcess:
         raise RuntimeError(f"server not serving after {timeout}s; see {self.log_path}")
 
     def memory(self) -> dict[str, int]:
+        """RSS and peak RSS summed over the supervisor and its workers (kB)."""
         assert self.proc is not None
-        return proc_status(self.proc.pid)
+        return dict(tree_sum(self.proc.pid, proc_status))
 
     def cpu(self) -> float:
+        """CPU seconds of the supervisor and its live workers."""
         assert self.proc is not None
-        return cpu_seconds(self.proc.pid)
+        return float(tree_sum(self.proc.pid, cpu_seconds))
 
     def log_offset(self) -> int:
         return self.log_path.stat().st_size

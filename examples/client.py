@@ -16,7 +16,10 @@ What it shows:
 - the request id the server echoes in the trailers (`x-request-id`);
 - reading the rich error model: `grpc_status.rpc_status.from_call` gives the google.rpc.Status
   whose details hold an ErrorInfo (reason) and a BadRequest (field violations with Sentry's
-  messages).
+  messages);
+- several connections (`ChannelPool`): the server runs one worker process per CPU sharing the
+  port, and the kernel balances CONNECTIONS, not calls; one channel would keep every call on
+  one worker. Each channel of the pool gets its own subchannel pool, hence its own connection.
 
 It type-checks against the generated stubs: `MYPYPATH=generated mypy --strict examples/client.py`
 (`make lint-examples`).
@@ -25,6 +28,7 @@ It type-checks against the generated stubs: `MYPYPATH=generated mypy --strict ex
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import uuid
 from dataclasses import dataclass
@@ -45,6 +49,33 @@ class CallOptions:
     token: str
     acting_user_id: int | None = None
     attempts: int = 3  # re-reads after an etag mismatch (transport retries are the channel's)
+
+
+class ChannelPool:
+    """`size` channels with a connection each; stub() hands them out round-robin.
+
+    Without `grpc.use_local_subchannel_pool`, channels with equal arguments share one global
+    subchannel, that is one TCP connection, and the pool would spread nothing.
+    """
+
+    def __init__(self, target: str, *, size: int = 4) -> None:
+        options = [*channel_options(), ("grpc.use_local_subchannel_pool", 1)]
+        self.channels = [grpc.insecure_channel(target, options=options) for _ in range(size)]
+        self._stubs = [issue_service_pb2_grpc.IssueServiceStub(c) for c in self.channels]
+        self._turn = itertools.count()
+
+    def stub(self) -> issue_service_pb2_grpc.IssueServiceStub:
+        return self._stubs[next(self._turn) % len(self._stubs)]
+
+    def close(self) -> None:
+        for channel in self.channels:
+            channel.close()
+
+    def __enter__(self) -> ChannelPool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
@@ -128,11 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--address", default="127.0.0.1:50051")
     parser.add_argument("--token", default="dev-token")
+    parser.add_argument("--connections", type=int, default=4, help="channels, each its own connection")
     args = parser.parse_args(argv)
     options = CallOptions(token=args.token, acting_user_id=1)
-    with grpc.insecure_channel(args.address, options=channel_options()) as channel:
-        stub = issue_service_pb2_grpc.IssueServiceStub(channel)
-        reply, call = stub.GetGroup.with_call(
+    with ChannelPool(args.address, size=args.connections) as pool:
+        reply, call = pool.stub().GetGroup.with_call(
             pb.GetGroupRequest(organization_id=1, group_id=1),
             metadata=_metadata(options, "example-read-1"),
         )
@@ -141,10 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  request id echoed by the server: {echoed_request_id(call)}")
         print(
             "group 2 is",
-            group_pb2.GroupStatus.Name(get_group(stub, options, org=1, group=2).group.status),
+            group_pb2.GroupStatus.Name(get_group(pool.stub(), options, org=1, group=2).group.status),
         )
         try:
-            resolve_in_release(stub, options, group=2, version="no-such-version")
+            resolve_in_release(pool.stub(), options, group=2, version="no-such-version")
         except grpc.RpcError as error:
             report = error_report(error)
             print(f"refused: {report.code} reason={report.reason} request id={report.request_id}")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from server import cli_events
 from server.cli_env import flag, switch
 from server.storage.db import DEFAULT_URL, database_url, make_database
 from server.telemetry.logs import configure_logging
@@ -27,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_flags(sub.add_parser("serve", help="serve IssueService over gRPC"))
+    cli_events.relay_parser(sub)
     sub.add_parser("migrate", help="create or upgrade the schema")
     seed = sub.add_parser("seed", help="load a JSON fixture")
     seed.add_argument("file", help="fixture file (format: docs/seed-format.md)")
@@ -47,6 +51,8 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
         type=int,
         help="calls on the database at once; threads and DB pool = workers + 4",
     )
+    flag(serve, "--processes", env="ISSUES_PROCESSES", type=int,
+         help="serving processes sharing the port (SO_REUSEPORT); 1: a single process (default: CPUs)")  # fmt: skip
     flag(serve, "--tokens", env="ISSUES_TOKENS", help="token file (JSON; required)")
     flag(serve, "--grace", env="ISSUES_GRACE", default=10.0, type=float, help="seconds to drain on SIGTERM")
     flag(serve, "--settings", env="ISSUES_SETTINGS", help="JSON file of server options and feature flags")
@@ -62,6 +68,7 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
     flag(serve, "--tls-key", env="ISSUES_TLS_KEY", help="PEM private key of --tls-cert")
     flag(serve, "--tls-client-ca", env="ISSUES_TLS_CLIENT_CA", help="PEM CA; clients must present a cert it signed")
     switch(serve, "--tracing", env="ISSUES_TRACING", help="export OpenTelemetry traces (OTLP; see OTEL_*)")
+    cli_events.serve_flags(serve)
 
 
 def _serve_config(args: argparse.Namespace, url: str) -> Config:
@@ -84,7 +91,10 @@ def _serve_config(args: argparse.Namespace, url: str) -> Config:
         metrics_address=args.metrics_address,
         count_queries=query_counting_requested(),
         settings=settings.load(path=args.settings),
-        tracer_provider=_tracer_provider(args.tracing),
+        # Made in the serving process itself (_serve): its OTLP exporter may open a gRPC channel,
+        # and a supervisor must fork before any gRPC object exists.
+        tracer_provider=None,
+        **cli_events.serve_options(args),  # type: ignore[arg-type]
     )
 
 
@@ -100,6 +110,24 @@ def _tracer_provider(flag: bool) -> Any:
     return provider
 
 
+def _serve(args: argparse.Namespace, config: Config) -> int:
+    from server.processes.children import default_processes
+    from server.processes.supervisor import supervise
+
+    processes = default_processes() if args.processes is None else args.processes
+    if processes < 1:
+        print("--processes must be at least 1", file=sys.stderr)
+        return 2
+    if processes == 1:
+        from server.transport.app import serve
+
+        return serve(replace(config, tracer_provider=_tracer_provider(args.tracing)), args.address)
+    from server.telemetry.tracing import tracing_requested
+
+    tracer = partial(_tracer_provider, args.tracing) if tracing_requested(flag=args.tracing) else None
+    return supervise(config, args.address, processes=processes, tracer=tracer)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging()
@@ -109,8 +137,6 @@ def main(argv: list[str] | None = None) -> int:
         return check(address=args.address, service=args.service)
     url = database_url(args.database_url)
     if args.command == "serve":
-        from server.transport.app import serve
-
         if not args.tokens:
             print("serve needs --tokens FILE (or ISSUES_TOKENS)", file=sys.stderr)
             return 2
@@ -121,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         except SettingsError as exc:
             print(f"serve: bad settings: {exc}", file=sys.stderr)
             return 2
-        return serve(config, args.address)
+        return _serve(args, config)
     make_database(url)
+    if args.command == "relay":
+        return cli_events.relay(args, url)
     if args.command == "migrate":
         from server.storage.migrate import migrate
 

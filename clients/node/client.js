@@ -7,6 +7,13 @@
 //
 // Usage: node client.js [ADDRESS] (default 127.0.0.1:50051; env ISSUES_TOKEN, default dev-token).
 // Expects the demo data (server/demo/demo.json). Exits 0 when every check passes, 1 otherwise.
+//        node client.js spread ADDRESS N: one GetGroup on each of N connections (any status),
+//        printing {"connections": N, "codes": {...}}; the server shows which workers took them.
+//
+// Calls go round-robin over a small pool of clients, each with its own connection: the server
+// runs one worker process per CPU sharing the port, and the kernel balances connections, not
+// calls. 'grpc.use_local_subchannel_pool' gives each client its own subchannel; without it,
+// clients of one target share a single connection.
 'use strict';
 
 const fs = require('node:fs');
@@ -16,7 +23,9 @@ const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const protobuf = require('protobufjs');
 
-const ADDRESS = process.argv[2] || '127.0.0.1:50051';
+const SPREAD = process.argv[2] === 'spread';
+const ADDRESS = process.argv[SPREAD ? 3 : 2] || '127.0.0.1:50051';
+const CONNECTIONS = Number(SPREAD ? process.argv[4] : process.env.ISSUES_CONNECTIONS || 4);
 const TOKEN = process.env.ISSUES_TOKEN || 'dev-token';
 const PROTOS = path.resolve(__dirname, '..', '..', 'protos');
 const RPC_PROTOS = path.resolve(__dirname, 'protos');
@@ -175,21 +184,51 @@ async function checkRetryPolicy(IssueService) {
   }
 }
 
+// A pool of clients, one connection each, handed out round-robin by next().
+function connectionPool(IssueService, size) {
+  const clients = Array.from(
+    { length: size },
+    () => new IssueService(ADDRESS, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 }),
+  );
+  let turn = 0;
+  return {
+    clients,
+    next: () => clients[turn++ % clients.length],
+    close: () => clients.forEach((c) => c.close()),
+  };
+}
+
+async function spread(pool) {
+  const codes = {};
+  for (const client of pool.clients) {
+    const code = await call(client, 'GetGroup', { organization_id: 1, group_id: 1 }, 'node-spread').then(
+      () => 'OK',
+      (err) => grpc.status[err.code],
+    );
+    codes[code] = (codes[code] || 0) + 1;
+  }
+  return { connections: pool.clients.length, codes };
+}
+
+async function checks(pool, types, IssueService) {
+  return {
+    ok: true,
+    retryPolicy: await checkRetryPolicy(IssueService),
+    getGroup: await checkGetGroup(pool.next()),
+    updateGroup: await checkUpdateGroup(pool.next()),
+    bulkUpdateGroups: await checkBulk(pool.next()),
+    error: await checkError(pool.next(), types),
+  };
+}
+
 async function main() {
   const IssueService = loadService();
-  const types = loadStatusTypes();
-  const client = new IssueService(ADDRESS, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const pool = connectionPool(IssueService, CONNECTIONS);
   try {
-    const results = {
-      retryPolicy: await checkRetryPolicy(IssueService),
-      getGroup: await checkGetGroup(client),
-      updateGroup: await checkUpdateGroup(client),
-      bulkUpdateGroups: await checkBulk(client),
-      error: await checkError(client, types),
-    };
-    console.log(JSON.stringify({ ok: true, ...results }, null, 2));
+    const results = SPREAD ? await spread(pool) : await checks(pool, loadStatusTypes(), IssueService);
+    console.log(JSON.stringify(results, null, 2));
   } finally {
-    client.close();
+    pool.close();
   }
 }
 

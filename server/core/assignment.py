@@ -75,8 +75,9 @@ def _assign(ctx: UpdateContext, *, assignee: ActorView, current: dict[int, Group
     activity.record_activities(ctx, groups=changed, type=ActivityType.ASSIGNED, data=data)
     activity.record_history(ctx, groups=changed, status=GroupHistoryStatus.ASSIGNED)
     ctx.mark_changed([g.id for g in changed])
-    for g in changed:
+    for g in changed:  # Sentry sends the ASSIGNED notification in bulk too (§3.8)
         ctx.notify("issue.assigned", group_id=g.id, assignee=data)
+        ctx.notify("activity.notification", group_id=g.id, activity_type=int(ActivityType.ASSIGNED))
 
 
 def _team_workflow(ctx: UpdateContext) -> bool:
@@ -129,6 +130,7 @@ def _unassign(ctx: UpdateContext, *, current: dict[int, GroupAssignee]) -> None:
     ctx.mark_changed([g.id for g in groups])
     for g in groups:
         ctx.notify("issue.unassigned", group_id=g.id)
+        ctx.notify("activity.notification", group_id=g.id, activity_type=int(ActivityType.UNASSIGNED))
 
 
 def _drop_old_subscriptions(

@@ -16,6 +16,8 @@ class Caller:
     user_id: int | None = None
     # Organizations the token is limited to; None means any.
     organization_ids: frozenset[int] | None = None
+    # The call's x-request-id (the one the server echoes); written into the outbox events.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,7 @@ class UpdateContext:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     self_assign: bool = False  # set by resolution when the resolver's option asks for it
     self_assign_option: str | None = None  # the actor's self_assign_issue option, read with access
+    _project_of: dict[int, int] = field(default_factory=dict, repr=False)
 
     @property
     def group_ids(self) -> list[int]:
@@ -136,6 +137,18 @@ class UpdateContext:
     def mark_changed(self, ids: list[int] | set[int]) -> None:
         self.changed_ids.update(ids)
 
-    def notify(self, kind: str, *, group_id: int | None = None, **payload: Any) -> None:
+    def notify(self, kind: str, *, group_id: int, **payload: Any) -> None:
         """Queue a notification event; it is written to the outbox in this transaction."""
-        self.outbox.append({"kind": kind, "group_id": group_id, "payload": payload})
+        if not self._project_of:  # built once: a bulk of 1000 groups notifies 1000 times
+            self._project_of.update((g.id, g.project_id) for g in self.groups)
+        self.outbox.append(
+            {
+                "kind": kind,
+                "group_id": group_id,
+                "payload": payload,
+                "organization_id": self.organization.id,
+                "project_id": self._project_of[group_id],
+                "actor_id": self.actor_id,
+                "request_id": self.caller.request_id,
+            }
+        )

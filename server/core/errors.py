@@ -76,6 +76,12 @@ class ResourceExhausted(CoreError):
     reason = "RESOURCE_EXHAUSTED"
 
 
+class OutOfRange(CoreError):
+    """A cursor outside what is kept (e.g. older than the pruned events)."""
+
+    reason = "OUT_OF_RANGE"
+
+
 @dataclass
 class ViolationCollector:
     """Collects field violations so one reply names every bad field at once."""

@@ -54,8 +54,9 @@ def _mark_reviewed(ctx: UpdateContext) -> None:
             activity.record_history(ctx, groups=reviewed, status=GroupHistoryStatus.REVIEWED)
         ctx.mark_changed(list(existing))
     _to_ongoing(ctx)
-    for g in ctx.groups:
-        ctx.notify("issue.mark_reviewed", group_id=g.id)
+    for g in ctx.groups:  # a group that was not in the inbox was not reviewed now: no signal
+        if g.id in existing:
+            ctx.notify("issue.mark_reviewed", group_id=g.id)
 
 
 def _to_ongoing(ctx: UpdateContext) -> None:

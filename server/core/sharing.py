@@ -19,6 +19,9 @@ def set_public(ctx: UpdateContext, *, is_public: bool) -> None:
         delete_in(GroupShare, list(existing))
         removed = [g for g in ctx.groups if g.id in existing]
         activity.record_activities(ctx, groups=removed, type=ActivityType.SET_PRIVATE, data={})
+        if not is_public:
+            for g in removed:
+                ctx.notify("issue.unshared", group_id=g.id)
     ctx.delta.is_public = is_public
     ctx.delta.share_id = _share(ctx) if is_public else None
     ctx.mark_changed(ctx.group_ids if is_public else list(existing))
@@ -34,4 +37,6 @@ def _share(ctx: UpdateContext) -> str:
     ]  # fmt: skip
     insert_rows(GroupShare, rows)
     activity.record_activities(ctx, groups=ctx.groups, type=ActivityType.SET_PUBLIC, data={})
+    for g in ctx.groups:
+        ctx.notify("issue.shared", group_id=g.id)
     return uuids[-1]

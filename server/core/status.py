@@ -118,12 +118,26 @@ def _side_effects(
         kind, data = ActivityType.SET_UNRESOLVED, {}
     activity.record_activities(ctx, groups=ctx.groups, type=kind, data=data)
     activity.record_history(ctx, groups=ctx.groups, activity=kind)
-    event = "issue.ignored" if new_status == GroupStatus.IGNORED else "issue.unresolved"
-    for g in ctx.groups:
-        if new_status == GroupStatus.UNRESOLVED and previous[g.id] == GroupStatus.IGNORED:
-            ctx.notify("issue.unignored", group_id=g.id, transition="manual")
-        else:
-            ctx.notify(event, group_id=g.id)
+    _signal(ctx, new_status=new_status, substatus=substatus, details=details, previous=previous)
     if not ctx.is_bulk:
         subscriptions.subscribe_actor(ctx, groups=ctx.groups, reason=SubscriptionReason.STATUS_CHANGE)
         ctx.notify("activity.notification", group_id=ctx.groups[0].id, activity_type=int(kind))
+
+
+def _signal(
+    ctx: UpdateContext, *, new_status: GroupStatus, substatus: int | None, details: StatusDetailsView,
+    previous: dict[int, int],
+) -> None:  # fmt: skip
+    """Sentry's status signals (§3.5.1, §3.5.3), once per group whose status changed."""
+    ignored = {"substatus": substatus, **ignore_activity_data(details)}
+    for g in ctx.groups:
+        if previous[g.id] == new_status:
+            continue  # unchanged groups get the activity (Sentry) but no signal
+        if new_status == GroupStatus.IGNORED:
+            ctx.notify("issue.ignored", group_id=g.id, **ignored)
+            if substatus == GroupSubStatus.UNTIL_ESCALATING:
+                ctx.notify("issue.archived", group_id=g.id, until_escalating=True)
+        elif previous[g.id] == GroupStatus.IGNORED:
+            ctx.notify("issue.unignored", group_id=g.id, transition="manual")
+        else:
+            ctx.notify("issue.unresolved", group_id=g.id)

@@ -162,8 +162,9 @@ def is_postgres(database: Database | None = None) -> bool:
 # SQLite has one writer; a waiting writer sleeps in SQLite's busy handler (steps up to 100 ms)
 # and can lose the race again and again, which made long tails under load. Queueing writers of
 # this process on a lock hands the database over as soon as it is free. Reentrant, so a nested
-# write transaction (a savepoint) in the same thread does not deadlock. Other processes still
-# meet the busy handler, as before.
+# write transaction (a savepoint) in the same thread does not deadlock. Other processes (the
+# workers of `serve --processes N`) still meet the busy handler: BEGIN IMMEDIATE waits up to
+# busy_timeout for SQLite's per-database lock, so they stay serialised, only less fairly.
 _SQLITE_WRITER = threading.RLock()
 
 

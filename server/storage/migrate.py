@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from server.storage import migrate_events
 from server.storage.models import ALL_MODELS, SchemaVersion, db
 from server.storage.upgrade_repository import upgrade_repository_identity
 
@@ -11,6 +12,7 @@ from server.storage.upgrade_repository import upgrade_repository_identity
 MIGRATIONS: list[Callable[[], None]] = [
     lambda: db.create_tables(ALL_MODELS, safe=True),
     upgrade_repository_identity,
+    migrate_events.upgrade,  # issue 11: event stream columns, sequence, lease, trigger
 ]
 
 

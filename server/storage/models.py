@@ -448,13 +448,37 @@ class IdempotencyRecord(BaseModel):
 
 
 class OutboxEvent(BaseModel):
-    """Notification events, written in the update's transaction and delivered after commit."""
+    """Notification events, written in the update's transaction and delivered after commit.
+
+    `seq` is the public event id: a commit sequence stamped after commit (server/events), so
+    it follows commit order where the insert id does not.
+    """
 
     kind = CharField(max_length=64)
     group_id = BigIntegerField(null=True)
     payload = JSONField(null=True)
     created_at = DateTimeField(default=utcnow)
     delivered_at = DateTimeField(null=True, index=True)
+    organization_id = BigIntegerField(null=True)
+    project_id = BigIntegerField(null=True)
+    actor_id = BigIntegerField(null=True)  # the acting user; null for a system caller
+    request_id = CharField(max_length=128, null=True)
+    seq = BigIntegerField(null=True, unique=True)
+
+
+class EventSequence(BaseModel):
+    """One row: the next commit sequence value, so pruning never lets a value come back."""
+
+    next_seq = BigIntegerField(default=1)
+    pruned_through = BigIntegerField(default=0)  # every seq up to this one may be gone
+
+
+class RelayLease(BaseModel):
+    """SQLite's relay lease (PostgreSQL uses a session advisory lock): one publisher at a time."""
+
+    name = CharField(max_length=64, unique=True)
+    holder = CharField(max_length=128)
+    expires_at = DateTimeField()
 
 
 class SchemaVersion(BaseModel):
@@ -496,6 +520,8 @@ ALL_MODELS: tuple[type[Model], ...] = (
     GroupHistory,
     IdempotencyRecord,
     OutboxEvent,
+    EventSequence,
+    RelayLease,
     SchemaVersion,
 )
 

@@ -7,6 +7,7 @@ issue_service_* ones are the domain's. One module, so a switch to multiprocess c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -53,6 +54,12 @@ GROUPS_CHANGED = Counter(
 POOL_IN_USE = Gauge("issue_service_db_pool_in_use", "Pooled connections checked out", registry=REGISTRY)
 POOL_IDLE = Gauge("issue_service_db_pool_idle", "Pooled connections idle", registry=REGISTRY)
 POOL_MAX = Gauge("issue_service_db_pool_max", "Pooled connections allowed", registry=REGISTRY)
+WATCHERS = Gauge("issue_service_event_watchers", "Connected WatchIssueEvents streams", registry=REGISTRY)
+
+
+def observe_watchers(count: Callable[[], int]) -> None:
+    """The watchers gauge reads the feed of the server created last (tests create several)."""
+    WATCHERS.set_function(count)
 
 
 def _pool_attr(name: str) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +16,12 @@ from grpc_reflection.v1alpha import reflection
 from issues.v1 import issue_service_pb2, issue_service_pb2_grpc
 
 from server.core import settings
+from server.events.feed import EventFeed
+from server.events.listener import wakeups_for
 from server.storage import liveness
-from server.storage.db import make_database
+from server.storage.db import database_url, make_database
 from server.telemetry.logs import configure_logging
-from server.telemetry.metrics import start_metrics_server
+from server.telemetry.metrics import observe_watchers, start_metrics_server
 from server.telemetry.sql import enable_query_counting, enable_statement_spans
 from server.transport import errors
 from server.transport.auth import AuthInterceptor, TokenStore
@@ -39,7 +42,7 @@ class Config:
     database_url: str | None = None
     tokens_path: str | None = None
     workers: int = 8
-    max_concurrent_rpcs: int | None = None  # default: 4 x workers; past it RESOURCE_EXHAUSTED
+    max_concurrent_rpcs: int | None = None  # default: 4 x workers + max_watchers; past it RESOURCE_EXHAUSTED
     grace_seconds: float = 10.0
     # SIGTERM: health says NOT_SERVING but calls are still answered this long, so load balancer
     # probes notice before the listener closes (set it to their probe period).
@@ -58,6 +61,11 @@ class Config:
     # SO_REUSEPORT: only workers of one supervisor share a port; a lone server binds exclusively,
     # so a second server on a busy port fails instead of silently splitting the traffic.
     reuse_port: bool = False
+    events_database_url: str | None = None  # LISTEN connection; default: database_url
+    events_poll_interval: float = 0.25  # seconds between outbox polls (PostgreSQL: safety net)
+    events_heartbeat: float = 15.0  # seconds of silence before a WatchIssueEvents heartbeat
+    events_queue_size: int = 1000  # events buffered per live watcher before it reads the database
+    max_watchers: int = 16  # concurrent WatchIssueEvents streams; they get their own threads
 
 
 @dataclass
@@ -69,6 +77,7 @@ class Running:
     metrics: Any = None  # the /metrics HTTP server, when enabled
     metrics_port: int | None = None
     watch: HealthWatch | None = None
+    feed: EventFeed | None = None
     executor: futures.ThreadPoolExecutor = field(default_factory=futures.ThreadPoolExecutor)
     previous_gate: int | None = None  # restored on stop: in tests, other servers share the process
 
@@ -84,6 +93,8 @@ class Running:
 
     def stop_accepting(self, grace: float | None) -> None:
         """New calls are refused; in-flight ones get `grace` seconds, then are cancelled."""
+        if self.feed is not None:
+            self.feed.stop()  # ends the watch streams first, so the drain does not wait on them
         self.server.stop(grace).wait()
 
     def stop_background(self) -> None:
@@ -108,15 +119,19 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     # `workers` calls may be on the database at once (the gate); the extra threads keep health
     # checks and refusals answered while those are stuck on a database that went silent.
     previous_gate = liveness.configure(max_calls=config.workers)
-    threads = config.workers + RESERVE_THREADS
+    feed = _event_feed(config)
+    # A watch stream holds its thread for its whole life: watchers get threads of their own so
+    # they never starve the update RPCs.
+    threads = config.workers + RESERVE_THREADS + config.max_watchers
     executor = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc")
     server = grpc.server(
         executor,
         interceptors=_interceptors(config, store),
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs or 4 * config.workers,
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs or 4 * config.workers + config.max_watchers,
         options=_options(reuse_port=config.reuse_port),
     )
-    issue_service_pb2_grpc.add_IssueServiceServicer_to_server(IssueServicer(), server)
+    servicer = IssueServicer(feed=feed, heartbeat=config.events_heartbeat)
+    issue_service_pb2_grpc.add_IssueServiceServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -132,7 +147,9 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     errors.on_unavailable(watch.report_unavailable)
     watch.start()
     running = Running(server, port, health_servicer, store, watch=watch, executor=executor,
-                      previous_gate=previous_gate)  # fmt: skip
+                      previous_gate=previous_gate, feed=feed)  # fmt: skip
+    feed.start()
+    observe_watchers(lambda: feed.watcher_count)
     if config.metrics_port is not None:
         running.metrics = start_metrics_server(config.metrics_port, config.metrics_address)
         running.metrics_port = running.metrics.server_port
@@ -151,6 +168,12 @@ def _interceptors(config: Config, store: TokenStore) -> list[grpc.ServerIntercep
         traced = filters.negate(untraced)
         chain.insert(0, server_interceptor(tracer_provider=config.tracer_provider, filter_=traced))  # type: ignore[no-untyped-call]
     return chain
+
+
+def _event_feed(config: Config) -> EventFeed:
+    url = config.events_database_url or database_url(config.database_url)
+    wakeups = wakeups_for(url, interval=config.events_poll_interval)
+    return EventFeed(wakeups=wakeups, queue_size=config.events_queue_size, max_watchers=config.max_watchers)
 
 
 def _add_port(server: grpc.Server, address: str, config: Config) -> int:
@@ -190,8 +213,20 @@ def _options(*, reuse_port: bool) -> list[tuple[str, Any]]:
     ]
 
 
-def serve(config: Config, address: str) -> int:
-    """Run until SIGTERM/SIGINT; then stop accepting, let in-flight calls finish, exit 0."""
+def announce(*, address: str, port: int, metrics_address: str, metrics_port: int | None, tracing: bool) -> None:
+    """The start-up lines users and tests read (the port matters when the address asked for 0)."""
+    if metrics_port is not None:
+        log.info("metrics on http://%s:%d/metrics", metrics_address, metrics_port)
+    log.info("issue-service listening on %s (port %d)", address, port,
+             extra={"address": address, "port": port, "tracing": tracing})  # fmt: skip
+
+
+def serve(config: Config, address: str, *, on_ready: Callable[[Running], None] | None = None) -> int:
+    """Run until SIGTERM/SIGINT; then stop accepting, let in-flight calls finish, exit 0.
+
+    on_ready replaces the start-up announcement: a supervised worker reports to its supervisor,
+    which announces once for all of them.
+    """
     configure_logging()
     try:
         running = create_server(config, address)
@@ -206,11 +241,11 @@ def serve(config: Config, address: str) -> int:
 
     signal.signal(signal.SIGHUP, on_hup)
     # The banner last: whoever waits for it may signal the process at once.
-    if running.metrics_port is not None:
-        log.info("metrics on http://%s:%d/metrics", config.metrics_address, running.metrics_port)
-    tracing = config.tracer_provider is not None
-    log.info("issue-service listening on %s (port %d)", address, running.port,
-             extra={"address": address, "port": running.port, "tracing": tracing})  # fmt: skip
+    if on_ready is not None:
+        on_ready(running)
+    else:
+        announce(address=address, port=running.port, metrics_address=config.metrics_address,
+                 metrics_port=running.metrics_port, tracing=config.tracer_provider is not None)  # fmt: skip
     stop.wait()
     code = shutdown_in_order(running, pre_stop_delay=config.pre_stop_delay, grace=config.grace_seconds, hurry=hurry)
     if config.tracer_provider is not None:

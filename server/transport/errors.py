@@ -18,7 +18,8 @@ log = logging.getLogger("issue_service")
 DOMAIN = "issues.v1"
 # Fields of the request itself (not of the patch) keep their name without the patch prefix.
 REQUEST_FIELDS = frozenset({"group_ids", "query", "project_ids", "organization_id", "page_token",
-                            "etag", "request_id", "environments", "sort", "group_id"})  # fmt: skip
+                            "etag", "request_id", "environments", "sort", "group_id", "kinds",
+                            "after_event_id"})  # fmt: skip
 F = TypeVar("F", bound=Callable[..., Any])
 
 CODES: dict[type[core.CoreError], int] = {
@@ -31,6 +32,7 @@ CODES: dict[type[core.CoreError], int] = {
     core.Unimplemented: code_pb2.UNIMPLEMENTED,
     core.ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
     core.Cancelled: code_pb2.CANCELLED,
+    core.OutOfRange: code_pb2.OUT_OF_RANGE,
 }
 
 

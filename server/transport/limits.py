@@ -144,6 +144,10 @@ FIELDS: dict[str, dict[str, Rule]] = {
         "ignore_count": AMOUNT, "ignore_window": AMOUNT, "ignore_user_count": AMOUNT, "ignore_user_window": AMOUNT,
     },
     "issues.v1.InCommit": {"commit": Text(64), "repository": Text(200)},
+    "issues.v1.WatchIssueEventsRequest": {
+        "organization_id": ID, "project_ids": Items(MAX_PROJECTS, ID), "group_ids": Items(MAX_IDS, ID),
+        "kinds": Items(50, ENUM), "after_event_id": AMOUNT,
+    },
     "issues.v1.AssigneeUpdate": {
         "user_id": ID, "team_id": ID, "username": Text(128), "email": Text(254), "unassign": FLAG,
         "actor": Text(140),

@@ -11,9 +11,14 @@ LISTEN_FAILED = 1  # exit status of `serve` when its address cannot be bound
 class ListenError(Exception):
     """The server could not bind its address; the message says why and what to do."""
 
-    def __init__(self, address: str, *, reuse_port: bool = False) -> None:
+    def __init__(self, address: str, *, reuse_port: bool = False, reason: str | None = None) -> None:
         self.address = address
-        super().__init__(f"cannot listen on {address}: {diagnose(address, reuse_port=reuse_port)}")
+        reason = reason or diagnose(address, reuse_port=reuse_port)
+        super().__init__(f"cannot listen on {address}: {reason}")
+
+    @classmethod
+    def from_os_error(cls, address: str, exc: OSError) -> ListenError:
+        return cls(address, reason=explain(exc))
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -36,11 +41,11 @@ def diagnose(address: str, *, reuse_port: bool = False) -> str:
             try:
                 probe.bind(sockaddr)
             except OSError as exc:
-                return _explain(exc)
+                return explain(exc)
     return "the port could not be bound (set GRPC_VERBOSITY=debug for grpc's reason)"
 
 
-def _explain(exc: OSError) -> str:
+def explain(exc: OSError) -> str:
     if exc.errno == errno.EADDRINUSE:
         return "address already in use (is another server running on this port?)"
     if exc.errno == errno.EADDRNOTAVAIL:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -10,17 +11,28 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.message import Message
 from google.rpc import code_pb2
+from issues.v1 import events_pb2 as events_pb
 from issues.v1 import issue_service_pb2 as pb
 from issues.v1 import issue_service_pb2_grpc
 
 from server.core import idempotency, listing, update
 from server.core.commands import Caller
-from server.core.errors import CoreError, InvalidArgument
-from server.transport import convert
-from server.transport.auth import caller_from
+from server.core.errors import CoreError, InvalidArgument, Unimplemented
+from server.events import watch
+from server.events.feed import EventFeed
+from server.telemetry import logs
+from server.transport import convert, event_convert
+from server.transport.auth import caller_from as authenticated_caller
 from server.transport.errors import abort, core_status, log, status_for, translated
 
 T = TypeVar("T")
+
+
+def caller_from(context: grpc.ServicerContext) -> Caller:
+    """The authenticated caller, carrying the call's request id into the outbox events."""
+    return dataclasses.replace(authenticated_caller(context), request_id=logs.current_request_id())
+
+
 R = TypeVar("R", bound=Message)
 STREAM_REQUEST_ID = (
     "request_id is not accepted by StreamBulkUpdateGroups; resume an interrupted stream with the "
@@ -71,6 +83,10 @@ def translated_stream(method: Callable[..., Iterator[Any]]) -> Callable[..., Ite
 
 
 class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
+    def __init__(self, *, feed: EventFeed | None = None, heartbeat: float = 15.0) -> None:
+        self.feed = feed
+        self.heartbeat = heartbeat
+
     @translated()
     def GetGroup(self, request: pb.GetGroupRequest, context: grpc.ServicerContext) -> pb.GetGroupResponse:
         view = update.get_group(
@@ -143,3 +159,18 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
             yield convert.bulk_progress_to_proto(result, chunk_index=index, processed_count=processed)
             if not context.is_active():
                 return  # cancelled or past its deadline: stop before the next chunk starts
+
+    @translated_stream
+    def WatchIssueEvents(
+        self, request: events_pb.WatchIssueEventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[events_pb.WatchIssueEventsResponse]:
+        if self.feed is None:
+            raise Unimplemented("This server runs without the event feed", reason="EVENTS_DISABLED")
+        spec = event_convert.watch_request_from_proto(request)
+        where = watch.authorize(caller=caller_from(context), request=spec)
+        stream = watch.watch(
+            feed=self.feed, where=where, after=spec.after_event_id, heartbeat=self.heartbeat,
+            should_continue=context.is_active,
+        )  # fmt: skip
+        for item in stream:
+            yield event_convert.watch_message_to_proto(item)

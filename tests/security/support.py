@@ -67,6 +67,17 @@ def migrate(database_url: str) -> None:
 class ServerProcess:
     proc: subprocess.Popen[str]
     port: int
+    lines: queue.Queue[str | None] | None = None  # the rest of its output, as it comes
+    startup: str = ""  # its output up to and including the banner
+
+    def output(self) -> str:
+        """Everything printed since the banner (or since the last call) that has arrived so far."""
+        seen = []
+        while self.lines is not None and not self.lines.empty():
+            line = self.lines.get_nowait()
+            if line is not None:
+                seen.append(line)
+        return "".join(seen)
 
     @property
     def target(self) -> str:
@@ -118,7 +129,7 @@ def start_server(database_url: str, tokens: Path, *extra: str) -> ServerProcess:
         seen.append(line)
         match = re.search(r"\(port (\d+)\)", line)
         if match:
-            return ServerProcess(proc, int(match.group(1)))
+            return ServerProcess(proc, int(match.group(1)), lines, "".join(seen))
     ServerProcess(proc, 0).stop()
     raise AssertionError("server did not start:\n" + "".join(seen))
 

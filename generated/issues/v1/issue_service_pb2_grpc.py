@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from issues.v1 import events_pb2 as issues_dot_v1_dot_events__pb2
 from issues.v1 import issue_service_pb2 as issues_dot_v1_dot_issue__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -85,6 +86,11 @@ class IssueServiceStub:
                 '/issues.v1.IssueService/ListGroups',
                 request_serializer=issues_dot_v1_dot_issue__service__pb2.ListGroupsRequest.SerializeToString,
                 response_deserializer=issues_dot_v1_dot_issue__service__pb2.ListGroupsResponse.FromString,
+                _registered_method=True)
+        self.WatchIssueEvents = channel.unary_stream(
+                '/issues.v1.IssueService/WatchIssueEvents',
+                request_serializer=issues_dot_v1_dot_events__pb2.WatchIssueEventsRequest.SerializeToString,
+                response_deserializer=issues_dot_v1_dot_events__pb2.WatchIssueEventsResponse.FromString,
                 _registered_method=True)
 
 
@@ -198,6 +204,23 @@ class IssueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchIssueEvents(self, request, context):
+        """WatchIssueEvents streams the committed side effects of updates (events.proto): first the
+        backlog after `after_event_id`, in event id order, then new commits as they happen. When no
+        event is sent for the heartbeat interval (server option, default 15 s) a Heartbeat carries
+        the id up to which everything was sent: store it as the resume cursor. Same scopes,
+        membership, project access and organization isolation as GetGroup: a member sees the events
+        of the projects they can access. Explicit project_ids the caller cannot access:
+        PERMISSION_DENIED. A cursor older than the kept events (pruned by the relay's retention):
+        OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
+        than the updates never makes the server buffer without bound: its stream switches to
+        reading the database from its cursor until it has caught up.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IssueServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -225,6 +248,11 @@ def add_IssueServiceServicer_to_server(servicer, server):
                     servicer.ListGroups,
                     request_deserializer=issues_dot_v1_dot_issue__service__pb2.ListGroupsRequest.FromString,
                     response_serializer=issues_dot_v1_dot_issue__service__pb2.ListGroupsResponse.SerializeToString,
+            ),
+            'WatchIssueEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchIssueEvents,
+                    request_deserializer=issues_dot_v1_dot_events__pb2.WatchIssueEventsRequest.FromString,
+                    response_serializer=issues_dot_v1_dot_events__pb2.WatchIssueEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -389,6 +417,33 @@ class IssueService:
             '/issues.v1.IssueService/ListGroups',
             issues_dot_v1_dot_issue__service__pb2.ListGroupsRequest.SerializeToString,
             issues_dot_v1_dot_issue__service__pb2.ListGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchIssueEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/issues.v1.IssueService/WatchIssueEvents',
+            issues_dot_v1_dot_events__pb2.WatchIssueEventsRequest.SerializeToString,
+            issues_dot_v1_dot_events__pb2.WatchIssueEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from issues.v1 import events_pb2 as _events_pb2
 from issues.v1 import issue_service_pb2 as _issue_service_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -120,6 +121,19 @@ class IssueServiceStub:
     PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
     related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
     """
+    WatchIssueEvents: _grpc.UnaryStreamMultiCallable[_events_pb2.WatchIssueEventsRequest, _events_pb2.WatchIssueEventsResponse]
+    """WatchIssueEvents streams the committed side effects of updates (events.proto): first the
+    backlog after `after_event_id`, in event id order, then new commits as they happen. When no
+    event is sent for the heartbeat interval (server option, default 15 s) a Heartbeat carries
+    the id up to which everything was sent: store it as the resume cursor. Same scopes,
+    membership, project access and organization isolation as GetGroup: a member sees the events
+    of the projects they can access. Explicit project_ids the caller cannot access:
+    PERMISSION_DENIED. A cursor older than the kept events (pruned by the relay's retention):
+    OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
+    than the updates never makes the server buffer without bound: its stream switches to
+    reading the database from its cursor until it has caught up.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+    """
 
 @_typing.type_check_only
 class IssueServiceAsyncStub(IssueServiceStub):
@@ -212,6 +226,19 @@ class IssueServiceAsyncStub(IssueServiceStub):
     acting member cannot access are left out, and naming one in project_ids is
     PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
     related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
+    """
+    WatchIssueEvents: _aio.UnaryStreamMultiCallable[_events_pb2.WatchIssueEventsRequest, _events_pb2.WatchIssueEventsResponse]  # type: ignore[assignment]
+    """WatchIssueEvents streams the committed side effects of updates (events.proto): first the
+    backlog after `after_event_id`, in event id order, then new commits as they happen. When no
+    event is sent for the heartbeat interval (server option, default 15 s) a Heartbeat carries
+    the id up to which everything was sent: store it as the resume cursor. Same scopes,
+    membership, project access and organization isolation as GetGroup: a member sees the events
+    of the projects they can access. Explicit project_ids the caller cannot access:
+    PERMISSION_DENIED. A cursor older than the kept events (pruned by the relay's retention):
+    OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
+    than the updates never makes the server buffer without bound: its stream switches to
+    reading the database from its cursor until it has caught up.
+    buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     """
 
 class IssueServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -332,6 +359,25 @@ class IssueServiceServicer(metaclass=_abc_1.ABCMeta):
         acting member cannot access are left out, and naming one in project_ids is
         PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
         related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchIssueEvents(
+        self,
+        request: _events_pb2.WatchIssueEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_events_pb2.WatchIssueEventsResponse], _abc.AsyncIterator[_events_pb2.WatchIssueEventsResponse]]:
+        """WatchIssueEvents streams the committed side effects of updates (events.proto): first the
+        backlog after `after_event_id`, in event id order, then new commits as they happen. When no
+        event is sent for the heartbeat interval (server option, default 15 s) a Heartbeat carries
+        the id up to which everything was sent: store it as the resume cursor. Same scopes,
+        membership, project access and organization isolation as GetGroup: a member sees the events
+        of the projects they can access. Explicit project_ids the caller cannot access:
+        PERMISSION_DENIED. A cursor older than the kept events (pruned by the relay's retention):
+        OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
+        than the updates never makes the server buffer without bound: its stream switches to
+        reading the database from its cursor until it has caught up.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
 
 def add_IssueServiceServicer_to_server(servicer: IssueServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

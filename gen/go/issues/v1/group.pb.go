@@ -1046,9 +1046,11 @@ type Group struct {
 	Platform string `protobuf:"bytes,12,opt,name=platform,proto3" json:"platform,omitempty"`
 	// Project the issue belongs to.
 	Project *Project `protobuf:"bytes,13,opt,name=project,proto3" json:"project,omitempty"`
-	// Issue category: "error", "performance", "feedback", ...
+	// Issue category, Sentry's GroupCategory name in lower case: "error" (1), "performance" (2),
+	// "cron" (4), "replay" (5), "feedback" (6), "uptime" (7), "metric_alert" (8).
 	IssueCategory string `protobuf:"bytes,14,opt,name=issue_category,json=issueCategory,proto3" json:"issue_category,omitempty"`
-	// Issue type name, e.g. "error".
+	// Issue type slug, e.g. "error" (type 1), "performance_n_plus_one_db_queries" (1006),
+	// "metric_issue" (8001); "type_<id>" for an id Sentry's list does not name here.
 	IssueType string `protobuf:"bytes,15,opt,name=issue_type,json=issueType,proto3" json:"issue_type,omitempty"`
 	// Number of comments.
 	NumComments int64 `protobuf:"varint,16,opt,name=num_comments,json=numComments,proto3" json:"num_comments,omitempty"`

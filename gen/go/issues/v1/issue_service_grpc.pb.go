@@ -72,6 +72,18 @@ type IssueServiceClient interface {
 	// PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
 	// related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
 	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
+	// WatchIssueEvents streams the committed side effects of updates (events.proto): first the
+	// backlog after `after_event_id`, in event id order, then new commits as they happen. When no
+	// event is sent for the heartbeat interval (server option, default 15 s) a Heartbeat carries
+	// the id up to which everything was sent: store it as the resume cursor. Same scopes,
+	// membership, project access and organization isolation as GetGroup: a member sees the events
+	// of the projects they can access. Explicit project_ids the caller cannot access:
+	// PERMISSION_DENIED. A cursor older than the kept events (pruned by the relay's retention):
+	// OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
+	// than the updates never makes the server buffer without bound: its stream switches to
+	// reading the database from its cursor until it has caught up.
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	WatchIssueEvents(ctx context.Context, in *WatchIssueEventsRequest, opts ...grpc.CallOption) (IssueService_WatchIssueEventsClient, error)
 }
 
 type issueServiceClient struct {
@@ -150,6 +162,38 @@ func (c *issueServiceClient) ListGroups(ctx context.Context, in *ListGroupsReque
 	return out, nil
 }
 
+func (c *issueServiceClient) WatchIssueEvents(ctx context.Context, in *WatchIssueEventsRequest, opts ...grpc.CallOption) (IssueService_WatchIssueEventsClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_IssueService_serviceDesc.Streams[1], "/issues.v1.IssueService/WatchIssueEvents", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &issueServiceWatchIssueEventsClient{stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+type IssueService_WatchIssueEventsClient interface {
+	Recv() (*WatchIssueEventsResponse, error)
+	grpc.ClientStream
+}
+
+type issueServiceWatchIssueEventsClient struct {
+	grpc.ClientStream
+}
+
+func (x *issueServiceWatchIssueEventsClient) Recv() (*WatchIssueEventsResponse, error) {
+	m := new(WatchIssueEventsResponse)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // IssueServiceServer is the server API for IssueService service.
 // All implementations must embed UnimplementedIssueServiceServer
 // for forward compatibility
@@ -209,6 +253,18 @@ type IssueServiceServer interface {
 	// PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
 	// related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
 	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
+	// WatchIssueEvents streams the committed side effects of updates (events.proto): first the
+	// backlog after `after_event_id`, in event id order, then new commits as they happen. When no
+	// event is sent for the heartbeat interval (server option, default 15 s) a Heartbeat carries
+	// the id up to which everything was sent: store it as the resume cursor. Same scopes,
+	// membership, project access and organization isolation as GetGroup: a member sees the events
+	// of the projects they can access. Explicit project_ids the caller cannot access:
+	// PERMISSION_DENIED. A cursor older than the kept events (pruned by the relay's retention):
+	// OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
+	// than the updates never makes the server buffer without bound: its stream switches to
+	// reading the database from its cursor until it has caught up.
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	WatchIssueEvents(*WatchIssueEventsRequest, IssueService_WatchIssueEventsServer) error
 	mustEmbedUnimplementedIssueServiceServer()
 }
 
@@ -230,6 +286,9 @@ func (UnimplementedIssueServiceServer) StreamBulkUpdateGroups(*BulkUpdateGroupsR
 }
 func (UnimplementedIssueServiceServer) ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListGroups not implemented")
+}
+func (UnimplementedIssueServiceServer) WatchIssueEvents(*WatchIssueEventsRequest, IssueService_WatchIssueEventsServer) error {
+	return status.Errorf(codes.Unimplemented, "method WatchIssueEvents not implemented")
 }
 func (UnimplementedIssueServiceServer) mustEmbedUnimplementedIssueServiceServer() {}
 
@@ -337,6 +396,27 @@ func _IssueService_ListGroups_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IssueService_WatchIssueEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchIssueEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(IssueServiceServer).WatchIssueEvents(m, &issueServiceWatchIssueEventsServer{stream})
+}
+
+type IssueService_WatchIssueEventsServer interface {
+	Send(*WatchIssueEventsResponse) error
+	grpc.ServerStream
+}
+
+type issueServiceWatchIssueEventsServer struct {
+	grpc.ServerStream
+}
+
+func (x *issueServiceWatchIssueEventsServer) Send(m *WatchIssueEventsResponse) error {
+	return x.ServerStream.SendMsg(m)
+}
+
 var _IssueService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "issues.v1.IssueService",
 	HandlerType: (*IssueServiceServer)(nil),
@@ -362,6 +442,11 @@ var _IssueService_serviceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StreamBulkUpdateGroups",
 			Handler:       _IssueService_StreamBulkUpdateGroups_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchIssueEvents",
+			Handler:       _IssueService_WatchIssueEvents_Handler,
 			ServerStreams: true,
 		},
 	},

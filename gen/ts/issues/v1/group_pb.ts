@@ -444,14 +444,16 @@ export type Group = Message<"issues.v1.Group"> & {
   project?: Project | undefined;
 
   /**
-   * Issue category: "error", "performance", "feedback", ...
+   * Issue category, Sentry's GroupCategory name in lower case: "error" (1), "performance" (2),
+   * "cron" (4), "replay" (5), "feedback" (6), "uptime" (7), "metric_alert" (8).
    *
    * @generated from field: string issue_category = 14;
    */
   issueCategory: string;
 
   /**
-   * Issue type name, e.g. "error".
+   * Issue type slug, e.g. "error" (type 1), "performance_n_plus_one_db_queries" (1006),
+   * "metric_issue" (8001); "type_<id>" for an id Sentry's list does not name here.
    *
    * @generated from field: string issue_type = 15;
    */

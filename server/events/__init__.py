@@ -1,0 +1,1 @@
+"""The outbox as an event stream: commit sequence, per-process feed, watchers (issue 11)."""

@@ -1,0 +1,94 @@
+"""One event feed per server process: wake on NOTIFY (or poll), stamp, read once, fan out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from server.core.errors import ResourceExhausted
+from server.events import store
+from server.events.listener import Wakeups
+from server.events.watcher import Watcher
+
+log = logging.getLogger("issue_service.events")
+READ_PAGE = 1000
+
+
+class EventFeed:
+    """A background thread that stamps new outbox rows and hands them to this process's watchers.
+
+    Every watcher of the process shares the one read per wake-up; a watcher behind the feed (new,
+    resuming, or overflowed) reads the database itself until it catches up (server/events/watch.py).
+    """
+
+    def __init__(self, *, wakeups: Wakeups, queue_size: int = 1000, max_watchers: int = 16) -> None:
+        self.wakeups = wakeups
+        self.queue_size = queue_size
+        self.max_watchers = max_watchers
+        self.head = 0  # every event up to here was pushed to the live watchers
+        self.overflows = 0  # watchers switched to catch-up because their queue was full
+        self.lock = threading.Lock()
+        self._watchers: set[Watcher] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="event-feed", daemon=True)
+
+    def start(self) -> None:
+        self.head = store.head()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wakeups.close()
+        self._thread.join(timeout=5)
+        with self.lock:
+            for watcher in self._watchers:
+                watcher.close()
+
+    @property
+    def watcher_count(self) -> int:
+        return len(self._watchers)
+
+    @contextmanager
+    def watching(self, watcher: Watcher) -> Iterator[Watcher]:
+        with self.lock:
+            if len(self._watchers) >= self.max_watchers:
+                raise ResourceExhausted(
+                    f"Too many event watchers on this server (at most {self.max_watchers}); retry later",
+                    reason="TOO_MANY_WATCHERS",
+                )
+            self._watchers.add(watcher)
+        try:
+            yield watcher
+        finally:
+            with self.lock:
+                self._watchers.discard(watcher)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.wakeups.wait()
+            if self._stop.is_set():
+                return
+            try:
+                self.tick()
+            except Exception:  # the database is down or busy: the next wake-up tries again
+                log.warning("event feed could not read the outbox", exc_info=True)
+                self._stop.wait(1.0)
+
+    def tick(self) -> None:
+        """Stamp what committed, then push every event after head to the live watchers."""
+        while store.stamp() == store.STAMP_BATCH:
+            pass
+        while True:
+            records = store.read_after(self.head, limit=READ_PAGE)
+            if not records:
+                return
+            with self.lock:
+                for watcher in self._watchers:
+                    was_live = watcher.live
+                    watcher.push(records)
+                    self.overflows += was_live and not watcher.live
+                self.head = records[-1].seq
+            if len(records) < READ_PAGE:
+                return

@@ -1,0 +1,94 @@
+"""Wake-ups for the feed: PostgreSQL LISTEN on a dedicated session connection, or a timer.
+
+The listening connection is opened from its own URL (--events-database-url): LISTEN needs a
+session, which a transaction pooler (PgBouncer in transaction mode) does not keep, so point it at
+PostgreSQL directly when the request pool goes through one. Polling stays on as a safety net
+(a lost connection, a notification missed while reconnecting).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+from urllib.parse import urlparse
+
+from server.storage.migrate_events import NOTIFY_CHANNEL
+
+log = logging.getLogger("issue_service.events")
+
+
+class Wakeups:
+    """Polling only (SQLite): wait() returns every interval, or at once after close()."""
+
+    def __init__(self, *, interval: float) -> None:
+        self.interval = interval
+        self._closed = threading.Event()
+
+    def wait(self) -> None:
+        self._closed.wait(self.interval)
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+class PgWakeups(Wakeups):
+    """wait() returns on a NOTIFY from the outbox trigger, or after the poll interval."""
+
+    def __init__(self, *, url: str, interval: float) -> None:
+        super().__init__(interval=interval)
+        self.url = url
+        self._conn: Any = None
+
+    def wait(self) -> None:
+        conn = self._connection()
+        if conn is None:
+            super().wait()
+            return
+        try:
+            for _ in conn.notifies(timeout=self.interval, stop_after=1):
+                pass
+        except Exception:
+            log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
+            self._drop()
+
+    def close(self) -> None:
+        super().close()
+        self._drop()
+
+    def _connection(self) -> Any:
+        if self._conn is None and not self._closed.is_set():
+            import psycopg
+
+            try:
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+                self._conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            except Exception:
+                log.warning("cannot LISTEN on %s; polling", _redacted(self.url), exc_info=True)
+                self._drop()
+        return self._conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                log.debug("closing the LISTEN connection failed", exc_info=True)
+
+
+def wakeups_for(url: str, *, interval: float) -> Wakeups:
+    if urlparse(url).scheme.startswith("postgres"):
+        return PgWakeups(url=libpq_url(url), interval=interval)
+    return Wakeups(interval=interval)
+
+
+def libpq_url(url: str) -> str:
+    """A libpq URL: drop the query parameters meant for peewee's pool (max_connections, ...)."""
+    parsed = urlparse(url)
+    return parsed._replace(scheme="postgresql", query="").geturl()
+
+
+def _redacted(url: str) -> str:
+    parsed = urlparse(url)
+    return parsed._replace(netloc=parsed.hostname or "").geturl()

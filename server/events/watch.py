@@ -1,0 +1,109 @@
+"""WatchIssueEvents' core: authorize like a read, then the backlog, then live events and heartbeats."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from server.core import permissions, selection
+from server.core.commands import READ_SCOPES, Caller
+from server.core.errors import OutOfRange, PermissionDenied
+from server.core.unit_of_work import in_transaction
+from server.events import store
+from server.events.feed import EventFeed
+from server.events.records import EventFilter, EventRecord
+from server.events.watcher import Watcher
+from server.storage.models import utcnow
+
+CATCH_UP_PAGE = 500
+
+
+@dataclass(frozen=True)
+class WatchRequest:
+    organization_id: int
+    project_ids: frozenset[int] = frozenset()
+    group_ids: frozenset[int] = frozenset()
+    kinds: frozenset[str] = frozenset()
+    after_event_id: int = 0
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    head_event_id: int
+    sent_at: dt.datetime
+
+
+def authorize(*, caller: Caller, request: WatchRequest) -> EventFilter:
+    """Same scopes, membership, project access and organization isolation as GetGroup."""
+    if not (caller.scopes & READ_SCOPES):
+        raise PermissionDenied("Token lacks a scope to read issues (needs event:read)", reason="MISSING_SCOPE")
+
+    def check() -> EventFilter:
+        row = selection.organization(caller=caller, organization_id=request.organization_id, user_id=caller.user_id)
+        access = permissions.authorize(caller=caller, row=row, needs=READ_SCOPES, what="read issues")
+        assert row.org is not None  # selection.organization refused a missing one
+        return EventFilter(
+            organization_id=row.org.id,
+            project_ids=_projects(access=access, wanted=request.project_ids),
+            group_ids=request.group_ids,
+            kinds=request.kinds,
+        )
+
+    where = in_transaction(check, write=False)
+    if request.after_event_id < store.pruned_through():
+        raise OutOfRange(
+            f"Events up to {store.pruned_through()} were pruned; resume from a later cursor",
+            reason="CURSOR_PRUNED",
+        )
+    return where
+
+
+def _projects(*, access: permissions.Access, wanted: frozenset[int]) -> frozenset[int] | None:
+    if access.project_ids is None:
+        return wanted or None
+    denied = sorted(wanted - access.project_ids)
+    if denied:
+        raise PermissionDenied(
+            "You do not have access to the requested project",
+            reason="PROJECT_ACCESS_DENIED",
+            projectId=str(denied[0]),
+        )
+    return wanted or access.project_ids
+
+
+def watch(
+    *, feed: EventFeed, where: EventFilter, after: int, heartbeat: float, should_continue: Callable[[], bool]
+) -> Iterator[EventRecord | Heartbeat]:
+    """Events after `after` in seq order, for as long as the caller wants them."""
+    watcher = Watcher(where=where, cursor=after, capacity=feed.queue_size)
+    with feed.watching(watcher):
+        quiet_since = time.monotonic()
+        while should_continue() and not watcher.closed:
+            if watcher.live:
+                record = watcher.take(timeout=max(0.0, min(1.0, quiet_since + heartbeat - time.monotonic())))
+                records = [record] if record is not None else []
+            else:
+                records = _catch_up(feed=feed, watcher=watcher)
+            yield from records
+            if records:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= heartbeat:
+                with feed.lock:
+                    position = watcher.idle_position(feed_head=feed.head)
+                yield Heartbeat(head_event_id=position, sent_at=utcnow())
+                quiet_since = time.monotonic()
+
+
+def _catch_up(*, feed: EventFeed, watcher: Watcher) -> list[EventRecord]:
+    """One page from the database; when it was the last, try to switch to live."""
+    through = store.head()  # read first: every seq up to it is committed and visible
+    page = store.read_after(watcher.cursor, limit=CATCH_UP_PAGE, through=through, where=watcher.where)
+    if page:
+        watcher.cursor = page[-1].seq
+    if len(page) < CATCH_UP_PAGE:
+        watcher.cursor = max(watcher.cursor, through)  # nothing else matched up to `through`
+        with feed.lock:
+            watcher.go_live(feed_head=feed.head)
+    return page

@@ -1,0 +1,78 @@
+"""Publishing to NATS JetStream: the stream made if missing, one event per message, acked."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+
+from server.events.records import EventRecord
+from server.transport.event_convert import issue_event_to_proto, kind_subject
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str = "nats://127.0.0.1:4222"
+    subject_prefix: str = "issues.v1.events"
+    stream: str = "ISSUES_EVENTS"
+    # Nats-Msg-Id dedupe covers re-publishes within this window: it must exceed the longest gap
+    # between a publish and its delivery mark surviving (a crash plus the restart).
+    duplicate_window: float = 600.0
+    ack_timeout: float = 5.0
+
+
+def subject(target: Target, record: EventRecord) -> str:
+    return f"{target.subject_prefix}.{record.organization_id}.{record.project_id}.{kind_subject(record.kind)}"
+
+
+def body(record: EventRecord) -> bytes:
+    """The IssueEvent in proto3 JSON (events.proto is the catalogue)."""
+    return json_format.MessageToJson(issue_event_to_proto(record), indent=None).encode()
+
+
+class Publisher:
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._nc: Any = None
+        self._js: Any = None
+
+    async def connect(self) -> None:
+        import nats
+        from nats.js.api import StreamConfig
+        from nats.js.errors import NotFoundError
+
+        # No client-side reconnect: a lost connection fails the publish, and the relay loop
+        # reconnects with its own backoff, so nothing is buffered out of sight.
+        self._nc = await nats.connect(
+            self.target.url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0
+        )
+        self._js = self._nc.jetstream(timeout=self.target.ack_timeout)
+        try:
+            await self._js.stream_info(self.target.stream)
+        except NotFoundError:
+            config = StreamConfig(
+                name=self.target.stream,
+                subjects=[f"{self.target.subject_prefix}.>"],
+                duplicate_window=self.target.duplicate_window,
+            )
+            await self._js.add_stream(config)
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def publish(self, record: EventRecord) -> None:
+        """Returns once JetStream acked (stored, or recognised as a duplicate of the same id)."""
+        if not self.connected:
+            await self.close()
+            await self.connect()
+        headers = {"Nats-Msg-Id": str(record.seq), "Content-Type": "application/json"}
+        await self._js.publish(subject(self.target, record), body(record), headers=headers, stream=self.target.stream)
+
+    async def close(self) -> None:
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None:
+            with contextlib.suppress(Exception):  # already broken: nothing left to close
+                await nc.close()

@@ -1,0 +1,107 @@
+"""The relay loop: lead or stand by; stamp, publish a batch in seq order, mark it, prune."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+from server.relay import health, outbox
+from server.relay.lease import Lease
+from server.relay.nats_out import Publisher, Target
+
+log = logging.getLogger("issue_service.relay")
+PAUSE_BEFORE_MARK_ENV = "ISSUES_RELAY_TEST_PAUSE_BEFORE_MARK"  # tests: widen the crash window
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    target: Target
+    batch_size: int = 500
+    poll_interval: float = 0.2
+    retention: dt.timedelta = dt.timedelta(days=7)
+    max_backoff: float = 30.0
+    prune_every: float = 60.0
+
+
+class Relay:
+    def __init__(self, config: RelayConfig, *, lease: Lease, heartbeat: health.Heartbeat) -> None:
+        self.config = config
+        self.lease = lease
+        self.heartbeat = heartbeat
+        self.publisher = Publisher(config.target)
+        self.stopping = asyncio.Event()
+        self._backoff = 0.0
+        self._pruned_at = 0.0
+
+    async def run(self) -> int:
+        """Until SIGTERM/SIGINT: the current batch finishes, then exit 0."""
+        while not self.stopping.is_set():
+            self.heartbeat.beat()
+            leader = await asyncio.to_thread(self.lease.acquire)
+            health.LEADER.set(1 if leader else 0)
+            published = await self._turn() if leader else 0
+            if published < self.config.batch_size:
+                await self._sleep(self._backoff or self.config.poll_interval)
+        await self.publisher.close()
+        await asyncio.to_thread(self.lease.release)
+        return 0
+
+    async def _turn(self) -> int:
+        try:
+            published = await self._batch()
+            self._backoff = 0.0
+        except Exception as exc:  # NATS or the database is down: retry with capped backoff
+            health.FAILED.inc()
+            self._backoff = min(self.config.max_backoff, max(0.1, self._backoff * 2))
+            log.warning("relay batch failed (%s); retrying in %.1fs", exc, self._backoff)
+            await self.publisher.close()
+            return 0
+        if time.monotonic() - self._pruned_at > self.config.prune_every:
+            self._pruned_at = time.monotonic()
+            health.PRUNED.inc(await asyncio.to_thread(outbox.prune, retention=self.config.retention))
+        return published
+
+    async def _batch(self) -> int:
+        records = await asyncio.to_thread(outbox.undelivered, limit=self.config.batch_size)
+        health.LAG.set(await asyncio.to_thread(outbox.oldest_undelivered_age))
+        done: list[int] = []
+        try:
+            for record in records:  # one at a time, in seq order: order per issue is kept
+                await self.publisher.publish(record)
+                done.append(record.seq)
+                health.PUBLISHED.inc()
+            pause = float(os.environ.get(PAUSE_BEFORE_MARK_ENV) or 0)
+            if pause and done:
+                await asyncio.sleep(pause)
+        finally:  # what was acked is marked even when a later publish failed
+            await asyncio.to_thread(outbox.mark_delivered, done)
+        return len(records)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+
+
+def run_relay(config: RelayConfig, *, lease: Lease, health_address: str) -> int:
+    heartbeat = health.Heartbeat()
+    server = health.serve_health(health_address, heartbeat)
+    host, port = server.server_address[:2]
+    print(f"relay health on http://{host!s}:{port}/healthz", flush=True)
+
+    async def main() -> int:
+        relay = Relay(config, lease=lease, heartbeat=heartbeat)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, relay.stopping.set)
+        return await relay.run()
+
+    try:
+        return asyncio.run(main())
+    finally:
+        server.shutdown()

@@ -1,0 +1,156 @@
+"""NATS for the relay tests: reachability (a failure in CI), stream reads, a stoppable TCP forwarder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+NATS_URL = os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222")
+HOST, PORT = "127.0.0.1", int(NATS_URL.rsplit(":", 1)[1])
+
+
+def require_nats() -> None:
+    try:
+        socket.create_connection((HOST, PORT), timeout=2).close()
+    except OSError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"NATS unreachable at {NATS_URL} in CI: {exc}")
+        pytest.skip(f"NATS not reachable at {NATS_URL} ({exc}); .ci/run starts it")
+
+
+def unique() -> tuple[str, str]:
+    """A subject prefix and a stream name no other run uses."""
+    tag = uuid.uuid4().hex[:10]
+    return f"test{tag}.events", f"TEST_{tag.upper()}"
+
+
+async def _stream_messages(stream: str) -> list[tuple[str, dict[str, str], bytes]]:
+    import nats
+    from nats.js.errors import NotFoundError
+
+    nc = await nats.connect(NATS_URL)
+    try:
+        js = nc.jetstream()
+        try:
+            info = await js.stream_info(stream)
+        except NotFoundError:
+            return []
+        out = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            msg = await js.get_msg(stream, seq)
+            out.append((msg.subject, dict(msg.headers or {}), msg.data or b""))
+        return out
+    finally:
+        await nc.close()
+
+
+def stream_messages(stream: str) -> list[tuple[str, dict[str, str], bytes]]:
+    return asyncio.run(_stream_messages(stream))
+
+
+async def _delete_stream(stream: str) -> None:
+    import nats
+
+    nc = await nats.connect(NATS_URL)
+    try:
+        await nc.jetstream().delete_stream(stream)
+    except Exception:  # never created
+        pass
+    finally:
+        await nc.close()
+
+
+def delete_stream(stream: str) -> None:
+    asyncio.run(_delete_stream(stream))
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return check()
+
+
+def start_relay(database_url: str, *, prefix: str, stream: str, to: str = NATS_URL,
+                env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
+    command = [
+        sys.executable, "-m", "server", "--database-url", database_url, "relay", "--to", to,
+        "--subject-prefix", prefix, "--stream", stream, "--health-address", "127.0.0.1:0",
+        "--poll-interval", "0.05", "--max-backoff", "0.5", "--batch-size", "20", "--lease-ttl", "3",
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    if process.poll() is None:
+        process.terminate()
+    return process.wait(30)
+
+
+class Forwarder:
+    """127.0.0.1:<port> -> NATS; stop() drops the listener and every connection, start() again."""
+
+    def __init__(self) -> None:
+        probe = socket.socket()
+        probe.bind((HOST, 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self._sockets: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{HOST}:{self.port}"
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((HOST, self.port))
+        listener.listen()
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        for s in [self._listener, *self._sockets]:
+            if s is not None:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+        self._sockets, self._listener = [], None
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection((HOST, PORT))
+            self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)

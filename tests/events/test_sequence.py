@@ -1,0 +1,79 @@
+"""The commit sequence: cursors follow commit order, never insert order, and never go back."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from server.events import store
+from server.storage.migrate_events import NOTIFY_CHANNEL
+from server.storage.models import OutboxEvent
+from tests.conftest import BACKEND
+
+ROW = "INSERT INTO outbox_event (kind, group_id, organization_id, project_id, created_at) VALUES (%s, %s, 1, 1, now())"
+
+
+def _insert_uncommitted(url: str, group_id: int) -> psycopg.Connection:
+    conn = psycopg.connect(url)
+    conn.execute(ROW, ("issue.resolved", group_id))
+    return conn
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="SQLite has one writer: insert order is commit order there")
+def test_a_lower_id_committed_later_is_not_skipped_by_a_resuming_consumer(database: str) -> None:
+    early_id = _insert_uncommitted(database, group_id=1)  # lower insert id, commits last
+    late_id = _insert_uncommitted(database, group_id=2)
+    try:
+        late_id.commit()
+        store.stamp()
+        first = store.read_after(0, limit=10)
+        assert [e.group_id for e in first] == [2]  # the uncommitted row is neither seen nor numbered
+        early_id.commit()
+        store.stamp()
+        resumed = store.read_after(first[-1].seq, limit=10)
+    finally:
+        early_id.close()
+        late_id.close()
+    assert [e.group_id for e in resumed] == [1]
+    assert resumed[0].seq > first[-1].seq
+    ids = {row.group_id: row.id for row in OutboxEvent.select()}
+    assert ids[1] < ids[2]  # the case really happened: insert order differs from commit order
+
+
+def test_rows_committed_together_are_numbered_in_insert_order(database: str) -> None:
+    OutboxEvent.insert_many(
+        [{"kind": "issue.resolved", "group_id": n, "organization_id": 1} for n in range(5)]
+    ).execute()
+    assert store.stamp() == 5
+    events = store.read_after(store.head() - 5, limit=10)
+    assert [e.group_id for e in events] == list(range(5))
+    assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + 5))
+
+
+def test_a_seq_is_never_reused_after_pruning(database: str) -> None:
+    OutboxEvent.insert_many(
+        [{"kind": "issue.resolved", "group_id": n, "organization_id": 1} for n in range(3)]
+    ).execute()
+    store.stamp()
+    before = store.head()
+    OutboxEvent.delete().execute()
+    OutboxEvent.insert(kind="issue.resolved", group_id=9, organization_id=1).execute()
+    store.stamp()
+    assert [e.seq for e in store.read_after(0, limit=10)] == [before + 1]
+
+
+def test_nothing_to_stamp_costs_no_write(database: str) -> None:
+    store.stamp()
+    assert store.stamp() == 0
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="NOTIFY is PostgreSQL's; SQLite watchers poll")
+def test_the_outbox_trigger_wakes_listeners_on_commit_and_never_on_rollback(database: str) -> None:
+    with psycopg.connect(database, autocommit=True) as listener, psycopg.connect(database) as writer:
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        writer.execute(ROW, ("issue.resolved", 1))
+        writer.rollback()
+        assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
+        writer.execute(ROW, ("issue.resolved", 2))
+        writer.commit()
+        assert len(list(listener.notifies(timeout=10, stop_after=1))) == 1
