@@ -51,15 +51,28 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def migrated(database_url: str) -> str:
-    make_database(database_url, workers=8)
+    bind(database_url)
     migrate()
     return database_url
+
+
+_BOUND: dict[str, Any] = {}
+
+
+def bind(url: str) -> None:
+    """Bind the models to `url`, keeping the database object already bound to it: replacing it
+    under the in-process server's threads (its event feed stamps in a transaction) would split a
+    transaction across two pools, a lock wait on itself until lock_timeout."""
+    if _BOUND.get("url") == url and db.obj is _BOUND.get("database"):
+        return
+    make_database(url, workers=8)
+    _BOUND.update(url=url, database=db.obj)
 
 
 @pytest.fixture()
 def database(migrated: str) -> Iterator[str]:
     """An empty schema for each test; a connection is open for the test body's own queries."""
-    make_database(migrated, workers=8)
+    bind(migrated)
     empty_schema()
     with db.connection_context():
         yield migrated
