@@ -72,19 +72,6 @@ def migrated(database_url: str) -> str:
     return database_url
 
 
-_BOUND: dict[str, Any] = {}
-
-
-def bind(url: str) -> None:
-    """Bind the models to `url`, keeping the database object already bound to it: replacing it
-    under the in-process server's threads (its event feed stamps in a transaction) would split a
-    transaction across two pools, a lock wait on itself until lock_timeout."""
-    if _BOUND.get("url") == url and db.obj is _BOUND.get("database"):
-        return
-    make_database(url, workers=8)
-    _BOUND.update(url=url, database=db.obj)
-
-
 @pytest.fixture()
 def database(migrated: str) -> Iterator[str]:
     """An empty schema for each test; a connection is open for the test body's own queries."""
