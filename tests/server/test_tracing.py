@@ -35,7 +35,7 @@ def traced(migrated: str) -> Iterator[tuple[Any, InMemorySpanExporter]]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     # create_server binds the database and hooks the statement spans to it: empty that one.
-    running = create_server(Config(database_url=migrated, workers=4, tracer_provider=provider), tokens=token_store())
+    running = create_server(Config(database_url=migrated, workers=8, tracer_provider=provider), tokens=token_store())
     empty_schema()
     channel = intercept_channel(grpc.insecure_channel(f"127.0.0.1:{running.port}"), client_interceptor(provider))
     try:
