@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 from issues.v1 import issue_service_pb2_grpc
+from peewee import Database
 
 from server.storage.db import make_database
 from server.storage.migrate import migrate
@@ -49,9 +50,24 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"sqlite:///{path}"
 
 
+_POOLS: dict[str, Database] = {}
+
+
+def bind(url: str) -> None:
+    """Bind the models to the one pool of `url`, made once per session.
+
+    Building a new pool per test would swap the database under the session server's background
+    threads (the event feed, the prober) while they run a statement on the old one."""
+    real = _POOLS.get(url)
+    if real is None:
+        _POOLS[url] = make_database(url, workers=8)
+    elif db.obj is not real:  # a test bound the models elsewhere (e.g. through a fault forwarder)
+        db.initialize(real)
+
+
 @pytest.fixture(scope="session")
 def migrated(database_url: str) -> str:
-    make_database(database_url, workers=8)
+    bind(database_url)
     migrate()
     return database_url
 
@@ -59,7 +75,7 @@ def migrated(database_url: str) -> str:
 @pytest.fixture()
 def database(migrated: str) -> Iterator[str]:
     """An empty schema for each test; a connection is open for the test body's own queries."""
-    make_database(migrated, workers=8)
+    bind(migrated)
     empty_schema()
     with db.connection_context():
         yield migrated
@@ -90,6 +106,7 @@ def running(migrated: str) -> Iterator[Running]:
     # answer from refusing every test's calls (outage tests run their own servers).
     config = Config(database_url=migrated, workers=8, health_timeout=5.0)
     server = create_server(config, tokens=token_store())
+    _POOLS[migrated] = db.obj  # the server's own pool: tests then share it instead of swapping it
     yield server
     server.stop(0)
 
