@@ -49,6 +49,8 @@ $(ES_PLUGIN): gen/ts/package-lock.json
 	touch $@
 
 generate-clients: $(STAMP) $(ES_PLUGIN) descriptor
+	@command -v protoc-gen-go >/dev/null && command -v protoc-gen-go-grpc >/dev/null \
+	  || (echo "generate-clients needs: apt-get install protoc-gen-go protoc-gen-go-grpc" && exit 1)
 	rm -rf gen/go/issues gen/ts/issues
 	$(VENV)/bin/buf generate
 

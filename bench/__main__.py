@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import dataset, floor, load, processes, report
+from bench import events as bench_events
 from bench.serverproc import ACTING_USER, ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,6 +212,7 @@ def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
             figures[by_query.name] = _run_scenario(server, by_query, target)
             report.add_ratios(figures)
         notes = [note]
+        event_figures = bench_events.measure(url=url, server=server, target=target, quick=quick, workdir=workdir)
     finally:
         code = server.stop()
     notes.append(f"server exit code after SIGTERM: {code}")
@@ -224,6 +226,7 @@ def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
         "bulk_floor": bulk_floor,
         "targets": _targets(figures, memory, bulk_floor),
         "notes": notes,
+        "events": event_figures,
     }
 
 
@@ -326,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     load.close_pools()
     results["meta"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     report.write(results, json_path=json_path, md_path=md_path)
+    bench_events.write_markdown(results, md_path)
     print(f"wrote {json_path}" + (f" and {md_path}" if md_path else ""))
     return 0
 

@@ -57,7 +57,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="issues-profile-") as tmp:
         work = Path(tmp)
-        server = ServerProcess(url=args.url, workdir=work)
+        # One process: py-spy follows the pid it is given, and a supervisor only waits.
+        server = ServerProcess(url=args.url, workdir=work, processes=1)
         server.start()
         try:
             target = load.Target(address=server.address, organization_id=1, groups=args.groups)

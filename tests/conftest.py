@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 from issues.v1 import issue_service_pb2_grpc
+from peewee import Database
 
 from server.storage.db import make_database
 from server.storage.migrate import migrate
@@ -49,24 +50,26 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"sqlite:///{path}"
 
 
+_POOLS: dict[str, Database] = {}
+
+
+def bind(url: str) -> None:
+    """Bind the models to the one pool of `url`, made once per session.
+
+    Building a new pool per test would swap the database under the session server's background
+    threads (the event feed, the prober) while they run a statement on the old one."""
+    real = _POOLS.get(url)
+    if real is None:
+        _POOLS[url] = make_database(url, workers=8)
+    elif db.obj is not real:  # a test bound the models elsewhere (e.g. through a fault forwarder)
+        db.initialize(real)
+
+
 @pytest.fixture(scope="session")
 def migrated(database_url: str) -> str:
     bind(database_url)
     migrate()
     return database_url
-
-
-_BOUND: dict[str, Any] = {}
-
-
-def bind(url: str) -> None:
-    """Bind the models to `url`, keeping the database object already bound to it: replacing it
-    under the in-process server's threads (its event feed stamps in a transaction) would split a
-    transaction across two pools, a lock wait on itself until lock_timeout."""
-    if _BOUND.get("url") == url and db.obj is _BOUND.get("database"):
-        return
-    make_database(url, workers=8)
-    _BOUND.update(url=url, database=db.obj)
 
 
 @pytest.fixture()
@@ -99,6 +102,7 @@ def token_store() -> TokenStore:
 @pytest.fixture(scope="session")
 def running(migrated: str) -> Iterator[Running]:
     server = create_server(Config(database_url=migrated, workers=8), tokens=token_store())
+    _POOLS[migrated] = db.obj  # the server's own pool: tests then share it instead of swapping it
     yield server
     server.stop(0)
 

@@ -47,6 +47,16 @@ LAYER_RULES = {
     ),
     # Logs, metrics and traces are fed by the transport; they know the database, nothing above it.
     "telemetry": ("server.core", "server.transport", "server.fixtures", "server.processes", "server.__main__", "grpc"),
+    # The event stream sits beside the core: the transport and the relay use it, never the reverse.
+    "events": (
+        "server.transport",
+        "server.relay",
+        "server.fixtures",
+        "server.processes",
+        "server.__main__",
+        "grpc",
+        "issues",
+    ),
 }
 
 

@@ -13,6 +13,7 @@ import threading
 from typing import Any
 from urllib.parse import urlparse
 
+from server.storage import liveness
 from server.storage.migrate_events import NOTIFY_CHANNEL
 
 log = logging.getLogger("issue_service.events")
@@ -57,7 +58,9 @@ class PgWakeups(Wakeups):
         self._drop()
 
     def _connection(self) -> Any:
-        if self._conn is None and not self._closed.is_set():
+        # While the health prober finds the database unreachable, poll instead of reconnecting:
+        # one prober makes the connection attempts of an outage (issue 12), not every waiter.
+        if self._conn is None and not self._closed.is_set() and liveness.is_reachable():
             import psycopg
 
             try:

@@ -52,7 +52,7 @@ def authorize(*, caller: Caller, request: WatchRequest) -> EventFilter:
         )
 
     where = in_transaction(check, write=False)
-    if request.after_event_id < store.pruned_through():
+    if 0 < request.after_event_id < store.pruned_through():  # 0: from the oldest event kept
         raise OutOfRange(
             f"Events up to {store.pruned_through()} were pruned; resume from a later cursor",
             reason="CURSOR_PRUNED",

@@ -42,6 +42,12 @@ def database_url(url: str | None = None) -> str:
 def make_database(url: str | None = None, *, workers: int = 8) -> Database:
     """Build the database for `url` and bind the models to it."""
     url = database_url(url)
+    # Idempotent for the same URL and size: rebinding the models swaps the database under every
+    # thread, and a thread inside a transaction then (the event feed runs all the time) would
+    # leave it open on the old pool, holding its locks.
+    current: Database | None = getattr(db, "obj", None)
+    if current is not None and getattr(current, "_made_from", None) == (url, workers):
+        return current
     scheme = urlparse(url).scheme
     params: dict[str, Any] = parse(url)
     if scheme.startswith("sqlite"):
@@ -51,6 +57,7 @@ def make_database(url: str | None = None, *, workers: int = 8) -> Database:
     else:
         raise ValueError(f"unsupported DATABASE_URL scheme {scheme!r} (use sqlite:// or postgresql://)")
     db.initialize(real)
+    real._made_from = (url, workers)  # type: ignore[attr-defined]
     return real
 
 

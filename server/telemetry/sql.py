@@ -74,13 +74,16 @@ def describe(sql: str) -> tuple[str, str | None]:
 
 
 class _StatementSpans:
-    """A query hook: a finished span per statement, under the span current in this thread."""
+    """A query hook: a finished span per statement, under the span current in this thread (none
+    without one)."""
 
     def __init__(self, provider: Any, system: str) -> None:
         self.tracer = trace.get_tracer("issue_service.sql", tracer_provider=provider)
         self.system = system
 
     def __call__(self, event: Any) -> None:
+        if not trace.get_current_span().get_span_context().is_valid:
+            return  # outside any traced call (health probes, start-up): a trace of one statement is noise
         end = time.time_ns()
         kind, table = describe(event.sql)
         attributes = {"db.system.name": self.system, "db.operation.name": kind}

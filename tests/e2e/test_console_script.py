@@ -28,7 +28,7 @@ def test_the_console_script_is_the_same_entry_point_as_python_m_server() -> None
     assert SCRIPT.is_file(), f"{SCRIPT} is not installed: run `make venv`"
     usage = _run("--help")
     assert usage.returncode == 0
-    for command in ("serve", "migrate", "seed", "health"):
+    for command in ("serve", "migrate", "seed", "relay", "health"):
         assert command in usage.stdout
 
 

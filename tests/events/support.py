@@ -19,7 +19,7 @@ ev = events_pb2
 
 def events_server(database_url: str, **overrides: Any) -> Running:
     settings: dict[str, Any] = {"events_poll_interval": 0.05, "events_heartbeat": 0.3, **overrides}
-    running = create_server(Config(database_url=database_url, workers=4, **settings), tokens=token_store())
+    running = create_server(Config(database_url=database_url, workers=8, **settings), tokens=token_store())
     db.connect(reuse_if_open=True)  # create_server rebinds the models: the test body needs a connection again
     return running
 

@@ -11,7 +11,8 @@ import pytest
 from server.core import update
 from server.core.commands import Caller, Selection, UpdateCommand
 from server.core.errors import Cancelled
-from server.storage.models import Group
+from server.events import store
+from server.storage.models import EventSequence, Group
 from server.transport.app import Running
 from tests import factories as f
 from tests.conftest import metadata
@@ -204,3 +205,17 @@ def test_bad_requests_are_invalid_argument(stub: Any, w: dict[str, Any]) -> None
     with pytest.raises(grpc.RpcError) as unauthenticated:
         next(iter(no_token))
     assert unauthenticated.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_cursor_older_than_the_pruned_events_is_out_of_range(stub: Any, w: dict[str, Any]) -> None:
+    _resolve(stub, w, [f.group(w["project"]).id])
+    store.stamp()  # the sequence row exists once something was stamped
+    EventSequence.update(pruned_through=EventSequence.next_seq + 5).execute()  # as if the relay pruned
+    through = EventSequence.get().pruned_through
+    try:
+        assert drain_error(_watch(stub, w, after_event_id=through - 1)) == grpc.StatusCode.OUT_OF_RANGE
+        from_oldest = _watch(stub, w)  # 0 means "from the oldest event kept"
+        assert len(drain(from_oldest)) == 2  # what is still kept: resolved + notification
+        from_oldest.close()
+    finally:
+        EventSequence.update(pruned_through=0).execute()

@@ -31,3 +31,8 @@ def test_the_section_shows_n_over_1_and_the_single_connection_run() -> None:
     text = "\n".join(processes.markdown(data))
     assert "| update_resolve_toggle | 100.0 | 180.0 | 1.8 | 2.0 | 2.2 |" in text
     assert "over one connection 90.0 req/s, over four 180.0 req/s (2.0x;" in text
+
+
+def test_sqlite_gets_a_note_instead_of_the_comparison(tmp_path: Any) -> None:
+    data = processes.compare("sqlite:///x.db", workdir=tmp_path, quick=True, target=None)  # type: ignore[arg-type]
+    assert processes.markdown(data) == ["Processes: the process comparison runs on PostgreSQL only (time budget).", ""]

@@ -108,6 +108,10 @@ def test_a_stale_etag_is_not_retried_the_server_pushes_back(retrying: Any, caplo
     assert [code for code, _ in _access_codes(caplog)] == ["ABORTED"]  # one attempt: re-read first
 
 
+def test_every_method_of_the_service_is_configured_explicitly() -> None:
+    assert set(SERVICE.methods_by_name) <= set(_policies()), "add the new method to clients/service_config.json"
+
+
 def test_every_configured_method_exists_and_streams_are_never_retried() -> None:
     for method, config in _policies().items():
         if not method:
@@ -126,4 +130,5 @@ def test_aborted_is_retried_only_for_methods_whose_requests_carry_a_request_id()
             fields = SERVICE.methods_by_name[method].input_type.fields_by_name
             assert "request_id" in fields, f"{method} retries ABORTED but its request has no request_id"
         assert set(codes) <= {"UNAVAILABLE", "ABORTED"}, method
-        assert "timeout" in config, method
+        # Every call has a deadline, except a watch: it lives until the caller ends it.
+        assert ("timeout" in config) != method.startswith("Watch"), method

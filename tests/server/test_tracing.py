@@ -105,6 +105,16 @@ def test_sql_spans_never_carry_statement_text_or_parameter_values(traced: tuple[
         assert span.name.split(" ")[-1] in {*tables, span.attributes and span.attributes["db.operation.name"]}
 
 
+def test_statements_outside_a_traced_call_make_no_spans(traced: tuple[Any, InMemorySpanExporter]) -> None:
+    _stub, exporter = traced
+    _world()  # the test's own inserts: no span is current in this thread
+    assert not [
+        s
+        for s in exporter.get_finished_spans()
+        if s.instrumentation_scope and s.instrumentation_scope.name == "issue_service.sql"
+    ]
+
+
 def test_a_failed_rpc_span_records_its_grpc_code_and_reason(traced: tuple[Any, InMemorySpanExporter]) -> None:
     stub, exporter = traced
     w = _world()
