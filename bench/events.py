@@ -177,7 +177,12 @@ def write_markdown(results: dict[str, Any], md_path: Path | None) -> None:
         rate = r.get("events_per_s", r.get("skipped", "-"))
         lines.append(f"| {backend} | {w.get('updates_per_s')} | {w.get('events')} | {w.get('delay_p50_ms')} ms | "
                      f"{w.get('delay_p99_ms')} ms | {rate} |")  # fmt: skip
-    lines += ["", "Delay: " + _note(results, "watch") + ". Relay: " + _note(results, "relay") + ".", "", END]
+    lines += ["", "Delay: " + _note(results, "watch") + ". Relay: " + _note(results, "relay") + ".", "",
+              "Reading them: on SQLite the delay is bounded by the outbox poll (`--events-poll-interval`, "
+              "250 ms); on PostgreSQL a NOTIFY wakes the feed at commit, and the delay is the feed's stamp "
+              "and read while the update load competes for the same CPU. The relay publishes one event at "
+              "a time and waits for JetStream's ack before the next (order per issue survives a failed "
+              "publish); its rate is that round trip plus the delivery marks.", "", END]  # fmt: skip
     text = md_path.read_text() if md_path.exists() else ""
     head, _, rest = text.partition(START)
     _, _, tail = rest.partition(END)

@@ -49,6 +49,10 @@ class PgWakeups(Wakeups):
         try:
             for _ in conn.notifies(timeout=self.interval, stop_after=1):
                 pass
+            # One read serves every commit so far: drop the notifications already queued, so a
+            # burst of commits costs the feed one wake-up instead of one per commit.
+            for _ in conn.notifies(timeout=0.001):
+                pass
         except Exception:
             log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
             self._drop()
