@@ -60,7 +60,7 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
     flag(serve, "--metrics-address", env="ISSUES_METRICS_ADDRESS", default="127.0.0.1", help="address for /metrics")
     flag(serve, "--pre-stop-delay", env="ISSUES_PRE_STOP_DELAY", default=2.0, type=float,
          help="on SIGTERM, seconds health says NOT_SERVING while calls are still answered")  # fmt: skip
-    flag(serve, "--health-interval", env="ISSUES_HEALTH_INTERVAL", default=1.0, type=float,
+    flag(serve, "--health-interval", env="ISSUES_HEALTH_INTERVAL", default=0.5, type=float,
          help="seconds between database probes of the health service")  # fmt: skip
     flag(serve, "--health-timeout", env="ISSUES_HEALTH_TIMEOUT", default=1.0, type=float,
          help="seconds a database probe may take before it counts as failed")  # fmt: skip

@@ -101,7 +101,11 @@ def token_store() -> TokenStore:
 
 @pytest.fixture(scope="session")
 def running(migrated: str) -> Iterator[Running]:
-    server = create_server(Config(database_url=migrated, workers=8), tokens=token_store())
+    # The session server's prober opens the process-wide breaker when the database stops
+    # answering; on a machine shared by many test runs, a generous probe timeout keeps a slow
+    # answer from refusing every test's calls (outage tests run their own servers).
+    config = Config(database_url=migrated, workers=8, health_timeout=5.0)
+    server = create_server(config, tokens=token_store())
     _POOLS[migrated] = db.obj  # the server's own pool: tests then share it instead of swapping it
     yield server
     server.stop(0)

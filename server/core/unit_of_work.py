@@ -67,6 +67,7 @@ def in_transaction(fn: Callable[[], T], *, write: bool = True) -> T:
 
 
 def _run_once(fn: Callable[[], T], *, write: bool) -> T:
+    liveness.commit_in_doubt()  # forget an earlier call's verdict on this thread
     with liveness.connection():  # bounded: breaker, gate, and cut loose if the database goes silent
         if not write:
             return fn()
@@ -81,6 +82,12 @@ def _translate(exc: Exception) -> Exception:
         return Unavailable("database busy; retry later", reason="DATABASE_BUSY")
     if _is_lock_conflict(exc):
         return Conflict("concurrent update of the same issues; retry", reason="CONCURRENT_UPDATE")
+    if _is_connection_failure(exc) and liveness.commit_in_doubt():
+        return Unavailable(
+            "connection lost while committing: the change may have been applied; "
+            "retry with the same request_id to learn the outcome",
+            reason="COMMIT_OUTCOME_UNKNOWN",
+        )
     if _is_connection_failure(exc):
         # One line per call would flood the log in an outage; the health watch logs the change.
         log.debug("database unavailable: %s", exc)

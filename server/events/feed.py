@@ -11,6 +11,7 @@ from server.core.errors import ResourceExhausted
 from server.events import store
 from server.events.listener import Wakeups
 from server.events.watcher import Watcher
+from server.storage import liveness
 
 log = logging.getLogger("issue_service.events")
 READ_PAGE = 1000
@@ -70,6 +71,8 @@ class EventFeed:
             self.wakeups.wait()
             if self._stop.is_set():
                 return
+            if not liveness.is_reachable():
+                continue  # the health prober makes an outage's connection attempts, not the feed
             try:
                 self.tick()
             except Exception:  # the database is down or busy: the next wake-up tries again

@@ -21,6 +21,8 @@ from typing import Any
 
 import peewee
 
+from server.storage import liveness
+
 Queued = tuple[str, str, Sequence[Any]]  # (table, sql, params)
 Statement = tuple[str, Any]  # (sql, params)
 
@@ -71,11 +73,13 @@ class DeferredWrites:
             return
         pending = self._take_pending()
         if self.pipelined:
-            self._pipeline([*pending, ("COMMIT", None)])
+            with liveness.committing():
+                self._pipeline([*pending, ("COMMIT", None)])
             return
         for sql, params in pending:
             self._run(sql, params)
-        self._announced("COMMIT", super().commit)  # type: ignore[misc]
+        with liveness.committing():
+            self._announced("COMMIT", super().commit)  # type: ignore[misc]
 
     def rollback(self) -> None:
         state = self._deferred()

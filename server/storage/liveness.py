@@ -115,6 +115,33 @@ def _watched(conn: Any) -> Iterator[None]:
             _state.calls.pop(key, None)
 
 
+@contextlib.contextmanager
+def committing() -> Iterator[None]:
+    """COMMIT in flight: never cut loose. Shutting its socket would turn "applied" into
+    "unavailable" for the caller; a silent server still ends it (tcp_user_timeout, keepalives).
+    A connection lost while committing leaves the outcome in doubt: `commit_in_doubt` says so."""
+    key = threading.get_ident()
+    with _state.lock:
+        entry = _state.calls.pop(key, None)
+    _nested.in_doubt = False
+    try:
+        yield
+    except Exception:
+        _nested.in_doubt = True
+        raise
+    finally:
+        if entry is not None:
+            with _state.lock:
+                _state.calls[key] = entry
+
+
+def commit_in_doubt() -> bool:
+    """Whether this thread's last COMMIT failed after it was sent (read once: it resets)."""
+    doubt = bool(getattr(_nested, "in_doubt", False))
+    _nested.in_doubt = False
+    return doubt
+
+
 def abort_in_flight() -> int:
     """Shut down the socket of every registered network connection; returns how many."""
     cut = 0

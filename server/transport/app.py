@@ -50,7 +50,7 @@ class Config:
     metrics_port: int | None = None  # Prometheus /metrics on this port (0: a free one); None: off
     metrics_address: str = "127.0.0.1"
     count_queries: bool = False  # log SQL statements per RPC (ISSUES_COUNT_QUERIES=1)
-    health_interval: float = 1.0  # seconds between database probes while healthy
+    health_interval: float = 0.5  # seconds between database probes while healthy
     health_timeout: float = 1.0  # a probe not answered by then counts as a failure
     tls_cert: str | None = None  # PEM files; with tls_client_ca, clients must present a cert
     tls_key: str | None = None

@@ -1,7 +1,8 @@
 """Health follows the database: ONE prober thread decides SERVING / NOT_SERVING.
 
-Healthy, it probes every `interval` seconds, each probe bounded by its own timeout, so a
-database that goes silent is NOT_SERVING within interval + timeout. Down, it probes again after
+Healthy, it probes every `interval` seconds, each probe bounded by its own timeout; a failure is
+confirmed by a second probe at once (a single slow answer is not an outage), so a database that
+goes silent is NOT_SERVING within interval + 2 x timeout (2.6 s with the defaults). Down, it probes again after
 a short backoff (doubling up to `max_backoff`), so an outage costs a couple of connection
 attempts a second whatever the traffic, and health is SERVING again on the first good probe.
 A call that found the database unreachable flips health at once and wakes the prober, but
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 from grpc_health.v1 import health, health_pb2
@@ -29,7 +31,7 @@ class HealthWatch:
     """The prober thread; `report_unavailable` is how a failing call tells it."""
 
     def __init__(  # noqa: PLR0913 - keyword-only settings of one thread
-        self, *, servicer: health.HealthServicer, services: Iterable[str], interval: float = 1.0,
+        self, *, servicer: health.HealthServicer, services: Iterable[str], interval: float = 0.5,
         probe: Callable[[], bool] | None = None, timeout: float = 1.0, max_backoff: float = 0.5,
         breaker: Callable[[bool], None] | None = None,
     ) -> None:  # fmt: skip
@@ -45,6 +47,7 @@ class HealthWatch:
         self._thread = threading.Thread(target=self._run, name="health-watch", daemon=True)
         self.serving: bool | None = None
         self._verdict: bool | None = None  # the last probe's result
+        self._reported = False  # a call found the database unreachable since the last probe
         self.probes = 0  # probes run so far (tests and logs read it)
 
     def start(self) -> None:
@@ -67,9 +70,23 @@ class HealthWatch:
         self._set(serving=ok)
         return ok
 
+    def _check_confirmed(self) -> bool:
+        """As check_now, but a failure after good probes is confirmed by a second probe at once
+        (or by a call's report): one slow answer on a loaded machine must not refuse every call."""
+        self.probes += 1
+        ok = self._probe()
+        if not ok and self._verdict and not self._reported:  # a call's report is the confirmation
+            time.sleep(FIRST_BACKOFF)
+            self.probes += 1
+            ok = self._probe()
+        self._reported = False
+        self._set(serving=ok)
+        return ok
+
     def report_unavailable(self) -> None:
         """A call could not reach the database: NOT_SERVING now, and the prober checks at once."""
         if self.serving:
+            self._reported = True
             self._set(serving=False, source="a call")
             self._wake.set()
 
@@ -99,5 +116,5 @@ class HealthWatch:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            ok = self.check_now()
+            ok = self._check_confirmed()
             backoff = FIRST_BACKOFF if ok else min(backoff * 2, self._max_backoff)

@@ -42,7 +42,7 @@ def proxied(tmp_path: Path) -> Iterator[dict[str, Any]]:
     tokens = tmp_path / "tokens.json"
     write_tokens(tokens, {"fault": (SECRET, ["event:read", "event:write"])})
     url = f"postgresql://postgres@127.0.0.1:{forwarder.port}/{name}"
-    server = start_server(url, tokens, "--workers", str(WORKERS))
+    server = start_server(url, tokens, "--workers", str(WORKERS), "--processes", "1")  # one prober
     try:
         yield {"server": server, "forwarder": forwarder}
     finally:
