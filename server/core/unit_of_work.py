@@ -10,7 +10,7 @@ from typing import TypeVar
 from peewee import DatabaseError, InterfaceError, OperationalError
 
 from server.core.errors import Conflict, Unavailable
-from server.storage import liveness
+from server.storage import liveness, outbox_signal
 from server.storage.db import write_lock
 from server.storage.models import db
 
@@ -71,8 +71,14 @@ def _run_once(fn: Callable[[], T], *, write: bool) -> T:
     with liveness.connection():  # bounded: breaker, gate, and cut loose if the database goes silent
         if not write:
             return fn()
+        outermost = db.transaction_depth() == 0
+        if outermost:
+            outbox_signal.clear()
         with write_lock(), db.atomic():
-            return fn()
+            result = fn()
+        if outermost:
+            outbox_signal.committed()  # after COMMIT returned: wake the event feeds
+        return result
 
 
 def _translate(exc: Exception) -> Exception:

@@ -30,6 +30,7 @@ from server.core.errors import Cancelled, Conflict, NotFound, PermissionDenied
 from server.core.serialize import GroupView, activity_views, etag_of, group_view, view_of
 from server.core.unit_of_work import in_transaction
 from server.core.write_sql import update_in
+from server.storage import outbox_signal
 from server.storage.models import Group, Organization, OutboxEvent, utcnow
 
 RESOLVE_STATUSES = ("resolved", "resolvedInNextRelease")
@@ -227,6 +228,8 @@ def _finish(ctx: UpdateContext) -> None:
     if changed:
         update_in(Group, changed, values={}, bump_version=True)
     insert_rows(OutboxEvent, [{**event, "created_at": ctx.now} for event in ctx.outbox])
+    if ctx.outbox:
+        outbox_signal.mark()  # announced once the transaction has committed (unit_of_work)
 
 
 def _bulk_result(ctx: UpdateContext, *, picked: selection.Selected, validate_only: bool) -> BulkResult:

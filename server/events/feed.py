@@ -11,7 +11,7 @@ from server.core.errors import ResourceExhausted
 from server.events import store
 from server.events.listener import Wakeups
 from server.events.watcher import Watcher
-from server.storage import liveness
+from server.storage import liveness, outbox_signal
 
 log = logging.getLogger("issue_service.events")
 READ_PAGE = 1000
@@ -37,9 +37,11 @@ class EventFeed:
 
     def start(self) -> None:
         self.head = store.head()
+        outbox_signal.subscribe(self.wakeups.poke)
         self._thread.start()
 
     def stop(self) -> None:
+        outbox_signal.unsubscribe(self.wakeups.poke)
         self._stop.set()
         self.wakeups.close()
         self._thread.join(timeout=5)

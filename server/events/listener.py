@@ -20,26 +20,39 @@ log = logging.getLogger("issue_service.events")
 
 
 class Wakeups:
-    """Polling only (SQLite): wait() returns every interval, or at once after close()."""
+    """SQLite: wait() returns when this process committed outbox rows (poke), every interval
+    (other processes' commits), or at once after close()."""
 
     def __init__(self, *, interval: float) -> None:
         self.interval = interval
         self._closed = threading.Event()
+        self._poked = threading.Event()
 
     def wait(self) -> None:
-        self._closed.wait(self.interval)
+        self._poked.wait(self.interval)
+        self._poked.clear()
+
+    def poke(self) -> None:
+        """Outbox rows of this process committed (server/storage/outbox_signal.py)."""
+        self._poked.set()
 
     def close(self) -> None:
         self._closed.set()
+        self._poked.set()
 
 
 class PgWakeups(Wakeups):
-    """wait() returns on a NOTIFY from the outbox trigger, or after the poll interval."""
+    """wait() returns on a NOTIFY sent after some process committed outbox rows, or after the
+    poll interval. poke() has the notifier send that NOTIFY, outside the update's transaction."""
 
     def __init__(self, *, url: str, interval: float) -> None:
         super().__init__(interval=interval)
         self.url = url
         self._conn: Any = None
+        self.notifier = Notifier(url=url)
+
+    def poke(self) -> None:
+        self.notifier.poke()
 
     def wait(self) -> None:
         conn = self._connection()
@@ -59,6 +72,7 @@ class PgWakeups(Wakeups):
 
     def close(self) -> None:
         super().close()
+        self.notifier.close()
         self._drop()
 
     def _connection(self) -> Any:
@@ -82,6 +96,59 @@ class PgWakeups(Wakeups):
                 conn.close()
             except Exception:
                 log.debug("closing the LISTEN connection failed", exc_info=True)
+
+
+class Notifier:
+    """Sends one NOTIFY per burst of local commits, from its own thread and connection.
+
+    A commit only sets an event; the thread clears it before it notifies, so commits during a
+    NOTIFY cost one more and never go unannounced."""
+
+    def __init__(self, *, url: str) -> None:
+        self.url = url
+        self._wanted = threading.Event()
+        self._closed = threading.Event()
+        self._conn: Any = None
+        self._thread = threading.Thread(target=self._run, name="event-notifier", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wanted.set()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._wanted.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            if self._closed.is_set():
+                self._drop()
+                return
+            self._wanted.clear()
+            self._notify()
+
+    def _notify(self) -> None:
+        if not liveness.is_reachable():
+            return  # the prober makes an outage's connection attempts; feeds poll meanwhile
+        import psycopg
+
+        try:
+            if self._conn is None:
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+            self._conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+        except Exception:
+            log.warning("cannot NOTIFY on %s; other processes poll", _redacted(self.url), exc_info=True)
+            self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                log.debug("closing the NOTIFY connection failed", exc_info=True)
 
 
 def wakeups_for(url: str, *, interval: float) -> Wakeups:

@@ -12,7 +12,8 @@ from server.storage.upgrade_repository import upgrade_repository_identity
 MIGRATIONS: list[Callable[[], None]] = [
     lambda: db.create_tables(ALL_MODELS, safe=True),
     upgrade_repository_identity,
-    migrate_events.upgrade,  # issue 11: event stream columns, sequence, lease, trigger
+    migrate_events.upgrade,  # issue 11: event stream columns, sequence, lease
+    migrate_events.drop_notify_trigger,  # wake-ups after commit instead of inside it
 ]
 
 

@@ -27,14 +27,12 @@ _INDEXES = (
     # A watcher's catch-up reads one organization's events after a cursor.
     "CREATE INDEX IF NOT EXISTS outbox_event_org_seq ON outbox_event (organization_id, seq)",
 )
-# Statement-level and transactional: one notification per inserting statement, delivered only
-# when the update commits, and no extra round trip on the update path.
-_PG_TRIGGER = (
-    f"""CREATE OR REPLACE FUNCTION outbox_event_notify() RETURNS trigger AS $$
-    BEGIN PERFORM pg_notify('{NOTIFY_CHANNEL}', ''); RETURN NULL; END $$ LANGUAGE plpgsql""",
+# Migration 3 created a NOTIFY trigger on the outbox; a NOTIFY inside the update's transaction
+# makes PostgreSQL commit every update one at a time (server/storage/outbox_signal.py says why),
+# so the wake-up is now sent after commit and the trigger is dropped.
+_PG_DROP_TRIGGER = (
     "DROP TRIGGER IF EXISTS outbox_event_notify ON outbox_event",
-    "CREATE TRIGGER outbox_event_notify AFTER INSERT ON outbox_event "
-    "FOR EACH STATEMENT EXECUTE FUNCTION outbox_event_notify()",
+    "DROP FUNCTION IF EXISTS outbox_event_notify()",
 )
 
 
@@ -46,6 +44,9 @@ def upgrade() -> None:
             db.execute_sql(f"ALTER TABLE outbox_event ADD COLUMN {name} {sql_type}")
     for statement in _INDEXES:
         db.execute_sql(statement)
+
+
+def drop_notify_trigger() -> None:
     if is_postgres():
-        for statement in _PG_TRIGGER:
+        for statement in _PG_DROP_TRIGGER:
             db.execute_sql(statement)
