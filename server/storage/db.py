@@ -45,8 +45,11 @@ def make_database(url: str | None = None, *, workers: int = 8) -> Database:
     # Idempotent for the same URL and size: rebinding the models swaps the database under every
     # thread, and a thread inside a transaction then (the event feed runs all the time) would
     # leave it open on the old pool, holding its locks.
+    # A pool already bound to this URL that is at least as large serves (tests build several
+    # servers in one process; production builds one).
     current: Database | None = getattr(db, "obj", None)
-    if current is not None and getattr(current, "_made_from", None) == (url, workers):
+    made_url, made_workers = getattr(current, "_made_from", (None, 0))
+    if current is not None and made_url == url and workers <= made_workers:
         return current
     scheme = urlparse(url).scheme
     params: dict[str, Any] = parse(url)
