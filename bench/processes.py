@@ -14,7 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import load, report
+from bench import figures as fig
+from bench import load
 from bench.serverproc import ServerProcess
 
 KINDS = (("noop", "noop"), ("get", "get"), ("update_resolve_toggle", "resolve"))
@@ -38,7 +39,7 @@ def _measure(server: ServerProcess, sc: load.Scenario, target: load.Target) -> d
     raw = load.run(sc, target)
     time.sleep(0.3)
     cpu = server.cpu() - cpu
-    figures = {**report.latency_figures(raw), "connections": sc.procs * sc.connections}
+    figures = {**fig.latency_figures(raw), "connections": sc.procs * sc.connections}
     # CPU of the supervisor and every worker, per measured call (warm-up calls add a little).
     figures["server_cpu_ms_per_call"] = round(1000 * cpu / max(raw["calls"], 1), 3)
     print(f"    {sc.name:24s} {figures['throughput_rps']:8.1f} req/s  p50 {figures['p50_ms']} ms  "
@@ -53,7 +54,7 @@ def _run_config(url: str, workdir: Path, processes: int, target: load.Target, qu
     target = replace(target, address=server.address)
     try:
         figures = {sc.name: _measure(server, sc, target) for sc in scenarios(quick)}
-        report.add_ratios(figures)
+        fig.add_ratios(figures)
         # One client process, 24 calls in flight: over one connection (one worker, whatever N
         # is) and over four (spread by the kernel's hash of each connection).
         alone = replace(scenarios(quick)[1], procs=1, conc=24)
