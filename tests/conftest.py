@@ -138,3 +138,17 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
 
 def pytest_report_header() -> str:
     return f"issue-service database backend: {BACKEND}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say which legs ran: the database, and the servers some tests need beside it."""
+    skipped = terminalreporter.stats.get("skipped", [])
+
+    def skipped_under(folder: str) -> int:
+        return sum(1 for report in skipped if f"tests/{folder}/" in str(report.location[0]))
+
+    terminalreporter.write_line(
+        f"legs: database {BACKEND}; skipped in tests/events {skipped_under('events')} (need NATS or the other "
+        f"backend), in tests/processes {skipped_under('processes')} (need PgBouncer, node or PostgreSQL); "
+        "-rs lists why; with CI=true a missing server fails instead"
+    )
