@@ -16,7 +16,15 @@ def own_connection(target: str) -> grpc.Channel:
 
 
 def worker_pids(server: ServerProcess) -> list[int]:
-    return sorted(c.pid for c in psutil.Process(server.proc.pid).children() if c.status() != psutil.STATUS_ZOMBIE)
+    """Live worker pids (zombies waiting to be reaped do not count)."""
+    return sorted(c.pid for c in psutil.Process(server.proc.pid).children() if alive(c.pid))
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # reaped between a listing and this look
+        return False
 
 
 def connections_per_worker(server: ServerProcess) -> dict[int, int]:

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.processes import supervisor
 from server.processes.children import default_processes
-from tests.processes.support import channels_on_every_worker
+from tests.processes.support import alive, channels_on_every_worker, worker_pids
 from tests.security.support import ServerProcess, start_server
 
 WAIT = 60.0  # bounds for a broken supervisor, not timing asserts
@@ -30,16 +30,7 @@ def wait_for(check: Callable[[], bool], what: str) -> None:
 
 
 def workers(server: ServerProcess) -> list[int]:
-    """Live worker pids (zombies waiting to be reaped do not count)."""
-    children = psutil.Process(server.proc.pid).children()
-    return sorted(c.pid for c in children if c.status() != psutil.STATUS_ZOMBIE)
-
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    return worker_pids(server)
 
 
 def serving(server: ServerProcess) -> bool:
