@@ -91,11 +91,7 @@ class PgWakeups(Wakeups):
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                log.debug("closing the LISTEN connection failed", exc_info=True)
+        _close_quietly(conn, what="LISTEN")
 
 
 class Notifier:
@@ -144,11 +140,17 @@ class Notifier:
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                log.debug("closing the NOTIFY connection failed", exc_info=True)
+        _close_quietly(conn, what="NOTIFY")
+
+
+def _close_quietly(conn: Any, *, what: str) -> None:
+    """Close a dropped connection; failing to is harmless (it was being dropped anyway)."""
+    if conn is None:
+        return
+    try:
+        conn.close()
+    except Exception:
+        log.debug("closing the %s connection failed", what, exc_info=True)
 
 
 def wakeups_for(url: str, *, interval: float) -> Wakeups:
