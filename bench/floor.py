@@ -14,7 +14,7 @@ from typing import Any
 
 from server.core import update
 from server.core.commands import Caller, Selection, UpdateCommand
-from server.storage.db import make_database
+from server.storage.db import SESSION_OPTIONS, make_database
 from server.storage.models import db
 
 Statement = tuple[str, Any]
@@ -48,7 +48,8 @@ def replay(url: str, calls: dict[str, list[Statement]], *, rounds: int = 5) -> d
     import psycopg
 
     times: list[float] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    # The server's session settings (jit=off above all), so the floor runs the same plans.
+    with psycopg.connect(url, autocommit=True, options=SESSION_OPTIONS) as conn:
         for _ in range(rounds):
             for statements in calls.values():
                 start = time.perf_counter()

@@ -149,6 +149,15 @@ CONNECTION_LIVENESS = {
 }
 
 
+# Startup settings of every pooled connection. jit=off: PostgreSQL JIT-compiles a statement whose
+# estimated cost passes jit_above_cost (100,000), at every execution (compiled code is not kept,
+# prepared or not). Our statements are short, but their estimates grow with the tables (the
+# history back-pointer lookup of an update's write crossed the line once group_history held
+# ~50,000 rows): on 2026-11-30 each such UpdateGroup then spent ~190 ms compiling 38 functions
+# for a statement that runs in 2 ms, and updates fell from ~395 to ~40 per second.
+SESSION_OPTIONS = "-c lock_timeout=5000 -c statement_timeout=30000 -c jit=off"
+
+
 def _postgres(params: dict[str, Any], workers: int) -> Database:
     defaults = dict(
         prefer_psycopg3=True,
@@ -157,7 +166,7 @@ def _postgres(params: dict[str, Any], workers: int) -> Database:
         timeout=10,  # wait for a free pooled connection instead of failing at once
         stale_timeout=300,
         **CONNECTION_LIVENESS,
-        options="-c lock_timeout=5000 -c statement_timeout=30000",
+        options=SESSION_OPTIONS,
         autoconnect=False,
     )
     database: Database = LazyCheckPool(**{**defaults, **params})

@@ -20,9 +20,9 @@ import pytest
 
 START_TIMEOUT = 30.0
 # PgBouncer 1.18 (Debian 12) refuses the `options` startup parameter that carries the server's
-# lock and statement timeouts; behind it they are set per server connection (connect_query) or on
+# lock and statement timeouts (and jit=off); behind it they are set per server connection (connect_query) or on
 # the role (ALTER ROLE ... SET), as the README says. This is that recipe.
-TIMEOUTS = "SET lock_timeout = 5000; SET statement_timeout = 30000"
+TIMEOUTS = "SET lock_timeout = 5000; SET statement_timeout = 30000; SET jit = off"
 INI = """\
 [databases]
 * = host={host} port={port} connect_query='{timeouts}'

@@ -50,6 +50,7 @@ def test_the_timeouts_recipe_applies_through_the_pooler(bouncer: Bouncer, databa
     with psycopg.connect(bouncer.url(database), prepare_threshold=None, autocommit=False) as conn:
         assert conn.execute("SHOW lock_timeout").fetchone() == ("5s",)
         assert conn.execute("SHOW statement_timeout").fetchone() == ("30s",)
+        assert conn.execute("SHOW jit").fetchone() == ("off",)
 
 
 @pytest.mark.slow

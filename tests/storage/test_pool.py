@@ -110,3 +110,18 @@ def test_after_a_broken_connection_comes_back_its_idle_siblings_are_probed(
 def _terminate(url: str, pid: int) -> None:
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+@pytest.mark.db
+def test_pooled_connections_run_with_the_timeouts_and_without_jit(migrated: str) -> None:
+    # jit=off: PostgreSQL JIT-compiles, at every execution, any statement whose cost estimate
+    # passes jit_above_cost; our short statements crossed it as the tables grew (server/storage/db.py).
+    if BACKEND != "postgres":
+        pytest.skip("session settings are PostgreSQL's (TEST_BACKEND=postgres)")
+    database = storage.make_database(migrated)
+    with database.connection_context():
+        settings = {
+            name: database.execute_sql(f"SHOW {name}").fetchone()[0]
+            for name in ("jit", "lock_timeout", "statement_timeout")
+        }
+    assert settings == {"jit": "off", "lock_timeout": "5s", "statement_timeout": "30s"}
