@@ -67,14 +67,10 @@ def main() -> None:
                                seconds=args.seconds + 3, warmup=1.0)  # fmt: skip
             raw = work / "profile.txt"
             pid = str(server.proc.pid if server.proc else 0)
-            command = [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "200"]
+            command = [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "200", "--gil"]
             command += ["--duration", str(int(args.seconds)), "--pid", pid, "--format", "raw"]
             command += ["--nonblocking", "--output", str(raw)]
-            spy = subprocess.Popen(
-                command,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # its errors stay visible
             cpu = server.cpu()
             result = load.run(sc, target)
             cpu = server.cpu() - cpu

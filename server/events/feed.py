@@ -15,6 +15,12 @@ from server.storage import liveness, outbox_signal
 
 log = logging.getLogger("issue_service.events")
 READ_PAGE = 1000
+# The feed rests this long after each tick, so a stream of commits costs at most ~50 ticks a
+# second per process instead of one per commit: wake-ups that arrive meanwhile stay pending and
+# the next tick serves them all. Measured on 2026-11-30 (PostgreSQL, UpdateGroup resolve toggles,
+# one process): a tick per commit cost ~1 ms of server CPU per update (3.0 vs 2.1 ms with the
+# feed stopped). It adds at most this much to an event's commit-to-watch delay.
+TICK_GAP = 0.02
 
 
 class EventFeed:
@@ -24,8 +30,11 @@ class EventFeed:
     resuming, or overflowed) reads the database itself until it catches up (server/events/watch.py).
     """
 
-    def __init__(self, *, wakeups: Wakeups, queue_size: int = 1000, max_watchers: int = 16) -> None:
+    def __init__(
+        self, *, wakeups: Wakeups, queue_size: int = 1000, max_watchers: int = 16, tick_gap: float = TICK_GAP
+    ) -> None:
         self.wakeups = wakeups
+        self.tick_gap = tick_gap
         self.queue_size = queue_size
         self.max_watchers = max_watchers
         self.head = 0  # every event up to here was pushed to the live watchers
@@ -80,6 +89,7 @@ class EventFeed:
             except Exception:  # the database is down or busy: the next wake-up tries again
                 log.warning("event feed could not read the outbox", exc_info=True)
                 self._stop.wait(1.0)
+            self._stop.wait(self.tick_gap)
 
     def tick(self) -> None:
         """Stamp what committed, then push every event after head to the live watchers."""

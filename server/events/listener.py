@@ -17,6 +17,7 @@ from server.storage import liveness
 from server.storage.migrate_events import NOTIFY_CHANNEL
 
 log = logging.getLogger("issue_service.events")
+NOTIFY_GAP = 0.02  # seconds; the feed's own rest between ticks is the same (server/events/feed.py)
 
 
 class Wakeups:
@@ -124,6 +125,9 @@ class Notifier:
                 return
             self._wanted.clear()
             self._notify()
+            # Every NOTIFY wakes the feed of every process: at most one per gap, whatever the
+            # commit rate (commits meanwhile set _wanted and get the next one).
+            self._closed.wait(NOTIFY_GAP)
 
     def _notify(self) -> None:
         if not liveness.is_reachable():

@@ -4,13 +4,16 @@ returned; a rolled-back one never does (server/storage/outbox_signal.py)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import psycopg
 import pytest
 
 from server.core.unit_of_work import in_transaction
-from server.events.listener import PgWakeups, Wakeups
-from server.storage import outbox_signal
+from server.events import store
+from server.events.feed import EventFeed
+from server.events.listener import NOTIFY_GAP, PgWakeups, Wakeups
+from server.storage import liveness, outbox_signal
 from server.storage.migrate_events import NOTIFY_CHANNEL
 from server.storage.models import OutboxEvent
 from tests.conftest import BACKEND
@@ -78,3 +81,50 @@ def test_a_poke_on_postgresql_notifies_every_listening_process(database: str) ->
             assert len(list(listener.notifies(timeout=30, stop_after=1))) == 1
     finally:
         wakeups.close()
+
+
+class CountingFeed(EventFeed):
+    """The real wait/rest loop; tick() only counts (no database)."""
+
+    def __init__(self, wakeups: Wakeups, *, tick_gap: float) -> None:
+        super().__init__(wakeups=wakeups, tick_gap=tick_gap)
+        self.ticks = 0
+
+    def tick(self) -> None:
+        self.ticks += 1
+
+
+def test_a_stream_of_commits_costs_the_feed_one_tick_per_gap_not_one_per_commit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(store, "head", lambda: 0)
+    monkeypatch.setattr(liveness, "is_reachable", lambda: True)
+    feed = CountingFeed(Wakeups(interval=60.0), tick_gap=0.1)
+    feed.start()
+    try:
+        deadline = time.monotonic() + 0.55
+        pokes = 0
+        while time.monotonic() < deadline:  # ~thousands of commits in about half a second
+            outbox_signal.mark()
+            outbox_signal.committed()
+            pokes += 1
+        time.sleep(0.25)  # the last wake-up is still served
+    finally:
+        feed.stop()
+    assert pokes > 100
+    assert 2 <= feed.ticks <= 9  # one per 0.1 s gap (plus the first and the last), never per commit
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="NOTIFY is PostgreSQL's; SQLite watchers poll")
+def test_a_burst_of_commits_sends_a_few_notifies_not_one_per_commit(database: str) -> None:
+    wakeups = PgWakeups(url=database, interval=60.0)
+    try:
+        with psycopg.connect(database, autocommit=True) as listener:
+            listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            for _ in range(500):
+                wakeups.poke()
+            time.sleep(0.3)
+            received = list(listener.notifies(timeout=1.0))
+    finally:
+        wakeups.close()
+    assert 1 <= len(received) <= 1 + int(0.3 / NOTIFY_GAP) + 2
