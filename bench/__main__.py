@@ -16,7 +16,7 @@ from typing import Any
 
 from bench import dataset, floor, load, processes, report
 from bench import events as bench_events
-from bench.serverproc import ACTING_USER, ServerProcess
+from bench.serverproc import ACTING_USER, ServerProcess, postgres_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -35,12 +35,8 @@ def scenarios(quick: bool) -> list[load.Scenario]:
         load.Scenario("update_bookmark_toggle", "bookmark", block=(2001 * s, 512 * s), **base),
         load.Scenario("update_ignore_count_toggle", "ignore", block=(3001 * s, 512 * s), **base),
         load.Scenario("bulk_ids_1", "bulk", bulk_size=1, block=(4001 * s, 512 * s), **base),
-        load.Scenario(
-            "bulk_ids_100", "bulk", bulk_size=100, conc=2, block=(5001 * s, 1600 * s), **base
-        ),
-        load.Scenario(
-            "bulk_ids_1000", "bulk", bulk_size=1000, conc=1, block=(7001 * s, 4000 * s), **base
-        ),
+        load.Scenario("bulk_ids_100", "bulk", bulk_size=100, conc=2, block=(5001 * s, 1600 * s), **base),
+        load.Scenario("bulk_ids_1000", "bulk", bulk_size=1000, conc=1, block=(7001 * s, 4000 * s), **base),
     ]
 
 
@@ -103,21 +99,23 @@ def _pg_reachable(admin_url: str) -> str | None:
 
 
 def _run_scenario(server: ServerProcess, sc: load.Scenario, target: load.Target) -> dict[str, Any]:
+    load.spawn_clients(sc.procs)  # spawned before the clocks start
     offset, cpu = server.log_offset(), server.cpu()
+    pg_cpu, client_cpu = postgres_cpu(), load.clients_cpu()
     raw = load.run(sc, target)
+    pg_cpu, client_cpu = postgres_cpu() - pg_cpu, load.clients_cpu() - client_cpu
     time.sleep(0.3)  # let the server's last access lines reach its log
     cpu = server.cpu() - cpu
-    lines = [
-        x
-        for x in server.access_lines(offset)
-        if str(x.get("request_id", "")).startswith(sc.name + ".")
-    ]
+    lines = [x for x in server.access_lines(offset) if str(x.get("request_id", "")).startswith(sc.name + ".")]
     figures = {
         "in_flight": sc.procs * sc.conc,
         **report.latency_figures(raw),
         **report.server_figures(lines),
         # Server process CPU (all threads) per call, warm-up calls included when they are logged.
         "server_cpu_ms_per_call": round(1000 * cpu / max(len(lines) or raw["calls"], 1), 3),
+        # What else each call costs the same 2 vCPUs (warm-up included, as for the server).
+        "postgres_cpu_ms_per_call": round(1000 * pg_cpu / max(len(lines) or raw["calls"], 1), 3),
+        "client_cpu_ms_per_call": round(1000 * client_cpu / max(len(lines) or raw["calls"], 1), 3),
     }
     print(
         f"  {sc.name:28s} {figures['throughput_rps']:8.1f} req/s  p50 {figures['p50_ms']} ms  "
@@ -149,8 +147,7 @@ def _query_selection(server: ServerProcess) -> tuple[bool, str]:
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 return False, (
-                    "BulkUpdateGroups by query skipped: the server answers UNIMPLEMENTED "
-                    "(search is not built yet)."
+                    "BulkUpdateGroups by query skipped: the server answers UNIMPLEMENTED (search is not built yet)."
                 )
             return False, f"BulkUpdateGroups by query skipped: probe failed: {exc.code().name}"
     return True, (
@@ -196,9 +193,7 @@ def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
     print(f"  seeded {counts} in {time.perf_counter() - started:.1f}s", flush=True)
     server = ServerProcess(url=url, workdir=workdir)
     server.start()
-    target = load.Target(
-        address=server.address, organization_id=dataset.ORG_ID, groups=shape.groups
-    )
+    target = load.Target(address=server.address, organization_id=dataset.ORG_ID, groups=shape.groups)
     try:
         figures = {sc.name: _run_scenario(server, sc, target) for sc in scenarios(quick)}
         report.add_ratios(figures)
@@ -238,8 +233,7 @@ def _memory(server: ServerProcess, sc: load.Scenario, target: load.Target) -> di
     after = server.memory()
     growth = 100.0 * (after["VmRSS"] - before["VmRSS"]) / before["VmRSS"]
     print(
-        f"  memory: RSS {before['VmRSS']} -> {after['VmRSS']} kB ({growth:+.1f} %), "
-        f"peak {after['VmHWM']} kB",
+        f"  memory: RSS {before['VmRSS']} -> {after['VmRSS']} kB ({growth:+.1f} %), peak {after['VmHWM']} kB",
         flush=True,
     )
     return {
@@ -288,8 +282,7 @@ def _meta(quick: bool) -> dict[str, Any]:
         "mode": "quick" if quick else "full",
         "command": "make bench-quick" if quick else "make bench",
         "machine": f"{os.cpu_count()} vCPU ({cpu}), {platform.system()} {platform.release()}",
-        "versions": f"Python {platform.python_version()}, grpcio {grpc.__version__}, "
-        f"peewee {peewee.__version__}",
+        "versions": f"Python {platform.python_version()}, grpcio {grpc.__version__}, peewee {peewee.__version__}",
         "load": "spawned Python grpc.aio client processes, closed loop, same 2 vCPUs as the server",
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
@@ -300,18 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small data, short runs (< 2 minutes)")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
-    parser.add_argument(
-        "--json", type=Path, default=None, help="default bench/results.json (quick: build/)"
-    )
-    parser.add_argument(
-        "--markdown", type=Path, default=None, help="default BENCHMARKS.md (quick: none)"
-    )
+    parser.add_argument("--json", type=Path, default=None, help="default bench/results.json (quick: build/)")
+    parser.add_argument("--markdown", type=Path, default=None, help="default BENCHMARKS.md (quick: none)")
     args = parser.parse_args(argv)
     global BUDGET
     BUDGET = Budget(100.0 if args.quick else 480.0)
-    json_path = args.json or (
-        ROOT / "build" / "bench-quick.json" if args.quick else ROOT / "bench" / "results.json"
-    )
+    json_path = args.json or (ROOT / "build" / "bench-quick.json" if args.quick else ROOT / "bench" / "results.json")
     md_path = args.markdown or (None if args.quick else ROOT / "BENCHMARKS.md")
     results: dict[str, Any] = {"meta": _meta(args.quick), "backends": {}}
     for backend in args.backends.split(","):
@@ -320,9 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             if backend == "sqlite":
                 results["backends"]["sqlite"] = _sqlite(Path(tmp), args.quick)
             elif backend == "postgres":
-                results["backends"]["postgresql"] = _postgres(
-                    Path(tmp), args.quick, args.pg_admin_url
-                )
+                results["backends"]["postgresql"] = _postgres(Path(tmp), args.quick, args.pg_admin_url)
             else:
                 print(f"unknown backend {backend!r}", file=sys.stderr)
                 return 2

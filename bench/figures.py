@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 from typing import Any
 
@@ -47,7 +48,14 @@ def server_figures(lines: list[dict[str, Any]]) -> dict[str, Any]:
 def add_ratios(scenarios: dict[str, dict[str, Any]]) -> None:
     noop = scenarios.get("noop", {}).get("throughput_rps") or 0
     noop_cpu = scenarios.get("noop", {}).get("server_cpu_ms_per_call") or 0
+    cores = len(os.sched_getaffinity(0)) or 1
     for figures in scenarios.values():
+        others = (figures.get("postgres_cpu_ms_per_call") or 0) + (figures.get("client_cpu_ms_per_call") or 0)
+        if others and noop:
+            # The most calls/s these cores could serve if the server's own CPU were zero:
+            # PostgreSQL's and the clients' CPU per call alone fill them at this rate.
+            figures["ceiling_without_server_rps"] = round(1000 * cores / others, 1)
+            figures["ceiling_without_server_x_noop"] = round(figures["ceiling_without_server_rps"] / noop, 3)
         if noop_cpu and figures.get("server_cpu_ms_per_call") is not None:
             figures["cpu_x_noop"] = round(figures["server_cpu_ms_per_call"] / noop_cpu, 2)
         if noop and figures.get("throughput_rps") is not None:

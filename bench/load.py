@@ -43,9 +43,7 @@ def _slot_ids(sc: Scenario, slot: int) -> list[int]:
     return list(range(first + slot * per, first + (slot + 1) * per))
 
 
-def _builder(
-    sc: Scenario, target: Target, slot: int, stubs: Any
-) -> Callable[[int], Awaitable[Any]]:
+def _builder(sc: Scenario, target: Target, slot: int, stubs: Any) -> Callable[[int], Awaitable[Any]]:
     """A function call number k -> the awaitable RPC, for one concurrent slot."""
     from grpc_health.v1 import health_pb2
     from issues.v1 import issue_service_pb2 as pb
@@ -111,9 +109,7 @@ def _mix(
     return mix
 
 
-def _get(
-    target: Target, slot: int, stubs: Any, md: Callable[[int], Any]
-) -> Callable[[int], Awaitable[Any]]:
+def _get(target: Target, slot: int, stubs: Any, md: Callable[[int], Any]) -> Callable[[int], Awaitable[Any]]:
     """GetGroup of a random group among all of them (a fixed seed per slot)."""
     import random
 
@@ -121,9 +117,7 @@ def _get(
 
     rng = random.Random(slot)
     return lambda k: stubs.issues.GetGroup(
-        pb.GetGroupRequest(
-            organization_id=target.organization_id, group_id=rng.randint(1, target.groups)
-        ),
+        pb.GetGroupRequest(organization_id=target.organization_id, group_id=rng.randint(1, target.groups)),
         metadata=md(k),
         timeout=30,
     )
@@ -151,9 +145,7 @@ def _bulk(
     return bulk
 
 
-def _bulk_query(
-    org: int, project: int, stubs: Any, md: Callable[[int], Any]
-) -> Callable[[int], Awaitable[Any]]:
+def _bulk_query(org: int, project: int, stubs: Any, md: Callable[[int], Any]) -> Callable[[int], Awaitable[Any]]:
     """BulkUpdateGroups by search: resolve the first page (1000) of the project's unresolved
     issues, then unresolve the first page of its resolved ones, in turn; one project per slot."""
     from issues.v1 import issue_service_pb2 as pb
@@ -164,9 +156,7 @@ def _bulk_query(
             organization_id=org,
             project_ids=[project],
             query="is:unresolved" if on else "is:resolved",
-            patch=pb.GroupPatch(
-                status=pb.STATUS_UPDATE_RESOLVED if on else pb.STATUS_UPDATE_UNRESOLVED
-            ),
+            patch=pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED if on else pb.STATUS_UPDATE_UNRESOLVED),
         )
         return stubs.issues.BulkUpdateGroups(req, metadata=md(k), timeout=60)
 
@@ -182,9 +172,7 @@ class _Stubs:
         self.health = health_pb2_grpc.HealthStub(channel)
 
 
-async def _slot(
-    call: Callable[[int], Awaitable[Any]], plan: dict[str, Any], out: dict[str, Any]
-) -> None:
+async def _slot(call: Callable[[int], Awaitable[Any]], plan: dict[str, Any], out: dict[str, Any]) -> None:
     import grpc
 
     k = 0
@@ -248,6 +236,25 @@ def _pool(procs: int) -> Any:
     if procs not in _pools:
         _pools[procs] = multiprocessing.get_context("spawn").Pool(procs)
     return _pools[procs]
+
+
+def spawn_clients(procs: int) -> None:
+    """Start the client processes now (not inside a measured scenario)."""
+    _pool(procs)
+
+
+def clients_cpu() -> float:
+    """CPU seconds used so far by every live client process (they are reused across scenarios)."""
+    from bench.serverproc import cpu_seconds
+
+    total = 0.0
+    for pool in _pools.values():
+        for process in pool._pool:  # multiprocessing keeps its workers there
+            try:
+                total += cpu_seconds(process.pid)
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return total
 
 
 def close_pools() -> None:

@@ -36,9 +36,7 @@ def markdown(results: dict[str, Any]) -> str:
         if "skipped" in data:
             out += [f"Skipped: {data['skipped']}", ""]
             continue
-        out.append(
-            f"Data set: {data['dataset']}. Server: `python -m server serve` ({data['server']})."
-        )
+        out.append(f"Data set: {data['dataset']}. Server: `python -m server serve` ({data['server']}).")
         out.append("")
         out.append(
             "| scenario | in flight | calls | req/s | x no-op | p50 ms | p95 ms | p99 ms "
@@ -59,6 +57,7 @@ def markdown(results: dict[str, Any]) -> str:
             ]
             cells += [errors]
             out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        out += _cores_lines(data["scenarios"])
         mem = data.get("memory", {})
         out += [
             "",
@@ -105,3 +104,25 @@ def write(results: dict[str, Any], *, json_path: Path, md_path: Path | None) -> 
     head, _, rest = text.partition(START)
     _, _, tail = rest.partition(END)
     md_path.write_text(head + block + tail)
+
+
+def _cores_lines(scenarios: dict[str, dict[str, Any]]) -> list[str]:
+    """Per call, the CPU of the server, PostgreSQL and the load clients on the same cores."""
+    rows = [(n, f) for n, f in scenarios.items() if f.get("postgres_cpu_ms_per_call") is not None]
+    if not rows:
+        return []
+    out = [
+        "",
+        "Where the cores go, per call: the server's CPU, PostgreSQL's (every postgres process) and "
+        "the load clients'. `ceiling` is the rate PostgreSQL's and the clients' CPU alone would "
+        "allow on these cores if the server cost nothing.",
+        "",
+        "| scenario | server CPU ms | PostgreSQL CPU ms | clients CPU ms | ceiling req/s | ceiling x no-op |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, f in rows:
+        cells = [name, f.get("server_cpu_ms_per_call"), f.get("postgres_cpu_ms_per_call")]
+        cells += [f.get("client_cpu_ms_per_call"), f.get("ceiling_without_server_rps")]
+        cells += [f.get("ceiling_without_server_x_noop")]
+        out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return out

@@ -55,6 +55,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL process on this machine (backends, WAL writer, ...).
+
+    The whole cluster, not only the bench's database: on a quiet machine that is the bench's.
+    """
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == "postgres":
+                total += cpu_seconds(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
 def process_tree(pid: int) -> list[int]:
     """pid and its live descendants (a supervisor's workers), from /proc."""
     out, todo = [], [pid]
