@@ -59,13 +59,48 @@ def replay(url: str, calls: dict[str, list[Statement]], *, rounds: int = 5) -> d
     return {"floor_ms_p50": round(statistics.median(times), 2), "replayed_calls": len(times)}
 
 
-def measure(url: str, *, organization_id: int, user_id: int, ids: list[int]) -> dict[str, Any]:
-    captured = capture(url, organization_id=organization_id, user_id=user_id, ids=ids)
-    floor = replay(url, captured["statements"])
-    in_process = statistics.median(captured["in_process_ms"].values())
+def replay_together(url: str, workloads: list[dict[str, list[Statement]]], *, rounds: int = 5) -> dict[str, Any]:
+    """As replay(), with one connection per workload replaying at the same time (disjoint ids).
+
+    The server's bulk figure is measured with as many bulk calls in flight as there are client
+    processes; this is PostgreSQL alone under that same concurrency.
+    """
+    import threading
+
+    import psycopg
+
+    times: list[float] = []
+    start = threading.Barrier(len(workloads))
+
+    def worker(calls: dict[str, list[Statement]]) -> None:
+        with psycopg.connect(url, autocommit=True, options=SESSION_OPTIONS) as conn:
+            start.wait()
+            for _ in range(rounds):
+                for statements in calls.values():
+                    began = time.perf_counter()
+                    for sql, params in statements:
+                        conn.execute(sql, params)
+                    times.append((time.perf_counter() - began) * 1000)  # list.append is atomic
+
+    threads = [threading.Thread(target=worker, args=(calls,)) for calls in workloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"floor_ms_p50": round(statistics.median(times), 2), "replayed_calls": len(times)}
+
+
+def measure(url: str, *, organization_id: int, user_id: int, id_blocks: list[list[int]]) -> dict[str, Any]:
+    """The floor alone (first block) and with one replay per block at once."""
+    captured = [capture(url, organization_id=organization_id, user_id=user_id, ids=ids) for ids in id_blocks]
+    floor = replay(url, captured[0]["statements"])
+    together = replay_together(url, [c["statements"] for c in captured])
+    in_process = statistics.median(captured[0]["in_process_ms"].values())
     return {
         **floor,
-        "statements_per_call": max(len(s) for s in captured["statements"].values()),
+        "in_flight": len(id_blocks),
+        "floor_in_flight_ms_p50": together["floor_ms_p50"],
+        "statements_per_call": max(len(s) for s in captured[0]["statements"].values()),
         "in_process_ms_p50": round(in_process, 2),
         "in_process_x_floor": round(in_process / floor["floor_ms_p50"], 2),
     }
