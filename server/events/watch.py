@@ -27,6 +27,7 @@ class WatchRequest:
     group_ids: frozenset[int] = frozenset()
     kinds: frozenset[str] = frozenset()
     after_event_id: int = 0
+    batch: int = 1  # events per delivered batch (1: one at a time)
 
 
 @dataclass(frozen=True)
@@ -73,20 +74,25 @@ def _projects(*, access: permissions.Access, wanted: frozenset[int]) -> frozense
     return wanted or access.project_ids
 
 
-def watch(
-    *, feed: EventFeed, where: EventFilter, after: int, heartbeat: float, should_continue: Callable[[], bool]
-) -> Iterator[EventRecord | Heartbeat]:
-    """Events after `after` in seq order, for as long as the caller wants them."""
+def watch(  # noqa: PLR0913 - keyword-only
+    *, feed: EventFeed, where: EventFilter, after: int, heartbeat: float, should_continue: Callable[[], bool],
+    batch: int = 1,
+) -> Iterator[list[EventRecord] | Heartbeat]:  # fmt: skip
+    """Events after `after` in seq order, in lists of at most `batch`, for as long as the caller wants them.
+
+    A list holds what was ready together; with batch 1 every list is one event.
+    """
     watcher = Watcher(where=where, cursor=after, capacity=feed.queue_size)
     with feed.watching(watcher):
         quiet_since = time.monotonic()
         while should_continue() and not watcher.closed:
             if watcher.live:
-                record = watcher.take(timeout=max(0.0, min(1.0, quiet_since + heartbeat - time.monotonic())))
-                records = [record] if record is not None else []
+                wait = max(0.0, min(1.0, quiet_since + heartbeat - time.monotonic()))
+                records = watcher.take(timeout=wait, limit=batch)
             else:
                 records = _catch_up(feed=feed, watcher=watcher)
-            yield from records
+            for start in range(0, len(records), batch):
+                yield records[start : start + batch]
             if records:
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since >= heartbeat:

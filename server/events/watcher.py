@@ -46,17 +46,18 @@ class Watcher:
                 self.live = True
             return self.live
 
-    def take(self, *, timeout: float) -> EventRecord | None:
-        """The next queued event, or None on timeout, close, or a switch to catch-up."""
+    def take(self, *, timeout: float, limit: int = 1) -> list[EventRecord]:
+        """Up to `limit` queued events in order; empty on timeout, close, or a switch to catch-up."""
+        taken: list[EventRecord] = []
         with self._cond:
             if not self._queue and self.live and not self.closed:
                 self._cond.wait(timeout)
-            while self._queue and self.live:
+            while self._queue and self.live and len(taken) < limit:
                 record = self._queue.popleft()
                 if record.seq > self.cursor:
                     self.cursor = record.seq
-                    return record
-            return None
+                    taken.append(record)
+        return taken
 
     def idle_position(self, *, feed_head: int) -> int:
         """Where a resume may start: past feed_head when live with nothing queued."""

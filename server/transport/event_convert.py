@@ -31,6 +31,9 @@ KINDS: dict[str, int] = {
 KIND_NAMES = {number: name for name, number in KINDS.items()}
 
 
+MAX_EVENTS_PER_MESSAGE = 500
+
+
 def kind_subject(kind: str) -> str:
     """The kind as a NATS subject token: `issue_resolved`, `activity_notification`."""
     return kind.replace(".", "_")
@@ -104,17 +107,24 @@ def watch_request_from_proto(request: pb.WatchIssueEventsRequest) -> WatchReques
         raise InvalidArgument.field("kinds", f"Unknown event kind {unknown[0]}")
     if request.after_event_id < 0:
         raise InvalidArgument.field("after_event_id", "Must be 0 or a previous event id")
+    if not 0 <= request.max_events_per_message <= MAX_EVENTS_PER_MESSAGE:
+        raise InvalidArgument.field("max_events_per_message", f"Must be between 0 and {MAX_EVENTS_PER_MESSAGE}")
     return WatchRequest(
         organization_id=request.organization_id,
         project_ids=frozenset(request.project_ids),
         group_ids=frozenset(request.group_ids),
         kinds=frozenset(KIND_NAMES[k] for k in request.kinds),
         after_event_id=request.after_event_id,
+        batch=max(1, request.max_events_per_message),
     )
 
 
-def watch_message_to_proto(item: EventRecord | Heartbeat) -> pb.WatchIssueEventsResponse:
+def watch_message_to_proto(item: list[EventRecord] | Heartbeat, *, batched: bool) -> pb.WatchIssueEventsResponse:
+    """One stream message: a heartbeat, one `event`, or (the caller opted in) an `events` batch."""
     if isinstance(item, Heartbeat):
         beat = pb.Heartbeat(head_event_id=item.head_event_id, sent_at=timestamp_to_proto(item.sent_at))
         return pb.WatchIssueEventsResponse(heartbeat=beat)
-    return pb.WatchIssueEventsResponse(event=issue_event_to_proto(item))
+    if batched:
+        return pb.WatchIssueEventsResponse(events=pb.EventBatch(events=[issue_event_to_proto(r) for r in item]))
+    (record,) = item  # without the opt-in the core hands out one event at a time
+    return pb.WatchIssueEventsResponse(event=issue_event_to_proto(record))

@@ -146,7 +146,7 @@ FIELDS: dict[str, dict[str, Rule]] = {
     "issues.v1.InCommit": {"commit": Text(64), "repository": Text(200)},
     "issues.v1.WatchIssueEventsRequest": {
         "organization_id": ID, "project_ids": Items(MAX_PROJECTS, ID), "group_ids": Items(MAX_IDS, ID),
-        "kinds": Items(50, ENUM), "after_event_id": AMOUNT,
+        "kinds": Items(50, ENUM), "after_event_id": AMOUNT, "max_events_per_message": AMOUNT,
     },
     "issues.v1.AssigneeUpdate": {
         "user_id": ID, "team_id": ID, "username": Text(128), "email": Text(254), "unassign": FLAG,

@@ -64,15 +64,23 @@ def _once(
     return to_proto(out)
 
 
-def translated_stream(method: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
-    """translated() for server-streaming methods: errors raised while streaming become statuses."""
+def translated_stream(
+    *, field_prefix: str = "patch."
+) -> Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]]:
+    """translated() for server-streaming methods: errors raised while streaming become statuses.
 
+    field_prefix: where the core's field names sit in the request ("patch." for the update's).
+    """
+    return functools.partial(_translated_stream, field_prefix=field_prefix)
+
+
+def _translated_stream(method: Callable[..., Iterator[Any]], *, field_prefix: str) -> Callable[..., Iterator[Any]]:
     @functools.wraps(method)
     def inner(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
             yield from method(self, request, context)
         except CoreError as exc:
-            abort(context, core_status(exc, field_prefix="patch."))
+            abort(context, core_status(exc, field_prefix=field_prefix))
         except Exception:
             if not context.is_active():
                 raise  # the client went away; nothing to answer
@@ -139,7 +147,7 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
             pb.BulkUpdateGroupsResponse,
         )
 
-    @translated_stream
+    @translated_stream()
     def StreamBulkUpdateGroups(
         self, request: pb.BulkUpdateGroupsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.BulkUpdateGroupsProgress]:
@@ -160,7 +168,7 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
             if not context.is_active():
                 return  # cancelled or past its deadline: stop before the next chunk starts
 
-    @translated_stream
+    @translated_stream(field_prefix="")
     def WatchIssueEvents(
         self, request: events_pb.WatchIssueEventsRequest, context: grpc.ServicerContext
     ) -> Iterator[events_pb.WatchIssueEventsResponse]:
@@ -170,7 +178,8 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
         where = watch.authorize(caller=caller_from(context), request=spec)
         stream = watch.watch(
             feed=self.feed, where=where, after=spec.after_event_id, heartbeat=self.heartbeat,
-            should_continue=context.is_active,
+            should_continue=context.is_active, batch=spec.batch,
         )  # fmt: skip
+        batched = request.max_events_per_message > 1
         for item in stream:
-            yield event_convert.watch_message_to_proto(item)
+            yield event_convert.watch_message_to_proto(item, batched=batched)

@@ -32,6 +32,7 @@ class Stream:
         self.call = stub.WatchIssueEvents(request, metadata=metadata(token, user_id=user_id), timeout=60)
         self.events: list[ev.IssueEvent] = []
         self.heartbeats: list[ev.Heartbeat] = []
+        self.batch_sizes: list[int] = []  # one per `events` message (max_events_per_message > 1)
         self.error: grpc.RpcError | None = None
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -43,6 +44,9 @@ class Stream:
                 with self._changed:
                     if message.HasField("event"):
                         self.events.append(message.event)
+                    elif message.HasField("events"):
+                        self.events.extend(message.events.events)
+                        self.batch_sizes.append(len(message.events.events))
                     else:
                         self.heartbeats.append(message.heartbeat)
                     self._changed.notify_all()

@@ -17,6 +17,7 @@ from server.transport.app import Running
 from tests import factories as f
 from tests.conftest import metadata
 from tests.events.support import Stream, drain, ev, events_server, pb, stub_for
+from tests.security.test_edge_limits import field_violations
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +220,45 @@ def test_a_cursor_older_than_the_pruned_events_is_out_of_range(stub: Any, w: dic
         from_oldest.close()
     finally:
         EventSequence.update(pruned_through=0).execute()
+
+
+def test_opted_in_batches_carry_every_event_once_in_order(stub: Any, w: dict[str, Any]) -> None:
+    groups = [f.group(w["project"]) for _ in range(50)]
+    _resolve(stub, w, [g.id for g in groups[:30]])  # a backlog of 30: more than one batch
+    stream = _watch(stub, w, kinds=[ev.EVENT_KIND_ISSUE_RESOLVED], max_events_per_message=25)
+    try:
+        stream.wait_events(30)
+        _resolve(stub, w, [g.id for g in groups[30:]])  # 20 live ones, ready together
+        events = stream.wait_events(50)
+    finally:
+        stream.close()
+    assert [e.group_id for e in events] == [g.id for g in groups]
+    assert [e.event_id for e in events] == sorted({e.event_id for e in events})
+    assert sum(stream.batch_sizes) == 50  # every event came in an `events` message
+    assert all(1 <= size <= 25 for size in stream.batch_sizes)
+    assert max(stream.batch_sizes) > 1  # and they were batched, not one per message
+
+
+def test_without_the_opt_in_every_message_holds_one_event(stub: Any, w: dict[str, Any]) -> None:
+    groups = [f.group(w["project"]) for _ in range(5)]
+    _resolve(stub, w, [g.id for g in groups])
+    stream = _watch(stub, w, kinds=[ev.EVENT_KIND_ISSUE_RESOLVED], max_events_per_message=1)
+    try:
+        events = stream.wait_events(5)
+    finally:
+        stream.close()
+    assert [e.group_id for e in events] == [g.id for g in groups]
+    assert stream.batch_sizes == []
+
+
+@pytest.mark.parametrize("size", [-1, 501])
+def test_a_batch_size_out_of_range_is_invalid_argument_on_that_field(stub: Any, w: dict[str, Any], size: int) -> None:
+    call = stub.WatchIssueEvents(
+        ev.WatchIssueEventsRequest(organization_id=w["org"].id, max_events_per_message=size),
+        metadata=metadata("reader", user_id=w["user"].id),
+        timeout=10,
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        next(iter(call))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v[0] for v in field_violations(err.value)] == ["max_events_per_message"]

@@ -497,10 +497,17 @@ class WatchIssueEventsRequest(_message.Message):
     GROUP_IDS_FIELD_NUMBER: _builtins.int
     KINDS_FIELD_NUMBER: _builtins.int
     AFTER_EVENT_ID_FIELD_NUMBER: _builtins.int
+    MAX_EVENTS_PER_MESSAGE_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.int
     """The organization (required)."""
     after_event_id: _builtins.int
     """Resume after this event id (0: from the oldest event still kept)."""
+    max_events_per_message: _builtins.int
+    """At most this many events per stream message (0 or 1: one event per message, in `event`).
+    Above 1 (at most 500), events that are ready together arrive as one `events` message, in
+    event id order: one message instead of many for a busy organization, so a watcher keeps up
+    with thousands of events a second. A client that sets it must read `events` as well.
+    """
     @_builtins.property
     def project_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Only these projects (empty: every project the caller can access)."""
@@ -521,10 +528,11 @@ class WatchIssueEventsRequest(_message.Message):
         group_ids: _abc.Iterable[_builtins.int] | None = ...,
         kinds: _abc.Iterable[Global___EventKind.ValueType] | None = ...,
         after_event_id: _builtins.int = ...,
+        max_events_per_message: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_event_id", b"after_event_id", "group_ids", b"group_ids", "kinds", b"kinds", "organization_id", b"organization_id", "project_ids", b"project_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_event_id", b"after_event_id", "group_ids", b"group_ids", "kinds", b"kinds", "max_events_per_message", b"max_events_per_message", "organization_id", b"organization_id", "project_ids", b"project_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -538,6 +546,7 @@ class WatchIssueEventsResponse(_message.Message):
 
     EVENT_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def event(self) -> Global___IssueEvent:
         """A committed event, in event id order."""
@@ -546,21 +555,52 @@ class WatchIssueEventsResponse(_message.Message):
     def heartbeat(self) -> Global___Heartbeat:
         """Sent when no event was sent for the heartbeat interval."""
 
+    @_builtins.property
+    def events(self) -> Global___EventBatch:
+        """Several committed events, in event id order (only when the request set
+        max_events_per_message above 1).
+        """
+
     def __init__(
         self,
         *,
         event: Global___IssueEvent | None = ...,
         heartbeat: Global___Heartbeat | None = ...,
+        events: Global___EventBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "message", b"message"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "heartbeat", b"heartbeat", "message", b"message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "heartbeat", b"heartbeat", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "events", b"events", "heartbeat", b"heartbeat", "message", b"message"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["event", "heartbeat"]  # noqa: Y015
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["event", "heartbeat", "events"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 
 Global___WatchIssueEventsResponse: _TypeAlias = WatchIssueEventsResponse  # noqa: Y015
+
+@_typing.final
+class EventBatch(_message.Message):
+    """EventBatch is several events of one stream message."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___IssueEvent]:
+        """In event id order; never empty, at most the request's max_events_per_message."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___IssueEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventBatch: _TypeAlias = EventBatch  # noqa: Y015
 
 @_typing.final
 class Heartbeat(_message.Message):
