@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass
 
@@ -89,6 +90,11 @@ class Relay:
 
 
 def run_relay(config: RelayConfig, *, lease: Lease, health_address: str) -> int:
+    # A SIGTERM that arrives while the relay is still starting (before the event loop's handlers
+    # exist) must stop it the same clean way, not kill it with -15.
+    early_stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: early_stop.set())
     heartbeat = health.Heartbeat()
     server = health.serve_health(health_address, heartbeat)
     host, port = server.server_address[:2]
@@ -99,6 +105,8 @@ def run_relay(config: RelayConfig, *, lease: Lease, health_address: str) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, relay.stopping.set)
+        if early_stop.is_set():
+            relay.stopping.set()
         return await relay.run()
 
     try:

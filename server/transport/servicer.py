@@ -41,6 +41,8 @@ STREAM_REQUEST_ID = (
 
 
 def _key(caller: Caller, request: Any, method: str) -> idempotency.IdempotencyKey | None:
+    if not request.request_id:
+        return None  # not idempotent: no record, and no hash of the body to compute
     digest = convert.body_hash(request, user_id=caller.user_id)
     return idempotency.key_for(
         token_name=caller.token_name, method=method, request_id=request.request_id, body_hash=digest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -90,9 +91,27 @@ def start_relay(database_url: str, *, prefix: str, stream: str, to: str = NATS_U
         "--subject-prefix", prefix, "--stream", stream, "--health-address", "127.0.0.1:0",
         "--poll-interval", "0.05", "--max-backoff", "0.5", "--batch-size", "20", "--lease-ttl", "3",
     ]  # fmt: skip
-    return subprocess.Popen(
+    process = subprocess.Popen(
         command, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
+    _wait_started(process)
+    return process
+
+
+def _wait_started(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Until the relay printed its health address: its signal handlers are in place by then."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError(f"relay exited before it started (code {process.wait(5)})")
+        if line.startswith(b"relay health on"):
+            return
+    raise AssertionError(f"relay did not start within {timeout} s")
 
 
 def stop(process: subprocess.Popen[bytes]) -> int:
