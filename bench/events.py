@@ -185,11 +185,13 @@ def write_markdown(results: dict[str, Any], md_path: Path | None) -> None:
         lines.append(f"| {backend} | {w.get('updates_per_s')} | {w.get('events')} | {w.get('delay_p50_ms')} ms | "
                      f"{w.get('delay_p99_ms')} ms | {rate} |")  # fmt: skip
     lines += ["", "Delay: " + _note(results, "watch") + ". Relay: " + _note(results, "relay") + ".", "",
-              "Reading them: on SQLite the delay is bounded by the outbox poll (`--events-poll-interval`, "
-              "250 ms); on PostgreSQL a NOTIFY wakes the feed at commit, and the delay is the feed's stamp "
-              "and read while the update load competes for the same CPU. The relay publishes one event at "
-              "a time and waits for JetStream's ack before the next (order per issue survives a failed "
-              "publish); its rate is that round trip plus the delivery marks.", "", END]  # fmt: skip
+              "Reading them: on SQLite other processes' commits are seen by the outbox poll "
+              "(`--events-poll-interval`, 250 ms) and the tail is SQLite's single writer; on PostgreSQL a "
+              "NOTIFY (at most one per 20 ms) wakes the feed, and the delay is the feed's stamp and read "
+              "while the update load competes for the same CPU. The watcher asks for batches: one event per "
+              "message fell behind by seconds at this rate (p50 ~700 ms, p99 ~2 s, 2026-11-30). The relay "
+              "publishes one event at a time and waits for JetStream's ack before the next (order per issue "
+              "survives a failed publish); its rate is that round trip plus the delivery marks.", "", END]  # fmt: skip
     text = md_path.read_text() if md_path.exists() else ""
     head, _, rest = text.partition(START)
     _, _, tail = rest.partition(END)
