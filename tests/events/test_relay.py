@@ -15,7 +15,8 @@ from server.storage.models import OutboxEvent
 from tests import factories as f
 from tests.core.helpers import bulk
 from tests.events.nats_support import (
-    Forwarder,
+    HOST,
+    PORT,
     delete_stream,
     require_nats,
     start_relay,
@@ -24,6 +25,7 @@ from tests.events.nats_support import (
     unique,
     wait_for,
 )
+from tests.forwarder import Forwarder
 
 N_GROUPS = 30
 
@@ -110,9 +112,9 @@ def test_two_relays_publish_without_duplicates(database: str, nats_stream: tuple
 
 def test_while_nats_is_down_nothing_is_lost_and_order_holds(database: str, nats_stream: tuple[str, str]) -> None:
     prefix, stream = nats_stream
-    forwarder = Forwarder()
+    forwarder = Forwarder((HOST, PORT))  # 127.0.0.1:<port> -> NATS; stop() is NATS going away
     forwarder.start()
-    relay = start_relay(database, prefix=prefix, stream=stream, to=forwarder.url)
+    relay = start_relay(database, prefix=prefix, stream=stream, to=f"nats://127.0.0.1:{forwarder.port}")
     try:
         _resolve_groups(5)
         assert wait_for(_all_delivered)

@@ -22,7 +22,7 @@ import grpc
 import pytest
 
 from tests.conftest import BACKEND, PG_ADMIN_URL, _pg_admin
-from tests.security.forwarder import Forwarder
+from tests.forwarder import Forwarder
 from tests.security.support import migrate, start_server, write_tokens
 from tests.security.test_db_faults import NOT_SERVING, SECRET, SERVING, get_group, health_of, wait_for
 

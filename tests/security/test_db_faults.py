@@ -2,7 +2,7 @@
 NOT_SERVING; when it comes back, the same server process recovers by itself.
 
 The shared PostgreSQL server is never stopped: the server under test reaches it through a small
-TCP forwarder (tests/security/forwarder.py), and the outage is the forwarder misbehaving.
+TCP forwarder (tests/forwarder.py), and the outage is the forwarder misbehaving.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from server.transport import errors
 from server.transport.app import SERVICE_NAME
 from server.transport.health_watch import NOT_SERVING, SERVING, HealthWatch
 from tests.conftest import BACKEND, PG_ADMIN_URL, _pg_admin, metadata
-from tests.security.forwarder import Forwarder
+from tests.forwarder import Forwarder
 from tests.security.support import ServerProcess, migrate, start_server, write_tokens
 
 WAIT = 60.0
