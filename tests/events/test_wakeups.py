@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 import pytest
@@ -72,15 +75,22 @@ def test_a_poke_ends_a_polling_wait_at_once() -> None:
 
 
 @pytest.mark.skipif(BACKEND != "postgres", reason="NOTIFY is PostgreSQL's; SQLite watchers poll")
-def test_a_poke_on_postgresql_notifies_every_listening_process(database: str) -> None:
+@contextmanager
+def _listening(database: str) -> Iterator[tuple[PgWakeups, psycopg.Connection[Any]]]:
+    """This process's wake-ups, and another session LISTENing as another process's feed would."""
     wakeups = PgWakeups(url=database, interval=60.0)
     try:
         with psycopg.connect(database, autocommit=True) as listener:
             listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            wakeups.poke()
-            assert len(list(listener.notifies(timeout=30, stop_after=1))) == 1
+            yield wakeups, listener
     finally:
         wakeups.close()
+
+
+def test_a_poke_on_postgresql_notifies_every_listening_process(database: str) -> None:
+    with _listening(database) as (wakeups, listener):
+        wakeups.poke()
+        assert len(list(listener.notifies(timeout=30, stop_after=1))) == 1
 
 
 class CountingFeed(EventFeed):
@@ -117,14 +127,9 @@ def test_a_stream_of_commits_costs_the_feed_one_tick_per_gap_not_one_per_commit(
 
 @pytest.mark.skipif(BACKEND != "postgres", reason="NOTIFY is PostgreSQL's; SQLite watchers poll")
 def test_a_burst_of_commits_sends_a_few_notifies_not_one_per_commit(database: str) -> None:
-    wakeups = PgWakeups(url=database, interval=60.0)
-    try:
-        with psycopg.connect(database, autocommit=True) as listener:
-            listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            for _ in range(500):
-                wakeups.poke()
-            time.sleep(0.3)
-            received = list(listener.notifies(timeout=1.0))
-    finally:
-        wakeups.close()
+    with _listening(database) as (wakeups, listener):
+        for _ in range(500):
+            wakeups.poke()
+        time.sleep(0.3)
+        received = list(listener.notifies(timeout=1.0))
     assert 1 <= len(received) <= 1 + int(0.3 / NOTIFY_GAP) + 2
