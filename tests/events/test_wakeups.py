@@ -74,7 +74,6 @@ def test_a_poke_ends_a_polling_wait_at_once() -> None:
     thread.join()
 
 
-@pytest.mark.skipif(BACKEND != "postgres", reason="NOTIFY is PostgreSQL's; SQLite watchers poll")
 @contextmanager
 def _listening(database: str) -> Iterator[tuple[PgWakeups, psycopg.Connection[Any]]]:
     """This process's wake-ups, and another session LISTENing as another process's feed would."""
@@ -87,6 +86,7 @@ def _listening(database: str) -> Iterator[tuple[PgWakeups, psycopg.Connection[An
         wakeups.close()
 
 
+@pytest.mark.skipif(BACKEND != "postgres", reason="NOTIFY is PostgreSQL's; SQLite watchers poll")
 def test_a_poke_on_postgresql_notifies_every_listening_process(database: str) -> None:
     with _listening(database) as (wakeups, listener):
         wakeups.poke()
