@@ -49,14 +49,37 @@ class EventFeed:
         outbox_signal.subscribe(self.wakeups.poke)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, *, timeout: float = 10.0) -> bool:
+        """Stop the thread and close the watchers; False if the thread is still inside a tick
+        (then its database connection is still in use: the caller must not close the pool)."""
         outbox_signal.unsubscribe(self.wakeups.poke)
         self._stop.set()
         self.wakeups.close()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout)
         with self.lock:
             for watcher in self._watchers:
                 watcher.close()
+        stopped = not self._thread.is_alive()
+        if not stopped:
+            log.error("event feed still reading the outbox %.0fs after stop", timeout)
+        return stopped
+
+    def _skip_read_without_watchers(self) -> bool:
+        """With nobody watching, move head to the stamped head instead of reading every event.
+
+        Safe against a watcher arriving meanwhile: head is read first, and moved only under the
+        lock while there is still no watcher. A watcher that registers later catches up from the
+        database through at least that head before it goes live (server/events/watch.py).
+        """
+        if self._watchers:
+            return False
+        stamped = store.head()
+        with self.lock:
+            if self._watchers:
+                return False
+            self.head = max(self.head, stamped)
+            return True
 
     @property
     def watcher_count(self) -> int:
@@ -92,10 +115,15 @@ class EventFeed:
             self._stop.wait(self.tick_gap)
 
     def tick(self) -> None:
-        """Stamp what committed, then push every event after head to the live watchers."""
-        while store.stamp() == store.STAMP_BATCH:
+        """Stamp what committed, then push every event after head to the live watchers.
+
+        Each batch and page checks for stop, so a large backlog never holds up a shutdown.
+        """
+        while store.stamp() == store.STAMP_BATCH and not self._stop.is_set():
             pass
-        while True:
+        if self._skip_read_without_watchers():
+            return
+        while not self._stop.is_set():
             records = store.read_after(self.head, limit=READ_PAGE)
             if not records:
                 return

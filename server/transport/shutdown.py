@@ -31,6 +31,7 @@ class Stoppable(Protocol):
     """What shutdown needs of a running server (server.transport.app.Running)."""
 
     executor: futures.ThreadPoolExecutor
+    feed_stopped: bool  # the event feed's thread ended (it holds a connection while it reads)
 
     def enter_not_serving(self) -> None: ...
 
@@ -76,6 +77,9 @@ def shutdown(running: Stoppable, *, pre_stop_delay: float, grace: float, hurry: 
     running.stop_background()
     if not drained:
         log.error("handlers still running %.0fs after cancellation; leaving the pool open", drain_timeout)
+        return False
+    if not running.feed_stopped:
+        log.error("the event feed is still on the database; leaving the pool open")
         return False
     _close_pool()
     log.info("stopped in %.2fs", time.monotonic() - started)
