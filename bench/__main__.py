@@ -107,15 +107,16 @@ def _run_scenario(server: ServerProcess, sc: load.Scenario, target: load.Target)
     time.sleep(0.3)  # let the server's last access lines reach its log
     cpu = server.cpu() - cpu
     lines = [x for x in server.access_lines(offset) if str(x.get("request_id", "")).startswith(sc.name + ".")]
+    calls = max(len(lines) or raw["calls"], 1)
     figures = {
         "in_flight": sc.procs * sc.conc,
         **report.latency_figures(raw),
         **report.server_figures(lines),
         # Server process CPU (all threads) per call, warm-up calls included when they are logged.
-        "server_cpu_ms_per_call": round(1000 * cpu / max(len(lines) or raw["calls"], 1), 3),
+        "server_cpu_ms_per_call": round(1000 * cpu / calls, 3),
         # What else each call costs the same 2 vCPUs (warm-up included, as for the server).
-        "postgres_cpu_ms_per_call": round(1000 * pg_cpu / max(len(lines) or raw["calls"], 1), 3),
-        "client_cpu_ms_per_call": round(1000 * client_cpu / max(len(lines) or raw["calls"], 1), 3),
+        "postgres_cpu_ms_per_call": round(1000 * pg_cpu / calls, 3),
+        "client_cpu_ms_per_call": round(1000 * client_cpu / calls, 3),
     }
     print(
         f"  {sc.name:28s} {figures['throughput_rps']:8.1f} req/s  p50 {figures['p50_ms']} ms  "

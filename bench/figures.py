@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 from typing import Any
+
+from server.processes.children import default_processes
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -48,7 +49,7 @@ def server_figures(lines: list[dict[str, Any]]) -> dict[str, Any]:
 def add_ratios(scenarios: dict[str, dict[str, Any]]) -> None:
     noop = scenarios.get("noop", {}).get("throughput_rps") or 0
     noop_cpu = scenarios.get("noop", {}).get("server_cpu_ms_per_call") or 0
-    cores = len(os.sched_getaffinity(0)) or 1
+    cores = default_processes()  # the CPUs this process may run on
     for figures in scenarios.values():
         others = (figures.get("postgres_cpu_ms_per_call") or 0) + (figures.get("client_cpu_ms_per_call") or 0)
         if others and noop:

@@ -43,27 +43,12 @@ def capture(url: str, *, organization_id: int, user_id: int, ids: list[int]) -> 
     return {"statements": calls, "in_process_ms": spent}
 
 
-def replay(url: str, calls: dict[str, list[Statement]], *, rounds: int = 5) -> dict[str, Any]:
-    """Median ms per call of the captured statements through a bare psycopg loop."""
-    import psycopg
-
-    times: list[float] = []
-    # The server's session settings (jit=off above all), so the floor runs the same plans.
-    with psycopg.connect(url, autocommit=True, options=SESSION_OPTIONS) as conn:
-        for _ in range(rounds):
-            for statements in calls.values():
-                start = time.perf_counter()
-                for sql, params in statements:
-                    conn.execute(sql, params)  # BEGIN and COMMIT were captured too
-                times.append((time.perf_counter() - start) * 1000)
-    return {"floor_ms_p50": round(statistics.median(times), 2), "replayed_calls": len(times)}
-
-
-def replay_together(url: str, workloads: list[dict[str, list[Statement]]], *, rounds: int = 5) -> dict[str, Any]:
-    """As replay(), with one connection per workload replaying at the same time (disjoint ids).
+def replay(url: str, workloads: list[dict[str, list[Statement]]], *, rounds: int = 5) -> dict[str, Any]:
+    """Median ms per call of the captured statements through bare psycopg loops, one connection
+    per workload, all replaying at the same time (their ids are disjoint).
 
     The server's bulk figure is measured with as many bulk calls in flight as there are client
-    processes; this is PostgreSQL alone under that same concurrency.
+    processes; one workload per call in flight is PostgreSQL alone under that same concurrency.
     """
     import threading
 
@@ -73,13 +58,14 @@ def replay_together(url: str, workloads: list[dict[str, list[Statement]]], *, ro
     start = threading.Barrier(len(workloads))
 
     def worker(calls: dict[str, list[Statement]]) -> None:
+        # The server's session settings (jit=off above all), so the floor runs the same plans.
         with psycopg.connect(url, autocommit=True, options=SESSION_OPTIONS) as conn:
             start.wait()
             for _ in range(rounds):
                 for statements in calls.values():
                     began = time.perf_counter()
                     for sql, params in statements:
-                        conn.execute(sql, params)
+                        conn.execute(sql, params)  # BEGIN and COMMIT were captured too
                     times.append((time.perf_counter() - began) * 1000)  # list.append is atomic
 
     threads = [threading.Thread(target=worker, args=(calls,)) for calls in workloads]
@@ -93,8 +79,8 @@ def replay_together(url: str, workloads: list[dict[str, list[Statement]]], *, ro
 def measure(url: str, *, organization_id: int, user_id: int, id_blocks: list[list[int]]) -> dict[str, Any]:
     """The floor alone (first block) and with one replay per block at once."""
     captured = [capture(url, organization_id=organization_id, user_id=user_id, ids=ids) for ids in id_blocks]
-    floor = replay(url, captured[0]["statements"])
-    together = replay_together(url, [c["statements"] for c in captured])
+    floor = replay(url, [captured[0]["statements"]])
+    together = replay(url, [c["statements"] for c in captured])
     in_process = statistics.median(captured[0]["in_process_ms"].values())
     return {
         **floor,

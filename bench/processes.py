@@ -8,7 +8,6 @@ per client process can leave workers idle).
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,13 +16,9 @@ from typing import Any
 from bench import figures as fig
 from bench import load
 from bench.serverproc import ServerProcess
+from server.processes.children import default_processes  # what `serve` picks without --processes
 
 KINDS = (("noop", "noop"), ("get", "get"), ("update_resolve_toggle", "resolve"))
-
-
-def default_processes() -> int:
-    """What `serve` picks without --processes (server/processes/children.py)."""
-    return len(os.sched_getaffinity(0)) or 1
 
 
 def scenarios(quick: bool) -> list[load.Scenario]:
