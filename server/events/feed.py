@@ -49,9 +49,9 @@ class EventFeed:
         outbox_signal.subscribe(self.wakeups.poke)
         self._thread.start()
 
-    def stop(self, *, timeout: float = 10.0) -> bool:
-        """Stop the thread and close the watchers; False if the thread is still inside a tick
-        (then its database connection is still in use: the caller must not close the pool)."""
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Stop the thread and close the watchers. If the thread is still inside a tick after
+        `timeout`, its database connection is still in use: see `running`."""
         outbox_signal.unsubscribe(self.wakeups.poke)
         self._stop.set()
         self.wakeups.close()
@@ -60,10 +60,13 @@ class EventFeed:
         with self.lock:
             for watcher in self._watchers:
                 watcher.close()
-        stopped = not self._thread.is_alive()
-        if not stopped:
+        if self.running:
             log.error("event feed still reading the outbox %.0fs after stop", timeout)
-        return stopped
+
+    @property
+    def running(self) -> bool:
+        """The feed's thread is alive (and may hold a database connection)."""
+        return self._thread.is_alive()
 
     def _skip_read_without_watchers(self) -> bool:
         """With nobody watching, move head to the stamped head instead of reading every event.

@@ -78,7 +78,6 @@ class Running:
     metrics_port: int | None = None
     watch: HealthWatch | None = None
     feed: EventFeed | None = None
-    feed_stopped: bool = True  # False: its thread still held a connection at shutdown
     executor: futures.ThreadPoolExecutor = field(default_factory=futures.ThreadPoolExecutor)
     previous_gate: int | None = None  # restored on stop: in tests, other servers share the process
 
@@ -95,9 +94,13 @@ class Running:
     def stop_accepting(self, grace: float | None) -> None:
         """New calls are refused; in-flight ones get `grace` seconds, then are cancelled."""
         if self.feed is not None:
-            # Ends the watch streams first, so the drain does not wait on them.
-            self.feed_stopped = self.feed.stop()
+            self.feed.stop()  # ends the watch streams first, so the drain does not wait on them
         self.server.stop(grace).wait()
+
+    @property
+    def feed_stopped(self) -> bool:
+        """No event feed thread left that could hold a database connection."""
+        return self.feed is None or not self.feed.running
 
     def stop_background(self) -> None:
         if self.watch is not None:

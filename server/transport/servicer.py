@@ -182,6 +182,6 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
             feed=self.feed, where=where, after=spec.after_event_id, heartbeat=self.heartbeat,
             should_continue=context.is_active, batch=spec.batch,
         )  # fmt: skip
-        batched = request.max_events_per_message > 1
+        batched = spec.batch > 1
         for item in stream:
             yield event_convert.watch_message_to_proto(item, batched=batched)

@@ -31,7 +31,10 @@ class Stoppable(Protocol):
     """What shutdown needs of a running server (server.transport.app.Running)."""
 
     executor: futures.ThreadPoolExecutor
-    feed_stopped: bool  # the event feed's thread ended (it holds a connection while it reads)
+
+    @property
+    def feed_stopped(self) -> bool:
+        """The event feed's thread ended (while it reads, it holds a database connection)."""
 
     def enter_not_serving(self) -> None: ...
 
