@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from server.core.context import CommitView
-from server.core.reads import USER_JOINS, Loaded, _columns, _id_list, _split, group_select, loaded_from
+from server.core.reads import USER_JOINS, Loaded, _id_list, _split, group_select, loaded_from
+from server.core.sqltext import columns
 from server.storage.models import Activity, Commit, Repository, User, db
 
 
@@ -39,7 +40,7 @@ def _activities_sql(param: str) -> str:
         f' AS rn FROM "{table}" t WHERE t."group_id" {_ids_clause(param)}'
     )
     return (
-        f"SELECT {_columns('a', Activity)}, {_columns('u', User)} FROM ({numbered}) a "
+        f"SELECT {columns('a', Activity)}, {columns('u', User)} FROM ({numbered}) a "
         f'LEFT JOIN "{User._meta.table_name}" u ON u."id" = a."user_id" WHERE a.rn <= {param} '
         'ORDER BY a."group_id", a."datetime" DESC, a."id" DESC'
     )

@@ -33,7 +33,6 @@ from server.storage.models import (
     db,
 )
 
-_columns, _hydrate = columns, hydrate  # the names page_reads imports
 USER_JOINS = 3  # bookmark, subscription and seen each bind the acting user's id
 ACTIVITY_ROWS = 200  # twice the reply's 100: consecutive duplicates are dropped after reading
 
@@ -70,7 +69,7 @@ def _split(row: Sequence[Any], models: Sequence[type[Model]], *, start: int = 0)
     found = []
     for model in models:
         width = len(model._meta.sorted_fields)
-        found.append(_hydrate(model, row[start : start + width]))
+        found.append(hydrate(model, row[start : start + width]))
         start += width
     return found
 
@@ -103,7 +102,7 @@ def load_group(group_id: int, *, user_id: int | None) -> Loaded | None:
 @lru_cache(maxsize=4)
 def _activity_sql(param: str) -> str:
     return (
-        f"SELECT {_columns('a', Activity)}, {_columns('u', User)} "
+        f"SELECT {columns('a', Activity)}, {columns('u', User)} "
         f'FROM "{Activity._meta.table_name}" a LEFT JOIN "{User._meta.table_name}" u '
         f'ON u."id" = a."user_id" WHERE a."group_id" = {param} '
         f'ORDER BY a."datetime" DESC, a."id" DESC LIMIT {param}'
@@ -120,7 +119,7 @@ def load_activities(group_id: int, *, limit: int) -> list[tuple[Activity, User |
 def _groups_sql(param: str, *, scoped: bool, by_project: bool, for_update: bool) -> str:
     postgres = param == "%s"
     ids = "= ANY(%s::bigint[])" if postgres else "IN (SELECT value FROM json_each(?))"
-    sql = f'SELECT {_columns("g", Group)} FROM "{Group._meta.table_name}" g WHERE g."id" {ids}'
+    sql = f'SELECT {columns("g", Group)} FROM "{Group._meta.table_name}" g WHERE g."id" {ids}'
     if scoped:
         sql += (
             f' AND g."project_id" IN (SELECT p."id" FROM "{Project._meta.table_name}" p'
@@ -158,32 +157,32 @@ def select_groups(
         for_update=for_update,
     )
     cursor = db.execute_sql(sql, params)
-    return [_hydrate(Group, row) for row in cursor.fetchall()]
+    return [hydrate(Group, row) for row in cursor.fetchall()]
 
 
 @lru_cache(maxsize=32)
 def _rows_sql(model: type[Model], param: str) -> str:
     ids = "= ANY(%s::bigint[])" if param == "%s" else "IN (SELECT value FROM json_each(?))"
     table = model._meta.table_name
-    return f'SELECT {_columns("t", model)} FROM "{table}" t WHERE t."id" {ids} ORDER BY t."id"'
+    return f'SELECT {columns("t", model)} FROM "{table}" t WHERE t."id" {ids} ORDER BY t."id"'
 
 
 def rows_by_id(model: type[Model], ids: Sequence[int]) -> list[Any]:
     """Rows of `model` by primary key, ordered by id, in one fixed statement."""
     param = db.obj.param
     cursor = db.execute_sql(_rows_sql(model, param), [_id_list(ids, postgres=param == "%s")])
-    return [_hydrate(model, row) for row in cursor.fetchall()]
+    return [hydrate(model, row) for row in cursor.fetchall()]
 
 
 @lru_cache(maxsize=32)
 def _rows_where_sql(model: type[Model], column: str, postgres: bool) -> str:
     ids = "= ANY(%s::bigint[])" if postgres else "IN (SELECT value FROM json_each(?))"
     table = model._meta.table_name
-    return f'SELECT {_columns("t", model)} FROM "{table}" t WHERE t."{column}" {ids} ORDER BY t."id"'
+    return f'SELECT {columns("t", model)} FROM "{table}" t WHERE t."{column}" {ids} ORDER BY t."id"'
 
 
 def rows_where_in(model: type[Model], ids: Sequence[int], *, column: str = "group_id") -> list[Any]:
     """Rows of `model` whose `column` is among `ids`, ordered by id, in one fixed statement."""
     postgres = is_postgres()
     cursor = db.execute_sql(_rows_where_sql(model, column, postgres), [_id_list(ids, postgres=postgres)])
-    return [_hydrate(model, row) for row in cursor.fetchall()]
+    return [hydrate(model, row) for row in cursor.fetchall()]
