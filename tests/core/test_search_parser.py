@@ -103,6 +103,12 @@ def test_numbers_and_dates_out_of_range_are_invalid_values_not_crashes() -> None
     assert problem("lastSeen:>0001-01-01T00:00:00+05:00").startswith("invalid value")
 
 
+def test_an_empty_quoted_date_or_count_is_an_invalid_value() -> None:
+    # Found by the search fuzzer: `firstSeen:""` hit an assertion (INTERNAL through gRPC).
+    assert problem('firstSeen:""').startswith('invalid value "" for key "firstSeen"')
+    assert problem('timesSeen:""').startswith('invalid value "" for key "timesSeen"')
+
+
 def test_nul_characters_and_oversized_queries_are_refused() -> None:
     assert problem("is:resolved \x00") == "invalid character NUL at position 12"
     assert problem(" ".join(["is:resolved"] * 101)).startswith("too many terms at position 1200")

@@ -229,7 +229,8 @@ def _date_term(token: Token, column: str, now: dt.datetime) -> Term:
         # "-24h": within the last 24 hours; "+1w": longer ago than a week.
         return Compare(column, ">=" if sign == "-" else "<=", cutoff)
     match = _COMPARISON.match(value)
-    assert match is not None  # ".+" matches any non-empty value
+    if match is None:  # an empty value: `firstSeen:""`
+        raise _invalid(token, value)
     op, text = match.group(1), match.group(2)
     moment = _datetime(token, text)
     if op is None and "T" not in text and " " not in text:
