@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,14 +15,28 @@ def recorded() -> Iterator[list[str]]:
     """Every statement this thread runs inside the block, in order. Other threads (a session
     server's event feed or health probe) run statements at any time; they are not the call's."""
     seen: list[str] = []
+    with _hooked(lambda event: seen.append(event.sql)):
+        yield seen
+
+
+@contextmanager
+def captured() -> Iterator[list[tuple[str, Any]]]:
+    """As recorded(), with each statement's parameters: (sql, params)."""
+    seen: list[tuple[str, Any]] = []
+    with _hooked(lambda event: seen.append((event.sql, event.params))):
+        yield seen
+
+
+@contextmanager
+def _hooked(record: Callable[[Any], None]) -> Iterator[None]:
     me = threading.get_ident()
 
     def hook(event: Any) -> None:
         if threading.get_ident() == me:
-            seen.append(event.sql)
+            record(event)
 
     db.obj.query_hooks.append(hook)
     try:
-        yield seen
+        yield
     finally:
         db.obj.query_hooks.remove(hook)

@@ -22,6 +22,7 @@ from typing import Any
 
 from peewee import SQL, Field, Model, NodeList
 
+from server.core.sqltext import id_list, ids_in
 from server.storage.db import is_postgres
 from server.storage.models import db
 
@@ -70,16 +71,6 @@ def _cell(field: Field, value: Any, *, postgres: bool) -> Any:
 def cell(field: Field, value: Any, *, postgres: bool) -> Any:
     """A value of this column as the driver takes it as a parameter."""
     return _cell(field, value, postgres=True) if postgres else _sqlite_cell(field, value)
-
-
-def ids_in(postgres: bool) -> str:
-    """`IN ids` for one id-list parameter (id_list)."""
-    return "= ANY(%s::bigint[])" if postgres else "IN (SELECT value FROM json_each(?))"
-
-
-def id_list(ids: Sequence[int], *, postgres: bool) -> Any:
-    values = [int(i) for i in ids]
-    return values if postgres else json.dumps(values)
 
 
 def _sqlite_cell(field: Field, value: Any) -> Any:
@@ -203,7 +194,5 @@ def _converter(field: Field) -> Any:
 
 def where_id_in(field: Field, ids: Sequence[int]) -> Any:
     """`field IN ids` with one parameter: `= ANY(array)` on PostgreSQL, json_each on SQLite."""
-    values = [int(i) for i in ids]
-    if is_postgres():
-        return NodeList((field, SQL("= ANY(%s::bigint[])", [values])))
-    return NodeList((field, SQL("IN (SELECT value FROM json_each(?))", [json.dumps(values)])))
+    postgres = is_postgres()
+    return NodeList((field, SQL(ids_in(postgres), [id_list(ids, postgres=postgres)])))

@@ -7,18 +7,14 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from server.core.context import CommitView
-from server.core.reads import USER_JOINS, Loaded, _id_list, _split, group_select, loaded_from
-from server.core.sqltext import columns
+from server.core.reads import USER_JOINS, Loaded, _split, group_select, loaded_from
+from server.core.sqltext import columns, id_list, ids_in
 from server.storage.models import Activity, Commit, Repository, User, db
-
-
-def _ids_clause(param: str) -> str:
-    return "= ANY(%s::bigint[])" if param == "%s" else "IN (SELECT value FROM json_each(?))"
 
 
 @lru_cache(maxsize=4)
 def _page_sql(param: str) -> str:
-    return f'{group_select(param)} WHERE g."id" {_ids_clause(param)}'
+    return f'{group_select(param)} WHERE g."id" {ids_in(param == "%s")}'
 
 
 def load_groups(ids: Sequence[int], *, user_id: int | None) -> dict[int, Loaded]:
@@ -26,7 +22,7 @@ def load_groups(ids: Sequence[int], *, user_id: int | None) -> dict[int, Loaded]
     if not ids:
         return {}
     param = db.obj.param
-    params = [*([user_id] * USER_JOINS), _id_list(ids, postgres=param == "%s")]
+    params = [*([user_id] * USER_JOINS), id_list(ids, postgres=param == "%s")]
     rows = db.execute_sql(_page_sql(param), params).fetchall()
     return {loaded.group.id: loaded for loaded in map(loaded_from, rows)}
 
@@ -37,7 +33,7 @@ def _activities_sql(param: str) -> str:
     table = Activity._meta.table_name
     numbered = (
         f'SELECT t.*, ROW_NUMBER() OVER (PARTITION BY t."group_id" ORDER BY t."datetime" DESC, t."id" DESC)'
-        f' AS rn FROM "{table}" t WHERE t."group_id" {_ids_clause(param)}'
+        f' AS rn FROM "{table}" t WHERE t."group_id" {ids_in(param == "%s")}'
     )
     return (
         f"SELECT {columns('a', Activity)}, {columns('u', User)} FROM ({numbered}) a "
@@ -52,7 +48,7 @@ def load_activities(ids: Sequence[int], *, limit: int) -> dict[int, list[tuple[A
     if not ids:
         return out
     param = db.obj.param
-    rows = db.execute_sql(_activities_sql(param), [_id_list(ids, postgres=param == "%s"), limit]).fetchall()
+    rows = db.execute_sql(_activities_sql(param), [id_list(ids, postgres=param == "%s"), limit]).fetchall()
     for row in rows:
         activity, user = _split(row, (Activity, User))
         out[activity.group_id].append((activity, user))

@@ -7,7 +7,6 @@ own row wrappers do.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -16,7 +15,7 @@ from typing import Any
 from peewee import Model
 
 from server.core.reply_sql import MODELS, PARTS_WIDTH, columns_and_joins, group_sql, parse_activities
-from server.core.sqltext import columns, hydrate, render
+from server.core.sqltext import columns, hydrate, id_list, ids_in, render
 from server.storage.db import is_postgres
 from server.storage.models import (
     Activity,
@@ -118,7 +117,7 @@ def load_activities(group_id: int, *, limit: int) -> list[tuple[Activity, User |
 @lru_cache(maxsize=16)
 def _groups_sql(param: str, *, scoped: bool, by_project: bool, for_update: bool) -> str:
     postgres = param == "%s"
-    ids = "= ANY(%s::bigint[])" if postgres else "IN (SELECT value FROM json_each(?))"
+    ids = ids_in(postgres)
     sql = f'SELECT {columns("g", Group)} FROM "{Group._meta.table_name}" g WHERE g."id" {ids}'
     if scoped:
         sql += (
@@ -127,11 +126,6 @@ def _groups_sql(param: str, *, scoped: bool, by_project: bool, for_update: bool)
         )
     sql += ' ORDER BY g."id"'
     return sql + " FOR UPDATE" if for_update else sql
-
-
-def _id_list(ids: Sequence[int], *, postgres: bool) -> Any:
-    values = [int(i) for i in ids]
-    return values if postgres else json.dumps(values)
 
 
 def select_groups(
@@ -145,11 +139,11 @@ def select_groups(
     to project_ids when given). One fixed statement; FOR UPDATE when asked."""
     param = db.obj.param
     postgres = param == "%s"
-    params: list[Any] = [_id_list(ids, postgres=postgres)]
+    params: list[Any] = [id_list(ids, postgres=postgres)]
     if organization_id is not None:
         params.append(organization_id)
         if project_ids:
-            params.append(_id_list(project_ids, postgres=postgres))
+            params.append(id_list(project_ids, postgres=postgres))
     sql = _groups_sql(
         param,
         scoped=organization_id is not None,
@@ -162,27 +156,25 @@ def select_groups(
 
 @lru_cache(maxsize=32)
 def _rows_sql(model: type[Model], param: str) -> str:
-    ids = "= ANY(%s::bigint[])" if param == "%s" else "IN (SELECT value FROM json_each(?))"
     table = model._meta.table_name
-    return f'SELECT {columns("t", model)} FROM "{table}" t WHERE t."id" {ids} ORDER BY t."id"'
+    return f'SELECT {columns("t", model)} FROM "{table}" t WHERE t."id" {ids_in(param == "%s")} ORDER BY t."id"'
 
 
 def rows_by_id(model: type[Model], ids: Sequence[int]) -> list[Any]:
     """Rows of `model` by primary key, ordered by id, in one fixed statement."""
     param = db.obj.param
-    cursor = db.execute_sql(_rows_sql(model, param), [_id_list(ids, postgres=param == "%s")])
+    cursor = db.execute_sql(_rows_sql(model, param), [id_list(ids, postgres=param == "%s")])
     return [hydrate(model, row) for row in cursor.fetchall()]
 
 
 @lru_cache(maxsize=32)
 def _rows_where_sql(model: type[Model], column: str, postgres: bool) -> str:
-    ids = "= ANY(%s::bigint[])" if postgres else "IN (SELECT value FROM json_each(?))"
     table = model._meta.table_name
-    return f'SELECT {columns("t", model)} FROM "{table}" t WHERE t."{column}" {ids} ORDER BY t."id"'
+    return f'SELECT {columns("t", model)} FROM "{table}" t WHERE t."{column}" {ids_in(postgres)} ORDER BY t."id"'
 
 
 def rows_where_in(model: type[Model], ids: Sequence[int], *, column: str = "group_id") -> list[Any]:
     """Rows of `model` whose `column` is among `ids`, ordered by id, in one fixed statement."""
     postgres = is_postgres()
-    cursor = db.execute_sql(_rows_where_sql(model, column, postgres), [_id_list(ids, postgres=postgres)])
+    cursor = db.execute_sql(_rows_where_sql(model, column, postgres), [id_list(ids, postgres=postgres)])
     return [hydrate(model, row) for row in cursor.fetchall()]

@@ -7,6 +7,7 @@ rendered once per backend and cached by their callers, so a hot call pays no SQL
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -86,3 +87,21 @@ def split(row: Sequence[Any], models: Sequence[type[Model]], *, start: int = 0) 
         found.append(hydrate(model, row[start : start + width]))
         start += width
     return found, start
+
+
+def ids_in(postgres: bool) -> str:
+    """`IN ids` for one id-list parameter (id_list).
+
+    On PostgreSQL the array goes through a sub-select so that no plan sees how many ids it holds.
+    With a bare `= ANY($1)`, a custom plan costs the one id of an UpdateGroup below the generic
+    plan's guess of ten, so PostgreSQL's plan cache chose a custom plan on every execution and
+    planned the write statement (seven data-modifying CTEs) on every call. With the count hidden
+    both cost the same and the prepared statement keeps its generic plan: an index scan by id,
+    the same plan a custom one would pick for 1 or 1000 ids (tests/storage/test_generic_plans.py).
+    """
+    return "= ANY(ARRAY(SELECT unnest(%s::bigint[])))" if postgres else "IN (SELECT value FROM json_each(?))"
+
+
+def id_list(ids: Sequence[int], *, postgres: bool) -> Any:
+    values = [int(i) for i in ids]
+    return values if postgres else json.dumps(values)

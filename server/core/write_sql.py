@@ -13,7 +13,8 @@ from typing import Any
 
 from peewee import Model
 
-from server.core.bulk_sql import cell, fields_of, id_list, ids_in, run_write
+from server.core.bulk_sql import cell, fields_of, run_write
+from server.core.sqltext import id_list, ids_in
 from server.storage.db import is_postgres
 
 
