@@ -59,11 +59,17 @@ def activities_sql(*, postgres: bool, group: str) -> str:
     when = "to_char(a.\"datetime\", 'YYYY-MM-DD HH24:MI:SS.US')" if postgres else 'a."datetime"'
     # json() in the outer select: SQLite drops a value's JSON subtype when it leaves a subquery.
     data = "x.data" if postgres else "json(x.data)"
+    # The limit applies to the group's activities before the user join: newest first is then the
+    # end of the (group_id, datetime, id) index, read backwards and stopped at the limit. With the
+    # join inside, PostgreSQL joined and sorted every activity of the group to keep :limit of them.
+    newest = (
+        f'SELECT * FROM {table(Activity)} a WHERE a."group_id" = {group}'
+        ' ORDER BY a."datetime" DESC, a."id" DESC LIMIT :limit'
+    )
     inner = (
         f'SELECT a."id", a."type", a."ident", a."user_id", {when} AS dt, a."datetime" AS at, a."data" AS data,'
-        f' u."id" AS uid, u."username", u."email", u."name" FROM {table(Activity)} a'
-        f' LEFT JOIN {table(User)} u ON u."id" = a."user_id" WHERE a."group_id" = {group}'
-        ' ORDER BY a."datetime" DESC, a."id" DESC LIMIT :limit'
+        f' u."id" AS uid, u."username", u."email", u."name" FROM ({newest}) a'
+        f' LEFT JOIN {table(User)} u ON u."id" = a."user_id"'
     )
     cells = f'x."id", x."type", x."ident", x."user_id", x.dt, {data}, x.uid, x."username", x."email", x."name"'
     if postgres:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from server.storage import migrate_events
+from server.storage import migrate_events, migrate_indexes
 from server.storage.models import ALL_MODELS, SchemaVersion, db
 from server.storage.upgrade_repository import upgrade_repository_identity
 
@@ -14,6 +14,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     upgrade_repository_identity,
     migrate_events.upgrade,  # issue 11: event stream columns, sequence, lease
     migrate_events.drop_notify_trigger,  # wake-ups after commit instead of inside it
+    migrate_indexes.newest_first,  # a group's newest activities and history without a sort
 ]
 
 

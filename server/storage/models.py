@@ -411,7 +411,8 @@ class GroupRedirect(BaseModel):
 class Activity(BaseModel):
     project = ForeignKeyField(Project, on_delete="CASCADE")
     project_id: int
-    group = ForeignKeyField(Group, null=True, on_delete="CASCADE")
+    # Indexed with datetime and id below (server/storage/migrate_indexes.py says why).
+    group = ForeignKeyField(Group, null=True, on_delete="CASCADE", index=False)
     group_id: int | None
     type = IntegerField()
     ident = CharField(max_length=64, null=True)
@@ -419,11 +420,15 @@ class Activity(BaseModel):
     datetime = DateTimeField(default=utcnow)
     data = JSONField(null=True)
 
+    class Meta:
+        indexes = ((("group", "datetime", "id"), False),)
+
 
 class GroupHistory(BaseModel):
     organization = ForeignKeyField(Organization, on_delete="CASCADE")
     organization_id: int
-    group = ForeignKeyField(Group, on_delete="CASCADE")
+    # Indexed with date_added and id below (server/storage/migrate_indexes.py says why).
+    group = ForeignKeyField(Group, on_delete="CASCADE", index=False)
     group_id: int
     project = ForeignKeyField(Project, on_delete="CASCADE")
     project_id: int
@@ -436,6 +441,9 @@ class GroupHistory(BaseModel):
     prev_history_id: int | None
     prev_history_date = DateTimeField(null=True)
     date_added = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("group", "date_added", "id"), False),)
 
 
 class IdempotencyRecord(BaseModel):
