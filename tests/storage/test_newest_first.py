@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from server.core import history_sql, reads
+from server.core import history_sql, page_reads, reads
 from server.storage.models import Activity, GroupHistory, db
 from tests import factories as f
 from tests.conftest import BACKEND
@@ -79,6 +79,16 @@ def test_a_reply_reads_only_the_newest_activities(database: str) -> None:
     else:
         plan = _sqlite_plan(sql, params)
         assert "USING INDEX activity_group_id_datetime_id" in plan, plan
+
+
+def test_a_page_reads_only_each_groups_newest_activities(database: str) -> None:
+    gid, _, _ = _flapping_group()
+    assert len(page_reads.load_activities([gid], limit=LIMIT)[gid]) == LIMIT
+    if BACKEND != "postgres":
+        pytest.skip("SQLite has no LATERAL: its page read numbers every activity of the page's groups")
+    sql = page_reads._activities_sql("%s")
+    scans = _scans(_pg_plan(sql, [[gid], LIMIT]), "activity")
+    assert scans and all(s["Actual Rows"] <= LIMIT for s in scans), scans
 
 
 def test_a_history_back_pointer_reads_only_the_newest_rows(database: str) -> None:
