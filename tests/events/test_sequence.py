@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from server.events import store
-from server.storage.models import OutboxEvent
+from server.storage.models import OutboxEvent, db
 from tests.conftest import BACKEND
 
 ROW = "INSERT INTO outbox_event (kind, group_id, organization_id, project_id, created_at) VALUES (%s, %s, 1, 1, now())"
@@ -71,3 +71,26 @@ def test_no_notify_trigger_serialises_the_updates_commits(database: str) -> None
     with psycopg.connect(database) as conn:
         names = conn.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'outbox_event'::regclass").fetchall()
     assert names == []
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="PostgreSQL's planner and its statistics")
+def test_stamping_a_few_rows_reads_the_indexes_even_with_statistics_of_a_backlog(database: str) -> None:
+    """Statistics taken while thousands of rows waited unstamped must not make a later tick scan
+    the whole outbox (it did: a hash join against a sequential scan, on every tick)."""
+    OutboxEvent.insert_many(
+        [{"kind": "issue.resolved", "group_id": n % 50, "organization_id": 1} for n in range(5000)]
+    ).execute()
+    db.execute_sql("ANALYZE outbox_event")  # every row unstamped in the statistics
+    assert store.stamp() == 5000
+    ids = [OutboxEvent.insert(kind="issue.resolved", group_id=1, organization_id=1).execute() for _ in range(3)]
+    plans = [
+        _plan(store.unstamped_sql(), (1,)),
+        _plan(store.unstamped_sql(), (store.STAMP_BATCH,)),
+        _plan(store.SET_SEQS_PG, (ids, [1, 2, 3])),
+    ]
+    assert all("Seq Scan on outbox_event" not in plan for plan in plans), plans
+    assert store.stamp() == 3
+
+
+def _plan(sql: str, params: tuple[object, ...]) -> str:
+    return "\n".join(row[0] for row in db.execute_sql(f"EXPLAIN {sql}", params).fetchall())
