@@ -18,6 +18,8 @@ def serve_flags(serve: argparse.ArgumentParser) -> None:
          help="seconds between outbox polls (SQLite; a safety net next to NOTIFY on PostgreSQL)")  # fmt: skip
     flag(serve, "--events-heartbeat", env="ISSUES_EVENTS_HEARTBEAT", default=15.0, type=float,
          help="seconds of silence before a WatchIssueEvents stream gets a heartbeat")  # fmt: skip
+    flag(serve, "--events-access-recheck", env="ISSUES_EVENTS_ACCESS_RECHECK", default=30.0, type=float,
+         help="seconds between a WatchIssueEvents stream's reads of its caller's access")  # fmt: skip
     flag(serve, "--events-queue-size", env="ISSUES_EVENTS_QUEUE_SIZE", default=1000, type=int,
          help="events buffered per watcher; a slower watcher re-reads from the database")  # fmt: skip
     flag(serve, "--max-watchers", env="ISSUES_MAX_WATCHERS", default=16, type=int,
@@ -30,6 +32,7 @@ def serve_options(args: argparse.Namespace) -> dict[str, object]:
         "events_database_url": args.events_database_url,
         "events_poll_interval": args.events_poll_interval,
         "events_heartbeat": args.events_heartbeat,
+        "events_access_recheck": args.events_access_recheck,
         "events_queue_size": args.events_queue_size,
         "max_watchers": args.max_watchers,
     }

@@ -37,7 +37,19 @@ class Heartbeat:
 
 
 def authorize(*, caller: Caller, request: WatchRequest) -> EventFilter:
-    """Same scopes, membership, project access and organization isolation as GetGroup."""
+    """Same scopes, membership, project access and organization isolation as GetGroup, and a
+    cursor that was not pruned."""
+    where = access_filter(caller=caller, request=request)
+    if 0 < request.after_event_id < store.pruned_through():  # 0: from the oldest event kept
+        raise OutOfRange(
+            f"Events up to {store.pruned_through()} were pruned; resume from a later cursor",
+            reason="CURSOR_PRUNED",
+        )
+    return where
+
+
+def access_filter(*, caller: Caller, request: WatchRequest) -> EventFilter:
+    """What the caller may see of what it asked for, as of now (one read-only statement)."""
     if not (caller.scopes & READ_SCOPES):
         raise PermissionDenied("Token lacks a scope to read issues (needs event:read)", reason="MISSING_SCOPE")
 
@@ -52,13 +64,7 @@ def authorize(*, caller: Caller, request: WatchRequest) -> EventFilter:
             kinds=request.kinds,
         )
 
-    where = in_transaction(check, write=False)
-    if 0 < request.after_event_id < store.pruned_through():  # 0: from the oldest event kept
-        raise OutOfRange(
-            f"Events up to {store.pruned_through()} were pruned; resume from a later cursor",
-            reason="CURSOR_PRUNED",
-        )
-    return where
+    return in_transaction(check, write=False)
 
 
 def _projects(*, access: permissions.Access, wanted: frozenset[int]) -> frozenset[int] | None:
@@ -74,9 +80,18 @@ def _projects(*, access: permissions.Access, wanted: frozenset[int]) -> frozense
     return wanted or access.project_ids
 
 
+@dataclass(frozen=True)
+class Recheck:
+    """Access is read again every `every` seconds while a stream lasts: a member removed from a
+    team (or the organization) stops receiving its events within that time, not at reconnect."""
+
+    access: Callable[[], EventFilter]  # raises PermissionDenied (and ends the stream) when gone
+    every: float
+
+
 def watch(  # noqa: PLR0913 - keyword-only
     *, feed: EventFeed, where: EventFilter, after: int, heartbeat: float, should_continue: Callable[[], bool],
-    batch: int = 1,
+    batch: int = 1, recheck: Recheck | None = None,
 ) -> Iterator[list[EventRecord] | Heartbeat]:  # fmt: skip
     """Events after `after` in seq order, in lists of at most `batch`, for as long as the caller wants them.
 
@@ -84,8 +99,11 @@ def watch(  # noqa: PLR0913 - keyword-only
     """
     watcher = Watcher(where=where, cursor=after, capacity=feed.queue_size)
     with feed.watching(watcher):
-        quiet_since = time.monotonic()
+        quiet_since = checked_at = time.monotonic()
         while should_continue() and not watcher.closed:
+            if recheck is not None and time.monotonic() - checked_at >= recheck.every:
+                watcher.refilter(recheck.access())
+                checked_at = time.monotonic()
             if watcher.live:
                 wait = max(0.0, min(1.0, quiet_since + heartbeat - time.monotonic()))
                 records = watcher.take(timeout=wait, limit=batch)

@@ -39,6 +39,13 @@ class Watcher:
                 self._queue.extend(matching)
             self._cond.notify_all()
 
+    def refilter(self, where: EventFilter) -> None:
+        """Access read again: from now on only `where` matches, queued events included."""
+        with self._cond:
+            if where != self.where:
+                self.where = where
+                self._queue = deque(r for r in self._queue if where.matches(r))
+
     def go_live(self, *, feed_head: int) -> bool:
         """Called under the feed lock: live once the cursor has reached what the feed pushed."""
         with self._cond:

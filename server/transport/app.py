@@ -64,6 +64,7 @@ class Config:
     events_database_url: str | None = None  # LISTEN connection; default: database_url
     events_poll_interval: float = 0.25  # seconds between outbox polls (PostgreSQL: safety net)
     events_heartbeat: float = 15.0  # seconds of silence before a WatchIssueEvents heartbeat
+    events_access_recheck: float = 30.0  # seconds between a stream's reads of the caller's access
     events_queue_size: int = 1000  # events buffered per live watcher before it reads the database
     max_watchers: int = 16  # concurrent WatchIssueEvents streams; they get their own threads
 
@@ -135,7 +136,7 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
         maximum_concurrent_rpcs=config.max_concurrent_rpcs or 4 * config.workers + config.max_watchers,
         options=_options(reuse_port=config.reuse_port),
     )
-    servicer = IssueServicer(feed=feed, heartbeat=config.events_heartbeat)
+    servicer = IssueServicer(feed=feed, heartbeat=config.events_heartbeat, access_recheck=config.events_access_recheck)
     issue_service_pb2_grpc.add_IssueServiceServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

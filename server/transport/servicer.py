@@ -93,9 +93,10 @@ def _translated_stream(method: Callable[..., Iterator[Any]], *, field_prefix: st
 
 
 class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
-    def __init__(self, *, feed: EventFeed | None = None, heartbeat: float = 15.0) -> None:
+    def __init__(self, *, feed: EventFeed | None = None, heartbeat: float = 15.0, access_recheck: float = 30.0) -> None:
         self.feed = feed
         self.heartbeat = heartbeat
+        self.access_recheck = access_recheck
 
     @translated()
     def GetGroup(self, request: pb.GetGroupRequest, context: grpc.ServicerContext) -> pb.GetGroupResponse:
@@ -177,10 +178,13 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
         if self.feed is None:
             raise Unimplemented("This server runs without the event feed", reason="EVENTS_DISABLED")
         spec = event_convert.watch_request_from_proto(request)
-        where = watch.authorize(caller=caller_from(context), request=spec)
+        caller = caller_from(context)
+        where = watch.authorize(caller=caller, request=spec)
+        recheck = watch.Recheck(access=lambda: watch.access_filter(caller=caller, request=spec),
+                                every=self.access_recheck)  # fmt: skip
         stream = watch.watch(
             feed=self.feed, where=where, after=spec.after_event_id, heartbeat=self.heartbeat,
-            should_continue=context.is_active, batch=spec.batch,
+            should_continue=context.is_active, batch=spec.batch, recheck=recheck,
         )  # fmt: skip
         batched = spec.batch > 1
         for item in stream:

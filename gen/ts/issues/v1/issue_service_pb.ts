@@ -1364,7 +1364,9 @@ export const IssueService: GenService<{
    * the id up to which everything was sent: store it as the resume cursor. Same scopes,
    * membership, project access and organization isolation as GetGroup: a member sees the events
    * of the projects they can access. Explicit project_ids the caller cannot access:
-   * PERMISSION_DENIED. A cursor older than the kept events (pruned by the relay's retention):
+   * PERMISSION_DENIED. Access is read again while the stream lasts (server option, default every
+   * 30 s): a member who loses a project stops receiving its events, and one who loses the
+   * organization or a project named in project_ids gets PERMISSION_DENIED, ending the stream. A cursor older than the kept events (pruned by the relay's retention):
    * OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
    * than the updates never makes the server buffer without bound: its stream switches to
    * reading the database from its cursor until it has caught up.
