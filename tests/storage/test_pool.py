@@ -125,3 +125,38 @@ def test_pooled_connections_run_with_the_timeouts_and_without_jit(migrated: str)
             for name in ("jit", "lock_timeout", "statement_timeout")
         }
     assert settings == {"jit": "off", "lock_timeout": "5s", "statement_timeout": "30s"}
+
+
+def test_getgroups_long_statement_is_parsed_once_not_per_call(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """psycopg re-parses texts over 4 KB on every execute unless its cache limit is raised
+    (server/storage/db.py, PLACEHOLDER_CACHE_BYTES); GetGroup's statement is over 4 KB."""
+    if BACKEND != "postgres":
+        pytest.skip("psycopg's placeholder conversion (TEST_BACKEND=postgres)")
+    import psycopg._queries as queries
+
+    from server.core import update
+    from tests import factories as f
+    from tests.core.helpers import caller
+    from tests.statements import recorded
+
+    w = f.world()
+    g = f.group(w["project"])
+
+    def get_group() -> None:
+        update.get_group(caller=caller(w["user"].id), organization_id=w["org"].id, group_id=g.id)
+
+    with recorded() as seen:
+        get_group()
+    longest = max(seen, key=len).encode()
+    assert len(longest) > 4096  # the case the raised limit is for
+    parsed: list[bytes] = []
+    original = queries._query2pg_nocache
+
+    def spy(query: bytes, encoding: str) -> Any:
+        parsed.append(bytes(query))
+        return original(query, encoding)
+
+    monkeypatch.setattr(queries, "_query2pg_nocache", spy)
+    for _ in range(3):
+        get_group()
+    assert longest not in parsed
