@@ -189,7 +189,17 @@ def _converter(field: Field) -> Any:
         return lambda value: value.isoformat(" ")  # what sqlite3's adapter stores
     if kind == "BOOL":
         return bool
-    return field.db_value
+    # Ids, counts and texts mostly arrive as plain int / str already: pass those through, and
+    # let the field convert the rest (an enum member, a model instance for a foreign key).
+    # peewee's db_value was ~a tenth of a bulk update's Python (11,000 calls per 1000 groups).
+    plain = _PLAIN.get(kind)  # a foreign key has its target's type: BIGINT here
+    convert: Any = field.db_value
+    if plain is None:
+        return convert
+    return lambda value: value if type(value) is plain else convert(value)
+
+
+_PLAIN = {"INT": int, "BIGINT": int, "SMALLINT": int, "AUTO": int, "BIGAUTO": int, "VARCHAR": str, "TEXT": str}
 
 
 def where_id_in(field: Field, ids: Sequence[int]) -> Any:
