@@ -44,6 +44,10 @@ async def _stream_messages(stream: str) -> list[tuple[str, dict[str, str], bytes
             info = await js.stream_info(stream)
         except NotFoundError:
             return []
+        if info.state.messages == 0:
+            # Created by the relay, nothing published yet: first_seq is 0 then, and asking for
+            # message 0 is a 400 "bad request" (it failed a relay test once, 2026-11-30).
+            return []
         out = []
         for seq in range(info.state.first_seq, info.state.last_seq + 1):
             msg = await js.get_msg(stream, seq)
