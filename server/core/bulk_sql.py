@@ -184,7 +184,11 @@ def _converter(field: Field) -> Any:
     """How a non-null value of this column goes into the JSON row table."""
     kind = field.field_type
     if kind == "JSON":
-        return lambda value: _json_text(field, value)
+        # An object or array rides inside the row table as JSON itself, not as a string of its
+        # own dumps: one encoding instead of two plus escaping. Both readers take either form
+        # (PostgreSQL's ->> gives an object's text, SQLite's json_extract too). A bare string
+        # must stay a JSON text, or ->> would hand PostgreSQL the unquoted string.
+        return lambda value: value if type(value) in (dict, list) else _json_text(field, value)
     if kind == "DATETIME":
         return lambda value: value.isoformat(" ")  # what sqlite3's adapter stores
     if kind == "BOOL":

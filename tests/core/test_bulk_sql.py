@@ -31,6 +31,10 @@ def _activity_rows(w: dict[str, Any], when: dt.datetime) -> list[dict[str, Any]]
             (w["ids"][0], None, None, {}),
             (w["ids"][1], "7", w["user"].id, {"version": "1.0", "nested": {"a": [1, True, None]}}),
             (w["ids"][2], "x", None, None),
+            # Objects and arrays ride in the row table as JSON, anything else as its JSON text.
+            (w["ids"][0], None, None, [1, "a", {"q": 'say "hi"', "u": "é\n"}]),
+            (w["ids"][1], None, None, "a bare string"),
+            (w["ids"][2], None, None, 5),
         ]
     ]  # fmt: skip
 
