@@ -208,15 +208,27 @@ def activity_views(
     """The group's activity rows (newest first, 2 x limit of them) as the reply shows them."""
     views: list[ActivityView] = []
     previous: tuple[Any, ...] | None = None
+    users: dict[int, UserView | None] = {}  # a group's activities come from a few users
     for r, actor in rows:
-        key = (r.type, r.ident, r.user_id, repr(r.data))
+        if len(views) >= limit:
+            break  # the rest could not make the cut: the reply keeps the first `limit`
+        # Compared as Sentry compares them: data by equality (a dict's == ignores key order).
+        key = (r.type, r.ident, r.user_id, r.data)
         if key == previous and r.type != ActivityType.NOTE:
             continue
         previous = key
-        views.append(ActivityView(r.id, r.type, user_view(actor), r.data or {}, r.datetime))
+        user = users[actor.id] if actor is not None and actor.id in users else _user_view(actor, users)
+        views.append(ActivityView(r.id, r.type, user, r.data or {}, r.datetime))
     priority = {"priority": _priority_name(_initial_priority(group))}
     first = ActivityView(0, int(ActivityType.FIRST_SEEN), None, priority, group.first_seen)
     return [*views, first][:limit]
+
+
+def _user_view(actor: User | None, seen: dict[int, UserView | None]) -> UserView | None:
+    view = user_view(actor)
+    if actor is not None:
+        seen[actor.id] = view
+    return view
 
 
 def _initial_priority(group: Group) -> int | None:
