@@ -16,7 +16,7 @@ from server.storage.models import EventSequence, Group
 from server.transport.app import Running
 from tests import factories as f
 from tests.conftest import metadata
-from tests.events.support import Stream, drain, ev, events_server, pb, stub_for
+from tests.events.support import Stream, drain, ev, events_server, pb
 from tests.security.test_edge_limits import field_violations
 
 
@@ -25,13 +25,6 @@ def server(migrated: str) -> Iterator[Running]:
     running = events_server(migrated)
     yield running
     running.stop(0)
-
-
-@pytest.fixture()
-def stub(server: Running, database: str) -> Iterator[Any]:
-    channel, stub = stub_for(server)
-    yield stub
-    channel.close()
 
 
 @pytest.fixture()

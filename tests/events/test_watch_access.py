@@ -13,7 +13,7 @@ from server.storage.models import OrganizationMember, OrganizationMemberTeam
 from server.transport.app import Running
 from tests import factories as f
 from tests.conftest import metadata
-from tests.events.support import Stream, drain, ev, events_server, pb, stub_for
+from tests.events.support import Stream, drain, ev, events_server, pb
 
 RECHECK = 0.2  # seconds; the server's heartbeat is 0.3 s (support.events_server)
 
@@ -23,13 +23,6 @@ def server(migrated: str) -> Iterator[Running]:
     running = events_server(migrated, events_access_recheck=RECHECK)
     yield running
     running.stop(0)
-
-
-@pytest.fixture()
-def stub(server: Running, database: str) -> Iterator[Any]:
-    channel, stub = stub_for(server)
-    yield stub
-    channel.close()
 
 
 def _watch(stub: Any, w: dict[str, Any], **fields: Any) -> Stream:
