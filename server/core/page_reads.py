@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from server.core.context import CommitView
-from server.core.reads import USER_JOINS, Loaded, _split, group_select, loaded_from
-from server.core.sqltext import columns, id_list, ids_in
+from server.core.reads import USER_JOINS, Loaded, group_select, loaded_from
+from server.core.sqltext import columns, id_list, ids_in, split
 from server.storage.models import Activity, Commit, Repository, User, db
 
 
@@ -63,7 +63,7 @@ def load_activities(ids: Sequence[int], *, limit: int) -> dict[int, list[tuple[A
     param = db.obj.param
     rows = db.execute_sql(_activities_sql(param), [id_list(ids, postgres=param == "%s"), limit]).fetchall()
     for row in rows:
-        activity, user = _split(row, (Activity, User))
+        (activity, user), _end = split(row, (Activity, User))
         out[activity.group_id].append((activity, user))
     return out
 

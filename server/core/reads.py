@@ -15,7 +15,7 @@ from typing import Any
 from peewee import Model
 
 from server.core.reply_sql import MODELS, PARTS_WIDTH, columns_and_joins, group_sql, parse_activities
-from server.core.sqltext import columns, hydrate, id_list, ids_in, render
+from server.core.sqltext import columns, hydrate, id_list, ids_in, render, split
 from server.storage.db import is_postgres
 from server.storage.models import (
     Activity,
@@ -64,18 +64,9 @@ def group_select(param: str) -> str:
     return "SELECT " + columns_and_joins(uid=param)
 
 
-def _split(row: Sequence[Any], models: Sequence[type[Model]], *, start: int = 0) -> list[Any]:
-    found = []
-    for model in models:
-        width = len(model._meta.sorted_fields)
-        found.append(hydrate(model, row[start : start + width]))
-        start += width
-    return found
-
-
 def loaded_from(row: Sequence[Any], *, start: int = 0) -> Loaded:
     """A Loaded from a group_select row (or reply_sql.group_sql's, columns from `start`)."""
-    g, p, sn, su, sh, _, au, at, bm, gs, se, gr, ru, rl = _split(row, MODELS, start=start)
+    (g, p, sn, su, sh, _, au, at, bm, gs, se, gr, ru, rl), _end = split(row, MODELS, start=start)
     return Loaded(g, p, sn, su, sh, au, at, bm is not None, gs, se, gr, ru, rl, row[start + PARTS_WIDTH])
 
 
@@ -111,7 +102,7 @@ def _activity_sql(param: str) -> str:
 def load_activities(group_id: int, *, limit: int) -> list[tuple[Activity, User | None]]:
     """The group's newest activities, each with its user (None without one)."""
     cursor = db.execute_sql(_activity_sql(db.obj.param), [group_id, limit])
-    return [(a, u) for a, u in (_split(row, (Activity, User)) for row in cursor.fetchall())]
+    return [(a, u) for (a, u), _end in (split(row, (Activity, User)) for row in cursor.fetchall())]
 
 
 @lru_cache(maxsize=16)
