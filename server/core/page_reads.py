@@ -30,27 +30,25 @@ def load_groups(ids: Sequence[int], *, user_id: int | None) -> dict[int, Loaded]
 @lru_cache(maxsize=4)
 def _activities_sql(param: str) -> str:
     """Each group's newest `limit` activities, by group, newest first, in one statement."""
+    table = Activity._meta.table_name
     if param == "%s":
         # PostgreSQL: per group, the end of its (group_id, datetime, id) index, stopped at the
         # limit, so a group's long past is never read (server/storage/migrate_indexes.py).
         newest = (
             "SELECT t.* FROM unnest(%s::bigint[]) AS ids(gid) CROSS JOIN LATERAL"
-            f' (SELECT * FROM "{Activity._meta.table_name}" t WHERE t."group_id" = ids.gid'
+            f' (SELECT * FROM "{table}" t WHERE t."group_id" = ids.gid'
             ' ORDER BY t."datetime" DESC, t."id" DESC LIMIT %s) t'
         )
-        return (
-            f"SELECT {columns('a', Activity)}, {columns('u', User)} FROM ({newest}) a "
-            f'LEFT JOIN "{User._meta.table_name}" u ON u."id" = a."user_id" '
-            'ORDER BY a."group_id", a."datetime" DESC, a."id" DESC'
+        keep = ""
+    else:  # SQLite has no LATERAL: number each group's rows newest first, keep the first `limit`
+        newest = (
+            f'SELECT t.*, ROW_NUMBER() OVER (PARTITION BY t."group_id" ORDER BY t."datetime" DESC, t."id" DESC)'
+            f' AS rn FROM "{table}" t WHERE t."group_id" {ids_in(False)}'
         )
-    # SQLite has no LATERAL: number each group's rows newest first and keep the first `limit`.
-    numbered = (
-        f'SELECT t.*, ROW_NUMBER() OVER (PARTITION BY t."group_id" ORDER BY t."datetime" DESC, t."id" DESC)'
-        f' AS rn FROM "{Activity._meta.table_name}" t WHERE t."group_id" {ids_in(False)}'
-    )
+        keep = "WHERE a.rn <= ? "
     return (
-        f"SELECT {columns('a', Activity)}, {columns('u', User)} FROM ({numbered}) a "
-        f'LEFT JOIN "{User._meta.table_name}" u ON u."id" = a."user_id" WHERE a.rn <= ? '
+        f"SELECT {columns('a', Activity)}, {columns('u', User)} FROM ({newest}) a "
+        f'LEFT JOIN "{User._meta.table_name}" u ON u."id" = a."user_id" {keep}'
         'ORDER BY a."group_id", a."datetime" DESC, a."id" DESC'
     )
 

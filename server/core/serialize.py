@@ -208,7 +208,7 @@ def activity_views(
     """The group's activity rows (newest first, 2 x limit of them) as the reply shows them."""
     views: list[ActivityView] = []
     previous: tuple[Any, ...] | None = None
-    users: dict[int, UserView | None] = {}  # a group's activities come from a few users
+    users: dict[int | None, UserView | None] = {}  # a group's activities come from a few users
     for r, actor in rows:
         if len(views) >= limit:
             break  # the rest could not make the cut: the reply keeps the first `limit`
@@ -217,18 +217,13 @@ def activity_views(
         if key == previous and r.type != ActivityType.NOTE:
             continue
         previous = key
-        user = users[actor.id] if actor is not None and actor.id in users else _user_view(actor, users)
-        views.append(ActivityView(r.id, r.type, user, r.data or {}, r.datetime))
+        uid = actor.id if actor is not None else None
+        if uid not in users:
+            users[uid] = user_view(actor)
+        views.append(ActivityView(r.id, r.type, users[uid], r.data or {}, r.datetime))
     priority = {"priority": _priority_name(_initial_priority(group))}
     first = ActivityView(0, int(ActivityType.FIRST_SEEN), None, priority, group.first_seen)
     return [*views, first][:limit]
-
-
-def _user_view(actor: User | None, seen: dict[int, UserView | None]) -> UserView | None:
-    view = user_view(actor)
-    if actor is not None:
-        seen[actor.id] = view
-    return view
 
 
 def _initial_priority(group: Group) -> int | None:
