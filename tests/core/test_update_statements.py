@@ -27,7 +27,7 @@ CASES: dict[str, tuple[dict[str, Any], int]] = {
 }
 
 
-def _prepared(w: dict[str, Any], name: str) -> tuple[int, dict[str, Any]]:
+def prepared_case(w: dict[str, Any], name: str) -> tuple[int, dict[str, Any]]:
     g = f.group(w["project"], status=2 if name == "unresolve" else 0)  # unresolve an ignored one
     patch = dict(CASES[name][0])
     if name == "assign":
@@ -38,7 +38,7 @@ def _prepared(w: dict[str, Any], name: str) -> tuple[int, dict[str, Any]]:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_update_group_round_trips(database: str, name: str) -> None:
     w = f.world()
-    gid, patch = _prepared(w, name)
+    gid, patch = prepared_case(w, name)
     with recorded() as seen:
         view = single(w["org"].id, gid, user_id=w["user"].id, **patch)
     assert seen[0].startswith("BEGIN") and seen[-1] == "COMMIT"

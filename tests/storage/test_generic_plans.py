@@ -18,7 +18,7 @@ from server.storage.db import SESSION_OPTIONS
 from tests import factories as f
 from tests.conftest import BACKEND
 from tests.core.helpers import single
-from tests.core.test_update_statements import CASES, _prepared
+from tests.core.test_update_statements import CASES, prepared_case
 from tests.statements import captured
 
 pytestmark = pytest.mark.db
@@ -33,7 +33,7 @@ def test_update_statements_keep_a_generic_plan(database: str, name: str) -> None
     if BACKEND != "postgres":
         pytest.skip("PostgreSQL's plan cache (TEST_BACKEND=postgres)")
     w = f.world()
-    gid, patch = _prepared(w, name)
+    gid, patch = prepared_case(w, name)
     with captured() as seen:
         single(w["org"].id, gid, user_id=w["user"].id, **patch)
     statements = [(sql, params) for sql, params in seen if not sql.startswith(("BEGIN", "COMMIT"))]

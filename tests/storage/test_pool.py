@@ -7,12 +7,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+import psycopg._queries as queries
 import pytest
 from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase
 
+from server.core import update
 from server.storage import db as storage
+from tests import factories as f
 from tests.conftest import BACKEND
+from tests.core.helpers import caller
+from tests.statements import recorded
 
 
 @pytest.mark.parametrize(
@@ -132,13 +137,6 @@ def test_getgroups_long_statement_is_parsed_once_not_per_call(database: str, mon
     (server/storage/db.py, PLACEHOLDER_CACHE_BYTES); GetGroup's statement is over 4 KB."""
     if BACKEND != "postgres":
         pytest.skip("psycopg's placeholder conversion (TEST_BACKEND=postgres)")
-    import psycopg._queries as queries
-
-    from server.core import update
-    from tests import factories as f
-    from tests.core.helpers import caller
-    from tests.statements import recorded
-
     w = f.world()
     g = f.group(w["project"])
 
