@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import dataset, floor, load, processes, report
+from bench import bare, dataset, floor, load, processes, report
 from bench import events as bench_events
 from bench.serverproc import ACTING_USER, ServerProcess, postgres_cpu
 
@@ -190,6 +190,20 @@ def _bulk_floor(url: str, figures: dict[str, dict[str, Any]], quick: bool) -> di
     return measured
 
 
+def _bare_floor(url: str, server: ServerProcess, target: load.Target, workdir: Path, quick: bool) -> dict[str, Any]:
+    """GetGroup and resolve toggles on a bare server replaying our statements (bench/bare.py)."""
+    from server.processes.children import default_processes
+    from server.transport.app import RESERVE_THREADS, Config
+
+    picked = {sc.name: sc for sc in scenarios(quick)}
+    runs = [picked["noop"], picked["get"], picked["update_resolve_toggle"]]
+    plan = bare.prepare(url=url, server_address=server.address, target=target, workdir=workdir)
+    floor_server = bare.BareServer(
+        plan_path=plan, processes=default_processes(), threads=Config.workers + RESERVE_THREADS
+    )
+    return bare.measure(bare=floor_server, server=server, target=target, scenarios=runs)
+
+
 def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
     backend = "postgresql" if url.startswith("postgres") else "sqlite"
     shape = dataset.QUICK if quick else dataset.FULL
@@ -203,6 +217,7 @@ def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
         figures = {sc.name: _run_scenario(server, sc, target) for sc in scenarios(quick)}
         report.add_ratios(figures)
         bulk_floor = _bulk_floor(url, figures, quick) if backend == "postgresql" else {}
+        bare_floor = _bare_floor(url, server, target, workdir, quick) if backend == "postgresql" else {}
         by_processes = processes.compare(url, workdir=workdir, quick=quick, target=target)
         cap = BUDGET.memory_cap(backend, quick)
         memory = _memory(server, memory_scenario(quick, memory_calls(quick, backend), cap), target)
@@ -224,6 +239,7 @@ def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
         "scenarios": figures,
         "memory": memory,
         "bulk_floor": bulk_floor,
+        "bare_floor": bare_floor,
         "targets": _targets(figures, memory, bulk_floor),
         "notes": notes,
         "events": event_figures,

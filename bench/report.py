@@ -69,6 +69,7 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
         out += _floor_lines(data.get("bulk_floor") or {})
+        out += _bare_lines(data.get("bare_floor") or {})
         out += [f"Targets: {json.dumps(data.get('targets', {}))}", ""]
         if "processes" in data:
             from bench.processes import markdown as processes_markdown
@@ -95,6 +96,28 @@ def _floor_lines(floor: dict[str, Any]) -> list[str]:
         f"({floor.get('in_process_x_floor')}x the lone replay).",
         "",
     ]
+
+
+def _bare_lines(bare: dict[str, Any]) -> list[str]:
+    if not bare:
+        return []
+    out = [
+        "Floor of a single call (bench/bare.py): a bare gRPC server, "
+        f"{bare.get('processes')} processes x {bare.get('threads')} threads, answers GetGroup and "
+        "UpdateGroup by replaying the statements our server sends for them (same round trips: "
+        f"{bare.get('round_trips')}) through bare psycopg, with a captured reply; nothing else. "
+        "Run right after a fresh no-op on our server; ratios are to that no-op.",
+        "",
+        "| scenario | req/s | x no-op | p50 ms | server CPU ms/call | CPU x no-op "
+        "| PostgreSQL CPU ms | clients CPU ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, f in bare.get("scenarios", {}).items():
+        cells = [name, f.get("throughput_rps"), f.get("ratio_to_noop"), f.get("p50_ms")]
+        cells += [f.get("server_cpu_ms_per_call"), f.get("cpu_x_noop"), f.get("postgres_cpu_ms_per_call")]
+        cells += [f.get("client_cpu_ms_per_call")]
+        out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return [*out, ""]
 
 
 def write(results: dict[str, Any], *, json_path: Path, md_path: Path | None) -> None:

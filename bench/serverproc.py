@@ -99,6 +99,26 @@ def _add(a: Any, b: Any) -> Any:
     return {k: a[k] + b[k] for k in a} if isinstance(a, dict) else a + b
 
 
+def wait_serving(address: str, *, alive: Any, timeout: float = 30.0, log: str = "") -> None:
+    """Until Health/Check at address says SERVING; fails at once when alive() turns false."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if not alive():
+                raise RuntimeError(f"server exited early{log}")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.2)
+    raise RuntimeError(f"server not serving after {timeout}s{log}")
+
+
 @dataclass
 class ServerProcess:
     url: str
@@ -137,23 +157,10 @@ class ServerProcess:
         self._wait_serving(timeout)
 
     def _wait_serving(self, timeout: float) -> None:
-        import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                assert self.proc is not None
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited early; see {self.log_path}")
-                try:
-                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    time.sleep(0.2)
-        raise RuntimeError(f"server not serving after {timeout}s; see {self.log_path}")
+        proc = self.proc
+        assert proc is not None
+        wait_serving(self.address, alive=lambda: proc.poll() is None, timeout=timeout,
+                     log=f"; see {self.log_path}")  # fmt: skip
 
     def memory(self) -> dict[str, int]:
         """RSS and peak RSS summed over the supervisor and its workers (kB)."""
