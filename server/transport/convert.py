@@ -163,12 +163,19 @@ def selection_from_proto(msg: issue_service_pb2.BulkUpdateGroupsRequest) -> comm
     )
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
 def timestamp_to_proto(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    """Naive datetimes are UTC (the database's). Arithmetic on the timedelta instead of
+    Timestamp.FromDatetime, which goes through calendar.timegm in Python: ~1 us against ~6, and
+    a reply carries one per activity."""
     if value is None:
         return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value)
-    return ts
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    delta = value - _EPOCH  # days may be negative; seconds and microseconds never are
+    return timestamp_pb2.Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def user_to_proto(view: UserView | None) -> group_pb2.User | None:
