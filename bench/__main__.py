@@ -230,7 +230,10 @@ def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
         event_figures = bench_events.measure(url=url, server=server, target=target, quick=quick, workdir=workdir)
     finally:
         code = server.stop()
-    notes.append(f"server exit code after SIGTERM: {code}")
+    notes.append(f"server exit code after SIGTERM: {code} (stopped in {server.stop_seconds} s)")
+    if code != 0:  # killed after 15 s, or failed: what it said last is the lead
+        tail = server.log_path.read_text(errors="replace").splitlines()[-8:]
+        notes.append("server log, last lines: " + " / ".join(f"`{line[:300]}`" for line in tail))
     return {
         "dataset": counts,
         "server": f"--processes default ({processes.default_processes()}), 8 threads each, "

@@ -119,6 +119,9 @@ def wait_serving(address: str, *, alive: Any, timeout: float = 30.0, log: str = 
     raise RuntimeError(f"server not serving after {timeout}s{log}")
 
 
+STOP_BOUND = 40.0
+
+
 @dataclass
 class ServerProcess:
     url: str
@@ -127,6 +130,7 @@ class ServerProcess:
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(default_factory=Path)
+    stop_seconds: float | None = None  # how long the last stop() took
 
     @property
     def address(self) -> str:
@@ -192,9 +196,14 @@ class ServerProcess:
     def stop(self) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode
+        started = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=15)
+            # The server's own bound (pre-stop 2 s + --grace 2 s + drain 30 s + the supervisor's
+            # 5 s margin), so a slow drain is reported as such and only a hung server is killed.
+            return self.proc.wait(timeout=STOP_BOUND)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(timeout=5)
+        finally:
+            self.stop_seconds = round(time.monotonic() - started, 1)
