@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +247,9 @@ def prepare(*, url: str, server_address: str, target: load.Target, workdir: Path
 
 
 def measure(*, bare: BareServer, server: Any, target: load.Target, scenarios: list[load.Scenario]) -> dict[str, Any]:
-    """Our no-op, then the bare server's runs of the other scenarios, right after each other."""
+    """A fresh no-op of ours, then each other scenario on our server (warm: it ran them before)
+    and on the bare server, after a short unmeasured run there: both sides have prepared their
+    statements on their connections, so neither pays PostgreSQL's planning of first runs."""
     statements = pickle.loads(bare.plan_path.read_bytes())["statements"]
     bare.start()
     try:
@@ -255,7 +257,9 @@ def measure(*, bare: BareServer, server: Any, target: load.Target, scenarios: li
         figures = {"noop (ours)": _scenario(server.cpu, noop, target)}
         bare_target = load.Target(address=bare.address, organization_id=target.organization_id, groups=target.groups)
         for sc in rest:
-            figures[f"{sc.name} (bare)"] = _scenario(bare.cpu, sc, bare_target)
+            figures[f"{sc.name} (ours, warm)"] = _scenario(server.cpu, sc, target)
+            load.run(replace(sc, name=f"{sc.name}-prime", seconds=2.0, warmup=0.5), bare_target)
+            figures[f"{sc.name} (bare, warm)"] = _scenario(bare.cpu, sc, bare_target)
     finally:
         bare.stop()
     base = figures["noop (ours)"]

@@ -106,7 +106,8 @@ def _bare_lines(bare: dict[str, Any]) -> list[str]:
         f"{bare.get('processes')} processes x {bare.get('threads')} threads, answers GetGroup and "
         "UpdateGroup by replaying the statements our server sends for them (same round trips: "
         f"{bare.get('round_trips')}) through bare psycopg, with a captured reply; nothing else. "
-        "Run right after a fresh no-op on our server; ratios are to that no-op.",
+        "Run right after a fresh no-op on our server, and next to the same scenarios on our server "
+        "(which ran them before, as the bare server ran a short priming run): ratios are to that no-op.",
         "",
         "| scenario | req/s | x no-op | p50 ms | server CPU ms/call | CPU x no-op "
         "| PostgreSQL CPU ms | clients CPU ms |",
