@@ -119,11 +119,11 @@ fuzz: $(STAMP)
 # Seeds 100k groups, starts `python -m server serve` on SQLite and (when reachable) PostgreSQL,
 # loads it from separate client processes; writes BENCHMARKS.md and bench/results.json.
 bench: $(STAMP)
-	timeout 600 $(PY) -m bench --pg-admin-url $(PG_ADMIN_URL)
+	timeout 780 $(PY) -m bench --pg-admin-url $(PG_ADMIN_URL)
 
-# Small data, short runs (< 2 minutes); results in build/bench-quick.json only.
+# Small data, short runs (< 4 minutes); results in build/bench-quick.json only.
 bench-quick: $(STAMP)
-	timeout 120 $(PY) -m bench --quick --pg-admin-url $(PG_ADMIN_URL)
+	timeout 240 $(PY) -m bench --quick --pg-admin-url $(PG_ADMIN_URL)
 
 # Wire-compatibility of protos/ against the previous commit on main (HEAD~1 of main when on main).
 # A clone without main or without a parent commit has nothing to compare against: say so, pass.
