@@ -16,7 +16,7 @@ from typing import Any
 
 from bench import bare, dataset, floor, load, processes, report
 from bench import events as bench_events
-from bench.serverproc import ACTING_USER, ServerProcess, postgres_cpu
+from bench.serverproc import ACTING_USER, ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -113,24 +113,17 @@ def _analyze(url: str) -> None:
 
 
 def _run_scenario(server: ServerProcess, sc: load.Scenario, target: load.Target) -> dict[str, Any]:
-    load.spawn_clients(sc.procs)  # spawned before the clocks start
-    offset, cpu = server.log_offset(), server.cpu()
-    pg_cpu, client_cpu = postgres_cpu(), load.clients_cpu()
-    raw = load.run(sc, target)
-    pg_cpu, client_cpu = postgres_cpu() - pg_cpu, load.clients_cpu() - client_cpu
-    time.sleep(0.3)  # let the server's last access lines reach its log
-    cpu = server.cpu() - cpu
+    offset = server.log_offset()
+    measured = load.run_measured(sc, target, server_cpu=server.cpu, settle=0.3)  # last access lines
+    raw = measured.raw
     lines = [x for x in server.access_lines(offset) if str(x.get("request_id", "")).startswith(sc.name + ".")]
-    calls = max(len(lines) or raw["calls"], 1)
     figures = {
         "in_flight": sc.procs * sc.conc,
         **report.latency_figures(raw),
         **report.server_figures(lines),
-        # Server process CPU (all threads) per call, warm-up calls included when they are logged.
-        "server_cpu_ms_per_call": round(1000 * cpu / calls, 3),
-        # What else each call costs the same 2 vCPUs (warm-up included, as for the server).
-        "postgres_cpu_ms_per_call": round(1000 * pg_cpu / calls, 3),
-        "client_cpu_ms_per_call": round(1000 * client_cpu / calls, 3),
+        # CPU of the server (all threads), PostgreSQL and the clients per call, warm-up calls
+        # included when they are logged.
+        **measured.per_call(len(lines) or raw["calls"]),
     }
     print(
         f"  {sc.name:28s} {figures['throughput_rps']:8.1f} req/s  p50 {figures['p50_ms']} ms  "
@@ -248,7 +241,7 @@ def run_backend(url: str, *, quick: bool, workdir: Path) -> dict[str, Any]:
     finally:
         code = server.stop()
     notes.append(f"server exit code after SIGTERM: {code} (stopped in {server.stop_seconds} s)")
-    if code != 0:  # killed after 15 s, or failed: what it said last is the lead
+    if code != 0:  # killed past its shutdown bound, or failed: what it said last is the lead
         tail = server.log_path.read_text(errors="replace").splitlines()[-8:]
         notes.append("server log, last lines: " + " / ".join(f"`{line[:300]}`" for line in tail))
     return {

@@ -21,13 +21,15 @@ import re
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bench import load
-from bench.serverproc import ACTING_USER, TOKEN, cpu_seconds, free_port, postgres_cpu, wait_serving
+from bench.figures import add_ratios, latency_figures
+from bench.serverproc import ACTING_USER, TOKEN, cpu_seconds, free_port, wait_serving
 
 RoundTrip = list[tuple[str, Any]]  # statements sent together (psycopg pipeline), with their params
 
@@ -215,20 +217,10 @@ class BareServer:
             proc.wait(timeout=10)
 
 
-def _scenario(run_cpu: Any, sc: load.Scenario, target: load.Target) -> dict[str, Any]:
-    from bench.figures import latency_figures
-
-    load.spawn_clients(sc.procs)
-    cpu, pg, clients = run_cpu(), postgres_cpu(), load.clients_cpu()
-    raw = load.run(sc, target)
-    cpu, pg, clients = run_cpu() - cpu, postgres_cpu() - pg, load.clients_cpu() - clients
-    calls = max(raw["calls"] * (sc.warmup + sc.seconds) / sc.seconds, 1)  # warm-up calls burn CPU too
-    return {
-        **latency_figures(raw),
-        "server_cpu_ms_per_call": round(1000 * cpu / calls, 3),
-        "postgres_cpu_ms_per_call": round(1000 * pg / calls, 3),
-        "client_cpu_ms_per_call": round(1000 * clients / calls, 3),
-    }
+def _scenario(server_cpu: Callable[[], float], sc: load.Scenario, target: load.Target) -> dict[str, Any]:
+    measured = load.run_measured(sc, target, server_cpu=server_cpu)
+    calls = measured.raw["calls"] * (sc.warmup + sc.seconds) / sc.seconds  # warm-up calls burn CPU too
+    return {**latency_figures(measured.raw), **measured.per_call(calls)}
 
 
 def prepare(*, url: str, server_address: str, target: load.Target, workdir: Path) -> Path:
@@ -254,7 +246,7 @@ def measure(*, bare: BareServer, server: Any, target: load.Target, scenarios: li
     bare.start()
     try:
         noop, *rest = scenarios
-        figures = {"noop (ours)": _scenario(server.cpu, noop, target)}
+        figures = {"noop": _scenario(server.cpu, noop, target)}  # ours: the ratios' base
         bare_target = load.Target(address=bare.address, organization_id=target.organization_id, groups=target.groups)
         for sc in rest:
             figures[f"{sc.name} (ours, warm)"] = _scenario(server.cpu, sc, target)
@@ -262,11 +254,9 @@ def measure(*, bare: BareServer, server: Any, target: load.Target, scenarios: li
             figures[f"{sc.name} (bare, warm)"] = _scenario(bare.cpu, sc, bare_target)
     finally:
         bare.stop()
-    base = figures["noop (ours)"]
+    add_ratios(figures)
     for name, f in figures.items():
-        f["ratio_to_noop"] = round(f["throughput_rps"] / base["throughput_rps"], 3)
-        f["cpu_x_noop"] = round(f["server_cpu_ms_per_call"] / base["server_cpu_ms_per_call"], 2)
-        print(f"  {name:28s} {f['throughput_rps']:8.1f} req/s  x no-op {f['ratio_to_noop']}  "
+        print(f"  {name:34s} {f['throughput_rps']:8.1f} req/s  x no-op {f['ratio_to_noop']}  "
               f"server CPU {f['server_cpu_ms_per_call']} ms  PostgreSQL {f['postgres_cpu_ms_per_call']} ms",
               flush=True)  # fmt: skip
     return {

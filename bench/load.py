@@ -264,6 +264,36 @@ def close_pools() -> None:
     _pools.clear()
 
 
+@dataclass(frozen=True)
+class Measured:
+    raw: dict[str, Any]  # what run() returns
+    server_cpu: float  # seconds, over the whole run (warm-up included)
+    postgres_cpu: float
+    clients_cpu: float
+
+    def per_call(self, calls: float) -> dict[str, float]:
+        """CPU ms per call of the server, PostgreSQL (every postgres process) and the clients."""
+        calls = max(calls, 1)
+        return {
+            "server_cpu_ms_per_call": round(1000 * self.server_cpu / calls, 3),
+            "postgres_cpu_ms_per_call": round(1000 * self.postgres_cpu / calls, 3),
+            "client_cpu_ms_per_call": round(1000 * self.clients_cpu / calls, 3),
+        }
+
+
+def run_measured(sc: Scenario, target: Target, *, server_cpu: Callable[[], float], settle: float = 0.0) -> Measured:
+    """run(), with the CPU each tenant of the cores spent meanwhile. `settle`: seconds to wait
+    before the server's CPU is read (its last access lines still being written)."""
+    from bench.serverproc import postgres_cpu
+
+    spawn_clients(sc.procs)  # spawned before the clocks start
+    cpu, pg, clients = server_cpu(), postgres_cpu(), clients_cpu()
+    raw = run(sc, target)
+    pg, clients = postgres_cpu() - pg, clients_cpu() - clients
+    time.sleep(settle)
+    return Measured(raw, server_cpu() - cpu, pg, clients)
+
+
 def run(sc: Scenario, target: Target) -> dict[str, Any]:
     """Run a scenario from sc.procs client processes; merged latencies, codes and throughput."""
     tasks = [(asdict(sc), asdict(target), i) for i in range(sc.procs)]

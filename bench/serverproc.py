@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ def _add(a: Any, b: Any) -> Any:
     return {k: a[k] + b[k] for k in a} if isinstance(a, dict) else a + b
 
 
-def wait_serving(address: str, *, alive: Any, timeout: float = 30.0, log: str = "") -> None:
+def wait_serving(address: str, *, alive: Callable[[], bool], timeout: float = 30.0, log: str = "") -> None:
     """Until Health/Check at address says SERVING; fails at once when alive() turns false."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -119,7 +120,15 @@ def wait_serving(address: str, *, alive: Any, timeout: float = 30.0, log: str = 
     raise RuntimeError(f"server not serving after {timeout}s{log}")
 
 
-STOP_BOUND = 40.0
+GRACE = 2.0  # serve --grace, as the harness starts the server
+PRE_STOP_DELAY = 2.0  # serve's default --pre-stop-delay
+
+
+def _stop_bound() -> float:
+    from server.processes.supervisor import DRAIN_MARGIN
+    from server.transport.shutdown import DRAIN_TIMEOUT
+
+    return PRE_STOP_DELAY + GRACE + DRAIN_TIMEOUT + DRAIN_MARGIN + 1.0
 
 
 @dataclass
@@ -153,7 +162,7 @@ class ServerProcess:
             "--tokens",
             str(tokens),
             "--grace",
-            "2",
+            str(GRACE),
             *([] if self.processes is None else ["--processes", str(self.processes)]),
         ]
         with self.log_path.open("wb") as log:
@@ -199,9 +208,9 @@ class ServerProcess:
         started = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         try:
-            # The server's own bound (pre-stop 2 s + --grace 2 s + drain 30 s + the supervisor's
-            # 5 s margin), so a slow drain is reported as such and only a hung server is killed.
-            return self.proc.wait(timeout=STOP_BOUND)
+            # The server's own bound (what its supervisor allows a worker, plus a second), so a
+            # slow drain is reported as such and only a hung server is killed.
+            return self.proc.wait(timeout=_stop_bound())
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(timeout=5)
