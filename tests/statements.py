@@ -28,6 +28,32 @@ def captured() -> Iterator[list[tuple[str, Any]]]:
 
 
 @contextmanager
+def round_trips() -> Iterator[list[list[str]]]:
+    """The first word of each statement, per network round trip, that this thread sends inside
+    the block (PostgreSQL; SQLite has no round trips, and its BEGIN and COMMIT bypass these)."""
+    trips: list[list[str]] = []
+    database: Any = db.obj
+    pipeline, run = database._pipeline, database._run
+    me = threading.get_ident()
+
+    def pipelined(statements: list[tuple[str, Any]]) -> Any:
+        if threading.get_ident() == me:
+            trips.append([sql.split()[0] for sql, _ in statements])
+        return pipeline(statements)
+
+    def alone(sql: str, params: Any) -> Any:
+        if threading.get_ident() == me:
+            trips.append([sql.split()[0]])
+        return run(sql, params)
+
+    database._pipeline, database._run = pipelined, alone  # this instance only
+    try:
+        yield trips
+    finally:
+        del database._pipeline, database._run
+
+
+@contextmanager
 def _hooked(record: Callable[[Any], None]) -> Iterator[None]:
     me = threading.get_ident()
 

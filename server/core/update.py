@@ -27,7 +27,7 @@ from server.core.bulk_sql import insert_rows
 from server.core.commands import READ_SCOPES, WRITE_SCOPES, Caller, Selection, UpdateCommand
 from server.core.context import BulkResult, GroupOutcome, UpdateContext
 from server.core.errors import Cancelled, Conflict, NotFound, PermissionDenied
-from server.core.serialize import GroupView, activity_views, etag_of, group_view, view_of
+from server.core.serialize import GroupView, activity_views, etag_of, group_view_with_commit, view_of
 from server.core.unit_of_work import in_transaction
 from server.core.write_sql import update_in
 from server.storage import outbox_signal
@@ -71,7 +71,7 @@ def update_group(  # noqa: PLR0913 - keyword-only; the request's fields plus the
 ) -> GroupView:  # fmt: skip
     _require(caller, WRITE_SCOPES, "update issues")
 
-    def run() -> GroupView:
+    def run() -> Callable[[], GroupView]:
         _check_still_wanted(should_continue)  # a call that expired in the queue does no work
         row = selection.organization(caller=caller, organization_id=organization_id, user_id=caller.user_id,
                                      group_id=group_id, group="lock")  # fmt: skip
@@ -84,11 +84,11 @@ def update_group(  # noqa: PLR0913 - keyword-only; the request's fields plus the
             raise Conflict("The issue changed since it was read (etag mismatch)", reason="ETAG_MISMATCH")
         ctx = _context(access=access, command=command, org=org, groups=[group], row=row)
         _apply(ctx)
-        view = group_view(group, user_id=caller.user_id, now=ctx.now)  # re-reads the row
         _check_still_wanted(should_continue)
-        return view
+        # The reply re-reads the row with what the transaction wrote; the read travels with COMMIT.
+        return group_view_with_commit(group, user_id=caller.user_id, now=ctx.now)
 
-    return in_transaction(run)
+    return in_transaction(run)()
 
 
 def bulk_update(

@@ -11,6 +11,10 @@ What makes that safe: a deferred statement reads and writes only its own table (
 and a queue holds at most one statement per table (a second one flushes the first), so the
 statements of one flush cannot see or undo each other, and every other statement sees all
 writes queued before it. Outside a transaction nothing is deferred.
+
+A transaction's last read, whose row is wanted only once it has committed (an update's reply),
+can travel with COMMIT too (`read_with_commit`): the writes, the read and COMMIT leave in one
+round trip instead of two.
 """
 
 from __future__ import annotations
@@ -25,6 +29,24 @@ from server.storage import liveness
 
 Queued = tuple[str, str, Sequence[Any]]  # (table, sql, params)
 Statement = tuple[str, Any]  # (sql, params)
+
+
+class PendingRow:
+    """The first row of a read sent with COMMIT (None when it found none), once it was sent."""
+
+    __slots__ = ("_row", "_sent")
+
+    def __init__(self) -> None:
+        self._row: Any = None
+        self._sent = False
+
+    def settle(self, row: Any) -> None:
+        self._row, self._sent = row, True
+
+    def row(self) -> Any:
+        if not self._sent:  # the transaction rolled back before the read was sent
+            raise RuntimeError("the read was never sent: its transaction did not commit")
+        return self._row
 
 
 class DeferredWrites:
@@ -42,13 +64,35 @@ class DeferredWrites:
             self.flush()
         state.queue.append((table, sql, list(params)))
 
+    def read_with_commit(self, sql: str, params: Any) -> PendingRow:
+        """Read `sql`'s first row with the transaction's COMMIT, in its round trip.
+
+        Nothing but COMMIT may follow it; any other statement sends the read first, in order, so
+        inside a nested transaction (a savepoint) it leaves with the savepoint's RELEASE: the
+        caller of the inner transaction has its row before the outer one commits. A rollback
+        drops it unsent. On SQLite (no round trips) and outside a transaction it runs at once.
+        """
+        pending = PendingRow()
+        if not self.pipelined or self.transaction_depth() == 0:  # type: ignore[attr-defined]
+            pending.settle(self.execute_sql(sql, params).fetchone())
+            return pending
+        state = self._deferred()
+        self._send_read(state)  # a second read: the first goes now
+        state.read = (sql, params, pending)
+        return pending
+
     def flush(self) -> None:
-        """Send what is pending (BEGIN, queued writes) now."""
+        """Send what is pending (BEGIN, queued writes, a read waiting for COMMIT) now."""
+        self._send_read(self._deferred())
         pending = self._take_pending()
         for sql, params in pending:
             self._run(sql, params)
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
+        state = self._deferred()
+        if state.read is not None and sql.startswith("ROLLBACK TO SAVEPOINT"):
+            state.read = None  # its body failed: the transaction may be unable to run it anyway
+        self._send_read(state)
         pending = self._take_pending()
         if not pending:
             return self._run(sql, params)
@@ -56,11 +100,18 @@ class DeferredWrites:
             for before, before_params in pending:
                 self._run(before, before_params)
             return self._run(sql, params)
-        return self._pipeline([*pending, (sql, params)])
+        return self._pipeline([*pending, (sql, params)])[-1]
+
+    def _send_read(self, state: Any) -> None:
+        if state.read is None:
+            return
+        (sql, params, pending), state.read = state.read, None
+        pending.settle(self.execute_sql(sql, params).fetchone())
 
     def begin(self, *args: Any, **kwargs: Any) -> None:
         state = self._deferred()
         state.queue.clear()
+        state.read = None
         if self.pipelined:  # sent with the transaction's first statement
             state.begin = True
             return
@@ -68,13 +119,17 @@ class DeferredWrites:
 
     def commit(self) -> None:
         state = self._deferred()
-        if state.begin and not state.queue:  # nothing ran: there is no transaction to end
+        if state.begin and not state.queue and state.read is None:  # nothing ran: no transaction to end
             state.begin = False
             return
         pending = self._take_pending()
         if self.pipelined:
+            read, state.read = state.read, None
+            reads = [] if read is None else [(read[0], read[1])]
             with liveness.committing():
-                self._pipeline([*pending, ("COMMIT", None)])
+                cursors = self._pipeline([*pending, *reads, ("COMMIT", None)])
+            if read is not None:
+                read[2].settle(cursors[-2].fetchone())
             return
         for sql, params in pending:
             self._run(sql, params)
@@ -84,6 +139,7 @@ class DeferredWrites:
     def rollback(self) -> None:
         state = self._deferred()
         state.queue.clear()
+        state.read = None  # its PendingRow stays unsent
         if state.begin:  # BEGIN was never sent
             state.begin = False
             return
@@ -104,27 +160,27 @@ class DeferredWrites:
     def _deferred(self) -> Any:
         state: Any = self._state  # type: ignore[attr-defined]  # peewee's per-thread state
         if not hasattr(state, "queue"):
-            state.queue, state.begin = [], False
+            state.queue, state.begin, state.read = [], False, None
         return state
 
     def _run(self, sql: str, params: Any) -> Any:
         return super().execute_sql(sql, params)  # type: ignore[misc]
 
-    def _pipeline(self, statements: list[Statement]) -> Any:
-        """Every statement in one round trip (psycopg pipeline mode); the last one's cursor."""
+    def _pipeline(self, statements: list[Statement]) -> list[Any]:
+        """Every statement in one round trip (psycopg pipeline mode); their cursors, in order."""
         conn = self.connection()  # type: ignore[attr-defined]
         start = time.perf_counter()
-        cursor = None
+        cursors = []
         try:
             with peewee.__exception_wrapper__, conn.pipeline():  # type: ignore[attr-defined]
                 for sql, params in statements:
-                    cursor = conn.cursor()
-                    cursor.execute(sql, params)
+                    cursors.append(conn.cursor())
+                    cursors[-1].execute(sql, params)
         except Exception as exc:
             self._tell_hooks(statements, start, exc)
             raise
         self._tell_hooks(statements, start, None)
-        return cursor
+        return cursors
 
     def _tell_hooks(self, statements: list[Statement], start: float, exc: Exception | None) -> None:
         if self.query_hooks:  # type: ignore[attr-defined]
@@ -138,3 +194,4 @@ class DeferredWrites:
         call(*args, **kwargs)
         if self.query_hooks:  # type: ignore[attr-defined]
             self._notify_hooks(sql, None, start, None)  # type: ignore[attr-defined]
+

@@ -13,7 +13,7 @@ from server.core.commands import Assignee, IgnoreConditions
 from tests import factories as f
 from tests.conftest import BACKEND
 from tests.core.helpers import single
-from tests.statements import recorded
+from tests.statements import recorded, round_trips
 
 pytestmark = pytest.mark.db
 
@@ -47,4 +47,21 @@ def test_update_group_round_trips(database: str, name: str) -> None:
         assert sum(1 for s in seen if "FOR UPDATE" in s) == 1  # the lock rides on the access read
     else:
         assert len(seen) <= CASES[name][1], "\n".join(s[:120] for s in seen)
+    assert view.id == gid
+
+
+# Assign also reads the assignee's team and project membership (two more round trips).
+ROUND_TRIPS = {"resolve": 2, "unresolve": 2, "ignore_with_count": 2, "assign": 4}
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="round trips: SQLite runs in-process")
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_update_group_round_trips_on_postgresql(database: str, name: str) -> None:
+    # Access and lock with BEGIN first; last, the writes, the reply's read and COMMIT together.
+    w = f.world()
+    gid, patch = prepared_case(w, name)
+    with round_trips() as trips:
+        view = single(w["org"].id, gid, user_id=w["user"].id, **patch)
+    assert len(trips) == ROUND_TRIPS[name], trips
+    assert trips[0][0] == "BEGIN" and trips[-1][-2:] == ["SELECT", "COMMIT"], trips
     assert view.id == gid

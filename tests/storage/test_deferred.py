@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import peewee
 import pytest
 from peewee import IntegrityError
 
 from server.storage.models import Organization, Team, db
 from tests.conftest import BACKEND
-from tests.statements import recorded
+from tests.statements import recorded, round_trips
 
 pytestmark = pytest.mark.db
 
@@ -79,3 +80,72 @@ def test_an_error_in_a_pipelined_write_rolls_the_transaction_back(database: str)
         db.obj.defer(*_insert_org("g"), table="organization")  # slug taken: fails at the flush
         Team.select().count()
     assert Team.select().count() == 0
+
+
+def _read_org(slug: str) -> tuple[str, list[object]]:
+    return f'SELECT "slug" FROM "organization" WHERE "slug" = {db.obj.param}', [slug]
+
+
+def test_a_read_with_commit_leaves_with_the_writes_and_commit_in_one_round_trip(database: str) -> None:
+    with round_trips() as trips, db.atomic():
+        db.obj.defer(*_insert_org("h"), table="organization")
+        pending = db.obj.read_with_commit(*_read_org("h"))
+        if BACKEND == "postgres":  # nothing sent yet: the row exists only after COMMIT
+            assert trips == []
+            with pytest.raises(RuntimeError, match="never sent"):
+                pending.row()
+    assert pending.row() == ("h",)  # it saw the transaction's own write
+    if BACKEND == "postgres":
+        assert trips == [["BEGIN", "INSERT", "SELECT", "COMMIT"]]
+
+
+def test_a_statement_after_a_read_with_commit_sends_the_read_first(database: str) -> None:
+    with recorded() as seen, db.atomic():
+        pending = db.obj.read_with_commit(*_read_org("i"))
+        db.obj.execute_sql(*_insert_org("i"))
+    assert pending.row() is None  # read before the insert, as written
+    assert [s.split()[0] for s in seen] == ["BEGIN", "SELECT", "INSERT", "COMMIT"]
+
+
+def test_a_rolled_back_read_with_commit_was_never_sent(database: str) -> None:
+    with pytest.raises(ValueError), db.atomic():
+        db.obj.execute_sql(*_insert_org("j"))
+        pending = db.obj.read_with_commit(*_read_org("j"))
+        if BACKEND == "postgres":
+            raise ValueError("abandon before COMMIT")
+        raise ValueError("abandon")
+    if BACKEND == "postgres":
+        with pytest.raises(RuntimeError, match="never sent"):
+            pending.row()
+    assert Organization.select().count() == 0
+
+
+def test_in_a_nested_transaction_a_read_with_commit_leaves_with_its_release(database: str) -> None:
+    # The outer transaction's caller (a request id's record) needs the reply before it commits.
+    with db.atomic():
+        db.obj.execute_sql(*_insert_org("k"))
+        with recorded() as seen:
+            with db.atomic():
+                pending = db.obj.read_with_commit(*_read_org("k"))
+            assert pending.row() == ("k",)
+        assert [s.split()[0] for s in seen] == ["SAVEPOINT", "SELECT", "RELEASE"]
+
+
+def test_a_read_with_commit_in_a_rolled_back_savepoint_is_dropped(database: str) -> None:
+    with db.atomic():
+        with recorded() as seen, pytest.raises(ValueError), db.atomic():
+            db.obj.execute_sql(*_insert_org("m"))
+            pending = db.obj.read_with_commit(*_read_org("m"))
+            raise ValueError("the body fails after its read was queued")
+        if BACKEND == "postgres":
+            assert [s.split()[0] for s in seen] == ["BEGIN", "SAVEPOINT", "INSERT", "ROLLBACK"]  # no SELECT
+            with pytest.raises(RuntimeError, match="never sent"):
+                pending.row()
+        assert Organization.select().count() == 0  # the savepoint rolled back; the outer one goes on
+
+
+def test_a_failed_read_with_commit_rolls_the_transaction_back(database: str) -> None:
+    with pytest.raises(peewee.DatabaseError), db.atomic():
+        db.obj.execute_sql(*_insert_org("l"))
+        db.obj.read_with_commit("SELECT no_such_column FROM organization", [])
+    assert Organization.select().count() == 0
