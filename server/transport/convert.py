@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 from issues.v1 import group_pb2, issue_service_pb2
 
@@ -167,15 +168,21 @@ _EPOCH = dt.datetime(1970, 1, 1)
 
 
 def timestamp_to_proto(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    """Naive datetimes are UTC (the database's). Arithmetic on the timedelta instead of
-    Timestamp.FromDatetime, which goes through calendar.timegm in Python: ~1 us against ~6, and
-    a reply carries one per activity."""
+    """Naive datetimes are UTC (the database's)."""
     if value is None:
         return None
+    seconds, nanos = _epoch_time(value)
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+
+
+def _epoch_time(value: dt.datetime) -> tuple[int, int]:
+    """(seconds, nanos) since the epoch by arithmetic on the timedelta, instead of
+    Timestamp.FromDatetime, which goes through calendar.timegm in Python: ~1 us against ~6, and
+    a reply carries one per activity."""
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC).replace(tzinfo=None)
     delta = value - _EPOCH  # days may be negative; seconds and microseconds never are
-    return timestamp_pb2.Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
+    return delta.days * 86_400 + delta.seconds, delta.microseconds * 1000
 
 
 def user_to_proto(view: UserView | None) -> group_pb2.User | None:
@@ -211,25 +218,29 @@ def status_details_to_proto(view: StatusDetailsView) -> group_pb2.StatusDetails:
     )
 
 
-def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update({k: v for k, v in data.items()})
-    return out
-
-
-def activity_to_proto(view: ActivityView) -> group_pb2.Activity:
-    return group_pb2.Activity(
-        id=view.id,
-        type=view.type,  # type: ignore[arg-type]
-        user=user_to_proto(view.user),
-        data=_struct(view.data),
-        date_created=timestamp_to_proto(view.date_created),
-    )
+def add_activities(out: Any, views: Iterable[ActivityView]) -> None:
+    """Append each activity to the repeated field `out`, built in place: a reply carries up to
+    100, and building each submessage apart and copying it in cost ~3.5 us an activity, in
+    place ~1.2. Users repeat within a group's activities: each is built once per call."""
+    users: dict[int, group_pb2.User] = {}
+    for view in views:
+        item = out.add(id=view.id, type=view.type)
+        if view.user is not None:
+            user = users.get(view.user.id)
+            if user is None:
+                u = view.user
+                user = users[u.id] = group_pb2.User(id=u.id, name=u.name, username=u.username, email=u.email)
+            item.user.CopyFrom(user)
+        if view.data:
+            item.data.update(view.data)
+        else:
+            item.data.SetInParent()  # an empty Struct, as before: `data` is always present
+        item.date_created.seconds, item.date_created.nanos = _epoch_time(view.date_created)
 
 
 def group_to_proto(view: GroupView) -> group_pb2.Group:
     p = view.project
-    return group_pb2.Group(
+    msg = group_pb2.Group(
         id=view.id, short_id=view.short_id, title=view.title, culprit=view.culprit, logger=view.logger,
         level=view.level, status=STATUS_LABELS[view.status],
         status_details=status_details_to_proto(view.status_details),
@@ -244,9 +255,11 @@ def group_to_proto(view: GroupView) -> group_pb2.Group:
         has_seen=view.has_seen, priority=view.priority or 0,  # type: ignore[arg-type]
         priority_locked_at=timestamp_to_proto(view.priority_locked_at), count=view.count,
         user_count=view.user_count, first_seen=timestamp_to_proto(view.first_seen),
-        last_seen=timestamp_to_proto(view.last_seen), activities=[activity_to_proto(a) for a in view.activities],
-        etag=view.etag, resolved_at=timestamp_to_proto(view.resolved_at),
+        last_seen=timestamp_to_proto(view.last_seen), etag=view.etag,
+        resolved_at=timestamp_to_proto(view.resolved_at),
     )  # fmt: skip
+    add_activities(msg.activities, view.activities)
+    return msg
 
 
 def applied_to_proto(delta: AppliedDelta) -> issue_service_pb2.AppliedChanges:
@@ -269,7 +282,7 @@ def applied_to_proto(delta: AppliedDelta) -> issue_service_pb2.AppliedChanges:
     if delta.is_public is not None:
         out.share.share_id = delta.share_id or ""
     _merge_and_priority_to_proto(delta, out)
-    out.activities.extend(activity_to_proto(a) for a in delta.activities)
+    add_activities(out.activities, delta.activities)
     return out
 
 
