@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from server.core.context import CommitView
 from server.core.reads import USER_JOINS, Loaded, group_select, loaded_from
+from server.core.reply_sql import ActivityRow
 from server.core.sqltext import columns, id_list, ids_in, split
 from server.storage.models import Activity, Commit, Repository, User, db
 
@@ -53,16 +54,16 @@ def _activities_sql(param: str) -> str:
     )
 
 
-def load_activities(ids: Sequence[int], *, limit: int) -> dict[int, list[tuple[Activity, User | None]]]:
+def load_activities(ids: Sequence[int], *, limit: int) -> dict[int, list[tuple[ActivityRow, User | None]]]:
     """Each group's newest `limit` activities with their users, in one statement."""
-    out: dict[int, list[tuple[Activity, User | None]]] = {i: [] for i in ids}
+    out: dict[int, list[tuple[ActivityRow, User | None]]] = {i: [] for i in ids}
     if not ids:
         return out
     param = db.obj.param
     rows = db.execute_sql(_activities_sql(param), [id_list(ids, postgres=param == "%s"), limit]).fetchall()
     for row in rows:
         (activity, user), _end = split(row, (Activity, User))
-        out[activity.group_id].append((activity, user))
+        out[activity.group_id].append((ActivityRow.of(activity), user))
     return out
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from peewee import Model
 
-from server.core.reply_sql import MODELS, PARTS_WIDTH, columns_and_joins, group_sql, parse_activities
+from server.core.reply_sql import MODELS, PARTS_WIDTH, ActivityRow, columns_and_joins, group_sql, parse_activities
 from server.core.sqltext import columns, hydrate, id_list, ids_in, render, split
 from server.storage.db import is_postgres
 from server.storage.models import (
@@ -55,7 +55,7 @@ class Loaded:
     release: Release | None
     resolving_commit_id: int | None  # the newest "resolves" commit link's commit
     # The newest ACTIVITY_ROWS activities with their users, when read in the same statement.
-    activities: list[tuple[Activity, User | None]] = field(default_factory=list)
+    activities: list[tuple[ActivityRow, User | None]] = field(default_factory=list)
 
 
 @lru_cache(maxsize=4)
@@ -112,10 +112,10 @@ def _activity_sql(param: str) -> str:
     )
 
 
-def load_activities(group_id: int, *, limit: int) -> list[tuple[Activity, User | None]]:
+def load_activities(group_id: int, *, limit: int) -> list[tuple[ActivityRow, User | None]]:
     """The group's newest activities, each with its user (None without one)."""
     cursor = db.execute_sql(_activity_sql(db.obj.param), [group_id, limit])
-    return [(a, u) for (a, u), _end in (split(row, (Activity, User)) for row in cursor.fetchall())]
+    return [(ActivityRow.of(a), u) for (a, u), _end in (split(row, (Activity, User)) for row in cursor.fetchall())]
 
 
 @lru_cache(maxsize=16)

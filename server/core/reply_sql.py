@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from peewee import Model
 
@@ -110,16 +110,32 @@ def _when(text: str) -> Any:
         return parse(text)
 
 
-def parse_activities(cell: Any) -> list[tuple[Activity, User | None]]:
+class ActivityRow(NamedTuple):
+    """An activity's cells as a reply reads them: no model instance, a reply reads up to 200."""
+
+    id: int
+    type: int
+    ident: str | None
+    user_id: int | None
+    datetime: dt.datetime
+    data: Any  # the JSON object, or None
+
+    @classmethod
+    def of(cls, activity: Activity) -> ActivityRow:
+        return cls(activity.id, activity.type, activity.ident, activity.user_id, activity.datetime, activity.data)
+
+
+def parse_activities(cell: Any) -> list[tuple[ActivityRow, User | None]]:
     """The JSON column (text on SQLite, parsed by psycopg on PostgreSQL), newest first."""
     if isinstance(cell, str):  # SQLite 3.40 has no ORDER BY inside an aggregate: sort here
         items = sorted(json.loads(cell), key=lambda i: (_when(i[4]), i[0]), reverse=True)
     else:
         items = cell or []
-    rows: list[tuple[Activity, User | None]] = []
+    rows: list[tuple[ActivityRow, User | None]] = []
+    users: dict[int, User] = {}  # a group's activities come from a few users
     for aid, kind, ident, user_id, at, data, uid, username, email, name in items:
-        activity = bare(Activity, {"id": aid, "type": kind, "ident": ident, "user_id": user_id,
-                                   "datetime": _when(at), "data": data})  # fmt: skip
-        user = None if uid is None else bare(User, {"id": uid, "username": username, "email": email, "name": name})
-        rows.append((activity, user))
+        user = None if uid is None else users.get(uid)
+        if uid is not None and user is None:
+            user = users[uid] = bare(User, {"id": uid, "username": username, "email": email, "name": name})
+        rows.append((ActivityRow(aid, kind, ident, user_id, _when(at), data), user))
     return rows

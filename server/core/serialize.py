@@ -22,9 +22,9 @@ from server.core.enums import (
 )
 from server.core.errors import NotFound
 from server.core.reads import Loaded, load_activities, load_group, load_group_with_commit
+from server.core.reply_sql import ActivityRow
 from server.core.snooze import user_view
 from server.storage.models import (
-    Activity,
     Commit,
     Group,
     GroupSnooze,
@@ -203,7 +203,7 @@ def activities_for(group: Group, *, limit: int = ACTIVITIES_COUNT) -> list[Activ
 
 
 def activity_views(
-    group: Group, rows: list[tuple[Activity, User | None]], *, limit: int = ACTIVITIES_COUNT
+    group: Group, rows: list[tuple[ActivityRow, User | None]], *, limit: int = ACTIVITIES_COUNT
 ) -> list[ActivityView]:
     """The group's activity rows (newest first, 2 x limit of them) as the reply shows them."""
     views: list[ActivityView] = []
