@@ -14,7 +14,7 @@ from typing import Any
 
 from peewee import Model
 
-from server.core.reply_sql import MODELS, PARTS_WIDTH, ActivityRow, columns_and_joins, group_sql, parse_activities
+from server.core.reply_sql import PARTS_WIDTH, READ, ActivityRow, columns_and_joins, group_sql, parse_activities
 from server.core.sqltext import columns, hydrate, id_list, ids_in, render, split
 from server.storage.db import is_postgres
 from server.storage.models import (
@@ -66,7 +66,7 @@ def group_select(param: str) -> str:
 
 def loaded_from(row: Sequence[Any], *, start: int = 0) -> Loaded:
     """A Loaded from a group_select row (or reply_sql.group_sql's, columns from `start`)."""
-    (g, p, sn, su, sh, _, au, at, bm, gs, se, gr, ru, rl), _end = split(row, MODELS, start=start)
+    (g, p, sn, su, sh, _, au, at, bm, gs, se, gr, ru, rl), _end = split(row, READ, start=start)
     return Loaded(g, p, sn, su, sh, au, at, bm is not None, gs, se, gr, ru, rl, row[start + PARTS_WIDTH])
 
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from peewee import Model
 
 from server.core.enums import LinkRelationship, LinkType
-from server.core.sqltext import bare, columns, table
+from server.core.sqltext import Part, bare, columns, table, width
 from server.storage.models import (
     Activity,
     Group,
@@ -33,25 +33,35 @@ from server.storage.models import (
     User,
 )
 
-# (alias, model, how it joins); `:uid` is the acting user's id (NULL matches nothing).
-PARTS: tuple[tuple[str, type[Model], str], ...] = (
+# (alias, columns read, how it joins); `:uid` is the acting user's id (NULL matches nothing). The
+# group and its project are whole rows (the core reads them); of the rows hanging off the group
+# only what the reply shows is read, primary key first (a NULL one: no such row). Half the columns
+# of every row cost PostgreSQL's executor start-up, psycopg's and our per-cell work on each call.
+_USER = (User, ("id", "username", "email", "name"))
+PARTS: tuple[tuple[str, Part, str], ...] = (
     ("g", Group, ""),
     ("p", Project, 'JOIN {t} p ON p."id" = g."project_id"'),
-    ("sn", GroupSnooze, 'LEFT JOIN {t} sn ON sn."group_id" = g."id"'),
-    ("su", User, 'LEFT JOIN {t} su ON su."id" = sn."actor_id"'),
-    ("sh", GroupShare, 'LEFT JOIN {t} sh ON sh."group_id" = g."id"'),
-    ("ga", GroupAssignee, 'LEFT JOIN {t} ga ON ga."group_id" = g."id"'),
-    ("au", User, 'LEFT JOIN {t} au ON au."id" = ga."user_id"'),
-    ("at", Team, 'LEFT JOIN {t} at ON at."id" = ga."team_id"'),
-    ("bm", GroupBookmark, 'LEFT JOIN {t} bm ON bm."group_id" = g."id" AND bm."user_id" = :uid'),
-    ("gs", GroupSubscription, 'LEFT JOIN {t} gs ON gs."group_id" = g."id" AND gs."user_id" = :uid'),
-    ("se", GroupSeen, 'LEFT JOIN {t} se ON se."group_id" = g."id" AND se."user_id" = :uid'),
-    ("gr", GroupResolution, 'LEFT JOIN {t} gr ON gr."group_id" = g."id"'),
-    ("ru", User, 'LEFT JOIN {t} ru ON ru."id" = gr."actor_id"'),
-    ("rl", Release, 'LEFT JOIN {t} rl ON rl."id" = gr."release_id"'),
-)
-MODELS = tuple(model for _, model, _ in PARTS)
-PARTS_WIDTH = sum(len(model._meta.sorted_fields) for model in MODELS)
+    ("sn", (GroupSnooze, ("id", "until", "count", "window", "user_count", "user_window", "state")),
+     'LEFT JOIN {t} sn ON sn."group_id" = g."id"'),
+    ("su", _USER, 'LEFT JOIN {t} su ON su."id" = sn."actor_id"'),
+    ("sh", (GroupShare, ("id", "uuid")), 'LEFT JOIN {t} sh ON sh."group_id" = g."id"'),
+    ("ga", (GroupAssignee, ()), 'LEFT JOIN {t} ga ON ga."group_id" = g."id"'),  # only joined through
+    ("au", _USER, 'LEFT JOIN {t} au ON au."id" = ga."user_id"'),
+    ("at", (Team, ("id", "slug")), 'LEFT JOIN {t} at ON at."id" = ga."team_id"'),
+    ("bm", (GroupBookmark, ("id",)), 'LEFT JOIN {t} bm ON bm."group_id" = g."id" AND bm."user_id" = :uid'),
+    ("gs", (GroupSubscription, ("id", "is_active", "reason")),
+     'LEFT JOIN {t} gs ON gs."group_id" = g."id" AND gs."user_id" = :uid'),
+    ("se", (GroupSeen, ("id", "last_seen")), 'LEFT JOIN {t} se ON se."group_id" = g."id" AND se."user_id" = :uid'),
+    ("gr", (GroupResolution, ("id", "type")), 'LEFT JOIN {t} gr ON gr."group_id" = g."id"'),
+    ("ru", _USER, 'LEFT JOIN {t} ru ON ru."id" = gr."actor_id"'),
+    ("rl", (Release, ("id", "version")), 'LEFT JOIN {t} rl ON rl."id" = gr."release_id"'),
+)  # fmt: skip
+READ = tuple(part for _, part, _ in PARTS)
+PARTS_WIDTH = sum(width(part) for part in READ)
+
+
+def _model(part: Part) -> type[Model]:
+    return part[0] if isinstance(part, tuple) else part
 
 
 def activities_sql(*, postgres: bool, group: str) -> str:
@@ -80,8 +90,8 @@ def activities_sql(*, postgres: bool, group: str) -> str:
 def columns_and_joins(*, uid: str) -> str:
     """PARTS' columns, the resolving commit, and the joins, before a WHERE; `uid` is what the
     acting user's id is written as (a named or a positional placeholder)."""
-    select = ", ".join(columns(alias, model) for alias, model, _ in PARTS)
-    joins = " ".join(join.format(t=table(model)).replace(":uid", uid) for _, model, join in PARTS[1:])
+    select = ", ".join(filter(None, (columns(alias, part) for alias, part, _ in PARTS)))
+    joins = " ".join(join.format(t=table(_model(part))).replace(":uid", uid) for _, part, join in PARTS[1:])
     # The newest commit link that resolves the group (read only when no resolution row exists).
     link = (
         f'(SELECT l."linked_id" FROM {table(GroupLink)} l WHERE l."group_id" = g."id"'

@@ -26,8 +26,25 @@ def render(text: str, *, postgres: bool) -> str:
     return _PARAM.sub(r"%(\1)s", text.replace("%", "%%"))
 
 
-def columns(alias: str, model: type[Model]) -> str:
-    return ", ".join(f'{alias}."{f.column_name}"' for f in model._meta.sorted_fields)
+# A model's columns in a fixed statement: all of them (sorted_fields order), or only the named
+# fields, primary key first (a reply reads what it shows, not every column of every joined row).
+Part = type[Model] | tuple[type[Model], tuple[str, ...]]
+
+
+def _model_and_fields(part: Part) -> tuple[type[Model], list[Field]]:
+    if isinstance(part, tuple):
+        model, names = part
+        return model, [model._meta.fields[name] for name in names]
+    return part, list(part._meta.sorted_fields)
+
+
+def columns(alias: str, part: Part) -> str:
+    return ", ".join(f'{alias}."{f.column_name}"' for f in _model_and_fields(part)[1])
+
+
+@lru_cache(maxsize=128)
+def width(part: Part) -> int:
+    return len(_model_and_fields(part)[1])
 
 
 def table(model: type[Model]) -> str:
@@ -48,10 +65,10 @@ _NATIVE: tuple[tuple[type[Field], type], ...] = (
 
 
 @lru_cache(maxsize=128)
-def _plan(model: type[Model]) -> tuple[tuple[str, Any, type | None], ...]:
+def _plan(part: Part) -> tuple[tuple[str, Any, type | None], ...]:
     """Per column: field name, python_value, and the type that needs no conversion."""
     plan = []
-    for f in model._meta.sorted_fields:
+    for f in _model_and_fields(part)[1]:
         native = next((t for kind, t in _NATIVE if isinstance(f, kind)), None)
         if isinstance(f, ForeignKeyField) and not isinstance(f.rel_field, IntegerField):
             native = None
@@ -59,16 +76,34 @@ def _plan(model: type[Model]) -> tuple[tuple[str, Any, type | None], ...]:
     return tuple(plan)
 
 
-def hydrate(model: type[Model], cells: Sequence[Any]) -> Any:
-    """A model instance from its columns in sorted_fields order; None for an unmatched join.
-    Each cell converted by its field's python_value, as peewee's own row wrappers do."""
-    if cells[0] is None:  # every model's first column is its primary key
+def hydrate(part: Part, cells: Sequence[Any]) -> Any:
+    """A model instance from its columns (columns(part)'s order); None for an unmatched join, or
+    for a part that reads no column. Each cell converted by its field's python_value, as peewee's
+    own row wrappers do."""
+    if not cells or cells[0] is None:  # a part's first column is its primary key
         return None
     data = {
         name: v if v is None or type(v) is native else convert(v)
-        for (name, convert, native), v in zip(_plan(model), cells, strict=True)
+        for (name, convert, native), v in zip(_plan(part), cells, strict=True)
     }
-    return bare(model, data)
+    if isinstance(part, tuple):
+        return bare(part[0], Selected(data))
+    return bare(part, data)
+
+
+class UnreadColumn(LookupError):
+    """A field of a row read with only some of its columns, and not among them."""
+
+
+class Selected(dict[str, Any]):
+    """The data of a row read with only some of its columns: reading another one is a bug in
+    the statement, not a NULL, so it raises (peewee's accessors turn a KeyError into None)."""
+
+    def __missing__(self, name: str) -> Any:
+        raise UnreadColumn(f"{name} was not read")
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name]
 
 
 def bare(model: type[Model], data: dict[str, Any]) -> Any:
@@ -79,13 +114,13 @@ def bare(model: type[Model], data: dict[str, Any]) -> Any:
     return obj
 
 
-def split(row: Sequence[Any], models: Sequence[type[Model]], *, start: int = 0) -> tuple[list[Any], int]:
-    """Consecutive models' columns from `row` at `start`; the instances and where they ended."""
+def split(row: Sequence[Any], parts: Sequence[Part], *, start: int = 0) -> tuple[list[Any], int]:
+    """Consecutive parts' columns from `row` at `start`; the instances and where they ended."""
     found = []
-    for model in models:
-        width = len(model._meta.sorted_fields)
-        found.append(hydrate(model, row[start : start + width]))
-        start += width
+    for part in parts:
+        end = start + width(part)
+        found.append(hydrate(part, row[start:end]))
+        start = end
     return found, start
 
 

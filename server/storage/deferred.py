@@ -194,4 +194,3 @@ class DeferredWrites:
         call(*args, **kwargs)
         if self.query_hooks:  # type: ignore[attr-defined]
             self._notify_hooks(sql, None, start, None)  # type: ignore[attr-defined]
-
