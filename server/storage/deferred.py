@@ -183,9 +183,13 @@ class DeferredWrites:
         return cursors
 
     def _tell_hooks(self, statements: list[Statement], start: float, exc: Exception | None) -> None:
+        """One event per statement; the round trip's time goes to its last statement (the others
+        report none), so the statements' durations add up to the time spent waiting, once."""
         if self.query_hooks:  # type: ignore[attr-defined]
-            for sql, params in statements:
-                self._notify_hooks(sql, params, start, exc)  # type: ignore[attr-defined]
+            now = time.perf_counter()
+            for i, (sql, params) in enumerate(statements):
+                last = i == len(statements) - 1
+                self._notify_hooks(sql, params, start if last else now, exc)  # type: ignore[attr-defined]
 
     def _announced(self, sql: str, call: Any, *args: Any, **kwargs: Any) -> None:
         """Transaction control runs on the cursor, past the query hooks: tell them, so statement

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import peewee
 import pytest
 from peewee import IntegrityError
@@ -149,3 +151,18 @@ def test_a_failed_read_with_commit_rolls_the_transaction_back(database: str) -> 
         db.obj.execute_sql(*_insert_org("l"))
         db.obj.read_with_commit("SELECT no_such_column FROM organization", [])
     assert Organization.select().count() == 0
+
+
+def test_a_round_trips_time_is_counted_once(database: str) -> None:
+    # The access log's sql_ms sums the statements' durations: a pipeline of three is one wait.
+    events: list[Any] = []
+    db.obj.query_hooks.append(events.append)
+    try:
+        with db.atomic():
+            db.obj.defer(*_insert_org("n"), table="organization")
+            db.obj.read_with_commit(*_read_org("n"))
+    finally:
+        db.obj.query_hooks.remove(events.append)
+    if BACKEND == "postgres":  # [BEGIN, INSERT, SELECT, COMMIT] in one round trip
+        assert [e.sql.split()[0] for e in events] == ["BEGIN", "INSERT", "SELECT", "COMMIT"]
+        assert all(e.duration < 0.001 for e in events[:-1]) and events[-1].duration > 0
