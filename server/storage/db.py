@@ -161,8 +161,9 @@ SESSION_OPTIONS = "-c lock_timeout=5000 -c statement_timeout=30000 -c jit=off"
 # psycopg turns a query's %s / %(name)s placeholders into $n on every execute, and caches the
 # result per text only for texts up to 4,096 bytes (psycopg._queries.MAX_CACHED_STATEMENT_LENGTH:
 # long texts are usually ORM-generated and never repeat). Ours are fixed texts built once per
-# backend; GetGroup's single statement is 4.3 KB, so it was re-parsed on every call: 66 us, about
-# a tenth of the call's Python (2026-11-30). The cache is psycopg's bounded LRU (128 texts).
+# backend; GetGroup's single statement was 4.3 KB, so it was re-parsed on every call: 66 us, about
+# a tenth of the call's Python (2026-11-30; 3.6 KB since its reply reads fewer columns). The cache
+# is psycopg's bounded LRU (128 texts).
 # Private to psycopg, hence the guard; tests/storage/test_pool.py fails if the cache is missed.
 PLACEHOLDER_CACHE_BYTES = 16_384
 
