@@ -12,15 +12,19 @@ from urllib.parse import urlparse
 from peewee import Database
 from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+from psycopg.adapt import AdaptersMap
 from psycopg.pq import TransactionStatus
+from psycopg.types.numeric import Int8Dumper
 
 from server.storage.deferred import DeferredWrites
 from server.storage.models import db
 
 DEFAULT_URL = "sqlite:///issues.db"
 # psycopg prepares a statement on the server after this many runs of the same text; the hot paths
-# run fixed texts, so they are planned once per connection. None turns preparing off.
-PREPARE_THRESHOLD = 5
+# run fixed texts, so they are planned once per connection. psycopg's default (5) planned each of
+# them five more times per connection before preparing it; 1 prepares a text on its second run,
+# and a text run once (a one-off search) is never prepared. None turns preparing off.
+PREPARE_THRESHOLD = 1
 PREPARED_STATEMENTS = {"on": PREPARE_THRESHOLD, "true": PREPARE_THRESHOLD, "off": None, "false": None}
 # A pooled connection idle longer than this is probed (`SELECT 1`) before it is handed out; a
 # busy one is trusted, and a failed statement marks its connection broken, so the pool drops it.
@@ -175,10 +179,26 @@ def _cache_long_statements() -> None:
         queries.MAX_CACHED_STATEMENT_LENGTH = PLACEHOLDER_CACHE_BYTES
 
 
+def _bigint_ints() -> AdaptersMap:
+    """psycopg's adapters, with every Python int sent as bigint. By default psycopg picks
+    smallint, integer or bigint by the value, and keys a prepared statement by its parameters'
+    types: one text became two or three prepared statements per connection, each planned afresh
+    (GetGroup's group ids below 32,768 went as smallint, the others as integer). Every column and
+    cast our statements compare an int with is an integer type, which bigint compares with; ints
+    past 64 bits never reach SQL (the edges bound every number: transport/limits.py,
+    core/search/bounds.py)."""
+    import psycopg
+
+    adapters = AdaptersMap(psycopg.adapters)
+    adapters.register_dumper(int, Int8Dumper)
+    return adapters
+
+
 def _postgres(params: dict[str, Any], workers: int) -> Database:
     _cache_long_statements()
     defaults = dict(
         prefer_psycopg3=True,
+        context=_bigint_ints(),
         prepare_threshold=prepare_threshold(params),
         max_connections=workers + 4,
         timeout=10,  # wait for a free pooled connection instead of failing at once

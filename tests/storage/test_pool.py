@@ -149,3 +149,19 @@ def test_a_long_fixed_statement_is_parsed_once_not_per_call(database: str, monke
         totals = [db.execute_sql(text, {"n": n}).fetchone()[0] for n in (1, 2, 3)]
     assert totals == [sum(range(400)) * n for n in (1, 2, 3)]
     assert parsed.count(text.encode()) <= 1
+
+
+def test_small_and_large_ids_share_one_prepared_statement(database: str) -> None:
+    """psycopg sends an int as smallint, integer or bigint by its value and prepares a text once
+    per parameter types; the pool sends every int as bigint, so one text is one statement."""
+    if BACKEND != "postgres":
+        pytest.skip("prepared statements are PostgreSQL's (TEST_BACKEND=postgres)")
+    db = storage.make_database(database)
+    text = "SELECT %s::bigint + 0 AS prepared_once"
+    with db.connection_context():
+        values = [db.execute_sql(text, [n]).fetchone()[0] for n in (5, 40_000, 3_000_000_000) * 6]
+        count = db.execute_sql(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%prepared_once"]
+        ).fetchone()[0]
+    assert values == [5, 40_000, 3_000_000_000] * 6
+    assert count == 1
