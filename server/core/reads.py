@@ -82,16 +82,9 @@ def _group_sql(postgres: bool) -> str:
     return render(group_sql(postgres=postgres, where='g."id" = :gid'), postgres=postgres)
 
 
-def load_group(group_id: int, *, user_id: int | None) -> Loaded | None:
-    """The group, its reply rows and activities in one statement; None when it does not exist."""
-    params = {"gid": group_id, "uid": user_id, "limit": ACTIVITY_ROWS}
-    row = db.execute_sql(_group_sql(is_postgres()), params).fetchone()
-    return None if row is None else with_activities(row)
-
-
 def load_group_with_commit(group_id: int, *, user_id: int | None) -> Callable[[], Loaded | None]:
-    """load_group as the transaction's last read, sent with its COMMIT (one round trip fewer);
-    call the result once the transaction has committed."""
+    """The group, its reply rows and activities in one statement (None when it does not exist),
+    as the transaction's last read, sent with its COMMIT: call the result once it committed."""
     params = {"gid": group_id, "uid": user_id, "limit": ACTIVITY_ROWS}
     pending = db.obj.read_with_commit(_group_sql(is_postgres()), params)
 

@@ -12,10 +12,8 @@ import datetime as dt
 import json
 from typing import Any, NamedTuple
 
-from peewee import Model
-
 from server.core.enums import LinkRelationship, LinkType
-from server.core.sqltext import Part, bare, columns, table, width
+from server.core.sqltext import Part, bare, columns, model_of, table, width
 from server.storage.models import (
     Activity,
     Group,
@@ -60,10 +58,6 @@ READ = tuple(part for _, part, _ in PARTS)
 PARTS_WIDTH = sum(width(part) for part in READ)
 
 
-def _model(part: Part) -> type[Model]:
-    return part[0] if isinstance(part, tuple) else part
-
-
 def activities_sql(*, postgres: bool, group: str) -> str:
     """A scalar subquery: the newest `:limit` activities of `group` (an SQL expression) as JSON."""
     when = "to_char(a.\"datetime\", 'YYYY-MM-DD HH24:MI:SS.US')" if postgres else 'a."datetime"'
@@ -91,7 +85,7 @@ def columns_and_joins(*, uid: str) -> str:
     """PARTS' columns, the resolving commit, and the joins, before a WHERE; `uid` is what the
     acting user's id is written as (a named or a positional placeholder)."""
     select = ", ".join(filter(None, (columns(alias, part) for alias, part, _ in PARTS)))
-    joins = " ".join(join.format(t=table(_model(part))).replace(":uid", uid) for _, part, join in PARTS[1:])
+    joins = " ".join(join.format(t=table(model_of(part))).replace(":uid", uid) for _, part, join in PARTS[1:])
     # The newest commit link that resolves the group (read only when no resolution row exists).
     link = (
         f'(SELECT l."linked_id" FROM {table(GroupLink)} l WHERE l."group_id" = g."id"'

@@ -21,7 +21,7 @@ from server.core.enums import (
     SubscriptionReason,
 )
 from server.core.errors import NotFound
-from server.core.reads import Loaded, load_activities, load_group, load_group_with_commit
+from server.core.reads import Loaded, load_activities, load_group_with_commit
 from server.core.reply_sql import ActivityRow
 from server.core.snooze import user_view
 from server.storage.models import (
@@ -239,23 +239,20 @@ def _priority_name(value: int | None) -> str | None:
         return None
 
 
-def group_view(group: Group, *, user_id: int | None, now: dt.datetime) -> GroupView:
-    """The reply for one group; the group row is re-read with its related rows and activities in
-    one statement, so an update's reply shows what its transaction wrote."""
-    return _view_of_loaded(group.id, load_group(group.id, user_id=user_id), now=now)
-
-
 def group_view_with_commit(group: Group, *, user_id: int | None, now: dt.datetime) -> Callable[[], GroupView]:
-    """group_view as the transaction's last read, sent with its COMMIT: call the result after
-    the transaction committed (on SQLite, and inside an outer transaction, it read at once)."""
-    loaded = load_group_with_commit(group.id, user_id=user_id)
-    return lambda: _view_of_loaded(group.id, loaded(), now=now)
+    """The reply for one group: the row re-read with its related rows and activities in one
+    statement, so an update's reply shows what its transaction wrote. The read is the
+    transaction's last and travels with its COMMIT: call the result once it committed (outside
+    a transaction, and on SQLite, it has read at once)."""
+    pending = load_group_with_commit(group.id, user_id=user_id)
 
+    def view() -> GroupView:
+        loaded = pending()
+        if loaded is None:  # the caller holds the row (locked on PostgreSQL); only a purge races here
+            raise NotFound("Issue not found", reason="GROUP_NOT_FOUND", groupId=str(group.id))
+        return view_of(loaded, now=now, activities=activity_views(loaded.group, loaded.activities))
 
-def _view_of_loaded(group_id: int, loaded: Loaded | None, *, now: dt.datetime) -> GroupView:
-    if loaded is None:  # the caller holds the row (locked on PostgreSQL); only a purge races here
-        raise NotFound("Issue not found", reason="GROUP_NOT_FOUND", groupId=str(group_id))
-    return view_of(loaded, now=now, activities=activity_views(loaded.group, loaded.activities))
+    return view
 
 
 def view_of(

@@ -31,20 +31,24 @@ def render(text: str, *, postgres: bool) -> str:
 Part = type[Model] | tuple[type[Model], tuple[str, ...]]
 
 
-def _model_and_fields(part: Part) -> tuple[type[Model], list[Field]]:
+def model_of(part: Part) -> type[Model]:
+    return part[0] if isinstance(part, tuple) else part
+
+
+def _fields(part: Part) -> list[Field]:
     if isinstance(part, tuple):
         model, names = part
-        return model, [model._meta.fields[name] for name in names]
-    return part, list(part._meta.sorted_fields)
+        return [model._meta.fields[name] for name in names]
+    return list(part._meta.sorted_fields)
 
 
 def columns(alias: str, part: Part) -> str:
-    return ", ".join(f'{alias}."{f.column_name}"' for f in _model_and_fields(part)[1])
+    return ", ".join(f'{alias}."{f.column_name}"' for f in _fields(part))
 
 
 @lru_cache(maxsize=128)
 def width(part: Part) -> int:
-    return len(_model_and_fields(part)[1])
+    return len(_fields(part))
 
 
 def table(model: type[Model]) -> str:
@@ -68,7 +72,7 @@ _NATIVE: tuple[tuple[type[Field], type], ...] = (
 def _plan(part: Part) -> tuple[tuple[str, Any, type | None], ...]:
     """Per column: field name, python_value, and the type that needs no conversion."""
     plan = []
-    for f in _model_and_fields(part)[1]:
+    for f in _fields(part):
         native = next((t for kind, t in _NATIVE if isinstance(f, kind)), None)
         if isinstance(f, ForeignKeyField) and not isinstance(f.rel_field, IntegerField):
             native = None
@@ -86,9 +90,7 @@ def hydrate(part: Part, cells: Sequence[Any]) -> Any:
         name: v if v is None or type(v) is native else convert(v)
         for (name, convert, native), v in zip(_plan(part), cells, strict=True)
     }
-    if isinstance(part, tuple):
-        return bare(part[0], Selected(data))
-    return bare(part, data)
+    return bare(model_of(part), Selected(data) if isinstance(part, tuple) else data)
 
 
 class UnreadColumn(LookupError):

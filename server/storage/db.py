@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from urllib.parse import urlparse
 
+import psycopg
 from peewee import Database
 from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
@@ -187,8 +188,6 @@ def _bigint_ints() -> AdaptersMap:
     cast our statements compare an int with is an integer type, which bigint compares with; ints
     past 64 bits never reach SQL (the edges bound every number: transport/limits.py,
     core/search/bounds.py)."""
-    import psycopg
-
     adapters = AdaptersMap(psycopg.adapters)
     adapters.register_dumper(int, Int8Dumper)
     return adapters

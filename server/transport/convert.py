@@ -186,8 +186,10 @@ def _epoch_time(value: dt.datetime) -> tuple[int, int]:
 
 
 def user_to_proto(view: UserView | None) -> group_pb2.User | None:
-    if view is None:
-        return None
+    return None if view is None else _user(view)
+
+
+def _user(view: UserView) -> group_pb2.User:
     return group_pb2.User(id=view.id, name=view.name, username=view.username, email=view.email)
 
 
@@ -228,8 +230,7 @@ def add_activities(out: Any, views: Iterable[ActivityView]) -> None:
         if view.user is not None:
             user = users.get(view.user.id)
             if user is None:
-                u = view.user
-                user = users[u.id] = group_pb2.User(id=u.id, name=u.name, username=u.username, email=u.email)
+                user = users[view.user.id] = _user(view.user)
             item.user.CopyFrom(user)
         if view.data:
             item.data.update(view.data)

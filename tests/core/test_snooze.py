@@ -10,7 +10,7 @@ import pytest
 from server.core.commands import IgnoreConditions, StatusDetails
 from server.core.enums import ActivityType, GroupStatus, GroupSubStatus
 from server.core.errors import InvalidArgument
-from server.core.serialize import group_view
+from server.core.serialize import group_view_with_commit
 from server.storage.models import Activity, Group, GroupInbox, GroupSnooze, utcnow
 from tests import factories as f
 from tests.core.helpers import bulk, single
@@ -228,7 +228,7 @@ def test_top_level_fields_are_ignored_when_status_details_are_sent_even_empty(
 
 
 def _view(g: Group, now: dt.datetime | None = None) -> Any:
-    return group_view(Group.get_by_id(g.id), user_id=None, now=now or utcnow())
+    return group_view_with_commit(Group.get_by_id(g.id), user_id=None, now=now or utcnow())()  # reads at once
 
 
 def test_valid_count_snooze_reads_back_the_remaining_count(w: dict[str, Any]) -> None:
