@@ -68,16 +68,16 @@ class EventFeed:
         """The feed's thread is alive (and may hold a database connection)."""
         return self._thread.is_alive()
 
-    def _skip_read_without_watchers(self) -> bool:
+    def _skip_read_without_watchers(self, *, stamped: int) -> bool:
         """With nobody watching, move head to the stamped head instead of reading every event.
 
-        Safe against a watcher arriving meanwhile: head is read first, and moved only under the
-        lock while there is still no watcher. A watcher that registers later catches up from the
-        database through at least that head before it goes live (server/events/watch.py).
+        Safe against a watcher arriving meanwhile: `stamped` was read before, and head is moved
+        only under the lock while there is still no watcher. A watcher that registers later
+        catches up from the database through at least that head before it goes live
+        (server/events/watch.py).
         """
         if self._watchers:
             return False
-        stamped = store.head()
         with self.lock:
             if self._watchers:
                 return False
@@ -122,9 +122,10 @@ class EventFeed:
 
         Each batch and page checks for stop, so a large backlog never holds up a shutdown.
         """
-        while store.stamp() == store.STAMP_BATCH and not self._stop.is_set():
-            pass
-        if self._skip_read_without_watchers():
+        run = store.stamp_batch()
+        while run.count == store.STAMP_BATCH and not self._stop.is_set():
+            run = store.stamp_batch()
+        if self._skip_read_without_watchers(stamped=run.head):
             return
         while not self._stop.is_set():
             records = store.read_after(self.head, limit=READ_PAGE)

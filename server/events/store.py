@@ -12,6 +12,8 @@ after any seq never skips an event.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from peewee import fn
 
@@ -24,11 +26,25 @@ STAMP_BATCH = 5000
 SEQUENCE_ROW = 1
 
 
+@dataclass(frozen=True)
+class Stamped:
+    count: int  # rows this run numbered
+    head: int  # the highest seq stamped and committed when the run ended (0: none yet)
+
+
 def stamp(*, limit: int = STAMP_BATCH) -> int:
     """Number the committed, unstamped rows in insert-id order; returns how many were stamped."""
+    return stamp_batch(limit=limit).count
+
+
+def stamp_batch(*, limit: int = STAMP_BATCH) -> Stamped:
+    """stamp(), also telling the head it left, so a tick needs no read of its own for it."""
     with db.connection_context():
-        if not db.execute_sql(unstamped_sql(), (1,)).fetchone():
-            return 0  # the common idle case costs one index probe, no write transaction
+        unstamped, next_seq = db.execute_sql(probe_sql(), (SEQUENCE_ROW,)).fetchone()
+    if not unstamped:  # the common idle case: one statement, no write transaction
+        return Stamped(count=0, head=(next_seq or 1) - 1)
+    if is_postgres():
+        return in_transaction(lambda: _stamp_locked_pg(limit))()
     return in_transaction(lambda: _stamp_locked(limit))
 
 
@@ -39,9 +55,31 @@ def unstamped_sql() -> str:
     return f"SELECT id FROM outbox_event WHERE seq IS NULL ORDER BY id LIMIT {db.obj.param}"
 
 
-SET_SEQS_PG = (
-    "UPDATE outbox_event SET seq = v.seq FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, seq)"
-    " WHERE outbox_event.id = v.id"
+def probe_sql() -> str:
+    """Whether a row waits unstamped, and the sequence's next seq (NULL before its first use).
+    Not EXISTS: PostgreSQL drops an EXISTS subquery's ORDER BY and LIMIT, and with them the
+    partial index (a sequential scan of the outbox, with statistics of a backlog)."""
+    param = db.obj.param
+    return (
+        "SELECT (SELECT id FROM outbox_event WHERE seq IS NULL ORDER BY id LIMIT 1) IS NOT NULL,"
+        f" (SELECT next_seq FROM event_sequence WHERE id = {param})"
+    )
+
+
+# PostgreSQL: the batch is read, numbered, written and the sequence moved in one statement, sent
+# with COMMIT (a tick was seven round trips). It runs after the statement that locked the sequence
+# row, so its snapshot already sees every batch stamped before (READ COMMITTED: a snapshot per
+# statement). The ids reach the UPDATE as an array joined by primary key, so the planner expects
+# few rows: joined against the LIMIT subquery itself, it costed 5,000 and hash-joined a sequential
+# scan of the whole outbox on every tick (2026-11-30).
+STAMP_PG = (
+    "WITH batch AS (SELECT array_agg(id ORDER BY id) AS ids FROM"
+    " (SELECT id FROM outbox_event WHERE seq IS NULL ORDER BY id LIMIT %(limit)s) AS unstamped),"
+    " stamped AS (UPDATE outbox_event SET seq = %(base)s + v.n - 1"
+    " FROM unnest((SELECT ids FROM batch)) WITH ORDINALITY AS v(id, n)"
+    " WHERE outbox_event.id = v.id RETURNING 1)"
+    " UPDATE event_sequence SET next_seq = %(base)s + (SELECT count(*) FROM stamped)"
+    " WHERE id = %(row)s RETURNING next_seq"
 )
 SET_SEQS_SQLITE = (
     "UPDATE outbox_event SET seq = json_extract(v.value, '$[1]') FROM json_each(?) AS v"
@@ -49,22 +87,26 @@ SET_SEQS_SQLITE = (
 )
 
 
-def _stamp_locked(limit: int) -> int:
+def _stamp_locked_pg(limit: int) -> Callable[[], Stamped]:
+    base = _lock_sequence()
+    pending = db.obj.read_with_commit(STAMP_PG, {"base": base, "limit": limit, "row": SEQUENCE_ROW})
+
+    def stamped() -> Stamped:
+        (next_seq,) = pending.row()
+        return Stamped(count=next_seq - base, head=next_seq - 1)
+
+    return stamped
+
+
+def _stamp_locked(limit: int) -> Stamped:
     base = _lock_sequence()
     ids = [int(row[0]) for row in db.execute_sql(unstamped_sql(), (limit,)).fetchall()]
     if not ids:
-        return 0
-    # Ids and their seqs as one parameter, joined by primary key: the planner knows how many
-    # rows come. (One UPDATE ... FROM (SELECT ... LIMIT 5000) was costed as 5,000 rows and
-    # hash-joined against a sequential scan of the whole outbox on every tick: 2026-11-30,
-    # ~10 million outbox rows read per 5 s of resolve load once the outbox held 150,000 events.)
+        return Stamped(count=0, head=base - 1)
     seqs = list(range(base, base + len(ids)))
-    if is_postgres():
-        db.execute_sql(SET_SEQS_PG, (ids, seqs))
-    else:
-        db.execute_sql(SET_SEQS_SQLITE, (json.dumps([list(pair) for pair in zip(ids, seqs, strict=True)]),))
+    db.execute_sql(SET_SEQS_SQLITE, (json.dumps([list(pair) for pair in zip(ids, seqs, strict=True)]),))
     EventSequence.update(next_seq=EventSequence.next_seq + len(ids)).where(EventSequence.id == SEQUENCE_ROW).execute()
-    return len(ids)
+    return Stamped(count=len(ids), head=base + len(ids) - 1)
 
 
 def _lock_sequence() -> int:

@@ -35,8 +35,7 @@ def _record(seq: int) -> Any:
 @pytest.fixture()
 def fake_store(monkeypatch: pytest.MonkeyPatch) -> Reads:
     reads = Reads(pages=1_000)
-    monkeypatch.setattr(store, "stamp", lambda **_: 0)
-    monkeypatch.setattr(store, "head", lambda: 12_345)
+    monkeypatch.setattr(store, "stamp_batch", lambda **_: store.Stamped(count=0, head=12_345))
     monkeypatch.setattr(store, "read_after", reads)
     return reads
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import psycopg
 import pytest
 
 from server.events import store
 from server.storage.models import OutboxEvent, db
 from tests.conftest import BACKEND
+from tests.statements import round_trips
 
 ROW = "INSERT INTO outbox_event (kind, group_id, organization_id, project_id, created_at) VALUES (%s, %s, 1, 1, now())"
 
@@ -82,15 +86,71 @@ def test_stamping_a_few_rows_reads_the_indexes_even_with_statistics_of_a_backlog
     ).execute()
     db.execute_sql("ANALYZE outbox_event")  # every row unstamped in the statistics
     assert store.stamp() == 5000
-    ids = [OutboxEvent.insert(kind="issue.resolved", group_id=1, organization_id=1).execute() for _ in range(3)]
+    for _ in range(3):
+        OutboxEvent.insert(kind="issue.resolved", group_id=1, organization_id=1).execute()
     plans = [
-        _plan(store.unstamped_sql(), (1,)),
+        _plan(store.probe_sql(), (store.SEQUENCE_ROW,)),
         _plan(store.unstamped_sql(), (store.STAMP_BATCH,)),
-        _plan(store.SET_SEQS_PG, (ids, [1, 2, 3])),
+        _plan(store.STAMP_PG, {"base": 5001, "limit": store.STAMP_BATCH, "row": store.SEQUENCE_ROW}),
     ]
     assert all("Seq Scan on outbox_event" not in plan for plan in plans), plans
     assert store.stamp() == 3
 
 
-def _plan(sql: str, params: tuple[object, ...]) -> str:
+def _plan(sql: str, params: object) -> str:
     return "\n".join(row[0] for row in db.execute_sql(f"EXPLAIN {sql}", params).fetchall())
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="round trips are PostgreSQL's; SQLite runs in-process")
+def test_a_tick_stamps_in_three_round_trips_and_an_idle_one_in_one(database: str) -> None:
+    """The probe; the lock (with BEGIN); the batch, numbered and written, with COMMIT. It was
+    seven: the probe, BEGIN and the lock, the ids, their seqs, the sequence, COMMIT, the head."""
+    store.stamp()  # the sequence row exists
+    OutboxEvent.insert_many(
+        [{"kind": "issue.resolved", "group_id": n, "organization_id": 1} for n in range(3)]
+    ).execute()
+    before = store.head()
+    with round_trips() as trips:
+        run = store.stamp_batch()
+    assert (run.count, run.head) == (3, before + 3) and run.head == store.head()
+    assert trips == [["SELECT"], ["BEGIN", "SELECT"], ["WITH", "COMMIT"]]
+    with round_trips() as trips:
+        idle = store.stamp_batch()
+    assert (idle.count, idle.head) == (0, before + 3)
+    assert trips == [["SELECT"]]
+
+
+def test_stampers_racing_number_every_row_once_and_leave_no_gap(database: str) -> None:
+    """Several processes' feeds stamp at once: each batch must see what the one before it
+    stamped (its statement runs after the lock), or a row gets two seqs, or the sequence skips."""
+    store.stamp()  # the sequence row exists
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def stamper() -> None:
+        try:
+            with db.connection_context():
+                while not stop.is_set():
+                    store.stamp(limit=7)
+        except BaseException as exc:  # reported below: a thread's failure must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=stamper) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        for n in range(60):
+            OutboxEvent.insert_many(
+                [{"kind": "issue.resolved", "group_id": n, "organization_id": 1} for _ in range(3)]
+            ).execute()
+    finally:
+        time.sleep(0.2)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not errors, errors
+    store.stamp()
+    seqs = sorted(row.seq for row in OutboxEvent.select(OutboxEvent.seq))
+    assert len(seqs) == 180 and None not in seqs
+    assert seqs == list(range(seqs[0], seqs[0] + 180))  # each once, no gap
+    assert store.head() == seqs[-1]
