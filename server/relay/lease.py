@@ -29,8 +29,11 @@ LEASE_NAME = "relay"
 
 
 class Lease:
+    problem: str | None = None  # why the last acquire could not ask (None: it asked)
+
     def acquire(self) -> bool:
-        """True when this process is (still) the publisher."""
+        """True when this process is (still) the publisher; False while another one is, or
+        while the database cannot be asked (then `problem` says why)."""
         raise NotImplementedError
 
     def release(self) -> None:
@@ -53,10 +56,12 @@ class PgLease(Lease):
                     self.release()
                     return False
             self._conn.execute("SELECT 1")  # the session, hence the lock, is still there
-            return True
-        except psycopg.Error:
+        except psycopg.Error as exc:
+            self.problem = f"{exc.__class__.__name__}: {exc}"
             self.release()
             return False
+        self.problem = None
+        return True
 
     def release(self) -> None:
         conn, self._conn = self._conn, None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,8 @@ from google.protobuf import json_format
 
 from server.events.records import EventRecord
 from server.transport.event_convert import issue_event_to_proto, kind_subject
+
+log = logging.getLogger("issue_service.relay")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,15 @@ def body(record: EventRecord) -> bytes:
     return json_format.MessageToJson(issue_event_to_proto(record), indent=None).encode()
 
 
+PING_SECONDS = 10
+
+
+async def _connection_error(exc: Exception) -> None:
+    """nats-py's default logs a traceback per failed attempt; the relay's loop logs each failed
+    turn once, with its backoff."""
+    log.debug("nats connection error: %s", exc)
+
+
 class Publisher:
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -44,10 +56,16 @@ class Publisher:
         from nats.js.errors import NotFoundError
 
         # No client-side reconnect: a lost connection fails the publish, and the relay loop
-        # reconnects with its own backoff, so nothing is buffered out of sight.
+        # reconnects with its own backoff, so nothing is buffered out of sight. A connect gives
+        # up after two tries (nats-py reads max_reconnect_attempts=0 as "retry for ever": the
+        # relay then sat in connect(), deaf to SIGTERM, for as long as NATS was down). Pings
+        # every PING_SECONDS: an idle connection to a NATS that went silent is closed after two
+        # go unanswered (nats-py's default waits 2 minutes per ping), and /readyz tells.
         self._nc = await nats.connect(
-            self.target.url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0
-        )
+            self.target.url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1,
+            reconnect_time_wait=0.2, ping_interval=PING_SECONDS, max_outstanding_pings=2,
+            error_cb=_connection_error,
+        )  # fmt: skip
         self._js = self._nc.jetstream(timeout=self.target.ack_timeout)
         try:
             await self._js.stream_info(self.target.stream)

@@ -44,8 +44,7 @@ class Relay:
         """Until SIGTERM/SIGINT: the current batch finishes, then exit 0."""
         while not self.stopping.is_set():
             self.heartbeat.beat()
-            leader = await asyncio.to_thread(self.lease.acquire)
-            health.LEADER.set(1 if leader else 0)
+            leader = await self._lead()
             published = await self._turn() if leader else 0
             if published < self.config.batch_size:
                 await self._sleep(self._backoff or self.config.poll_interval)
@@ -53,20 +52,54 @@ class Relay:
         await asyncio.to_thread(self.lease.release)
         return 0
 
+    async def _lead(self) -> bool:
+        """Whether this relay publishes now. A standby is ready; one that cannot reach the
+        database to ask is not (it would not take over if the publisher died)."""
+        try:
+            leader = await asyncio.to_thread(self.lease.acquire)
+        except Exception as exc:  # the database is down (SQLite's lease raises; PostgreSQL's tells)
+            leader, problem = False, f"database: {exc.__class__.__name__}: {exc}"
+        else:
+            problem = None if self.lease.problem is None else f"database: {self.lease.problem}"
+        health.LEADER.set(1 if leader else 0)
+        if problem is not None:
+            self.heartbeat.failing(problem)
+            self._backoff = self._next_backoff()
+        elif not leader:
+            self.heartbeat.ready(role="standby")
+            self._backoff = 0.0
+        return leader
+
+    def _next_backoff(self) -> float:
+        return min(self.config.max_backoff, max(0.1, self._backoff * 2))
+
     async def _turn(self) -> int:
         try:
+            # Connected before looking for events, so a NATS that is down is found (and /readyz
+            # says so) while there is nothing to publish, not when the next event is due.
+            if not self.publisher.connected:
+                await self.publisher.connect()
             published = await self._batch()
             self._backoff = 0.0
         except Exception as exc:  # NATS or the database is down: retry with capped backoff
             health.FAILED.inc()
-            self._backoff = min(self.config.max_backoff, max(0.1, self._backoff * 2))
+            self.heartbeat.failing(f"publishing: {exc.__class__.__name__}: {exc}")
+            self._backoff = self._next_backoff()
             log.warning("relay batch failed (%s); retrying in %.1fs", exc, self._backoff)
             await self.publisher.close()
             return 0
+        self.heartbeat.ready(role="publishing")
         if time.monotonic() - self._pruned_at > self.config.prune_every:
             self._pruned_at = time.monotonic()
-            health.PRUNED.inc(await asyncio.to_thread(outbox.prune, retention=self.config.retention))
+            await self._prune()
         return published
+
+    async def _prune(self) -> None:
+        try:
+            health.PRUNED.inc(await asyncio.to_thread(outbox.prune, retention=self.config.retention))
+        except Exception as exc:  # the database went away since the batch: the next turn finds it
+            self.heartbeat.failing(f"pruning: {exc.__class__.__name__}: {exc}")
+            log.warning("relay prune failed (%s); trying again in %.0fs", exc, self.config.prune_every)
 
     async def _batch(self) -> int:
         records = await asyncio.to_thread(outbox.undelivered, limit=self.config.batch_size)

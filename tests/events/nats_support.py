@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 
@@ -96,12 +98,24 @@ def start_relay(database_url: str, *, prefix: str, stream: str, to: str = NATS_U
     process = subprocess.Popen(
         command, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    _wait_started(process)
+    HEALTH_URLS[process.pid] = _wait_started(process)
     return process
 
 
-def _wait_started(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """Until the relay printed its health address: its signal handlers are in place by then."""
+HEALTH_URLS: dict[int, str] = {}  # relay pid -> http://host:port of its health endpoint
+
+
+def relay_health(process: subprocess.Popen[bytes], path: str) -> tuple[int, str]:
+    """GET a started relay's /healthz or /readyz: (status, body)."""
+    try:
+        with urllib.request.urlopen(HEALTH_URLS[process.pid] + path, timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _wait_started(process: subprocess.Popen[bytes], timeout: float = 60.0) -> str:
+    """Until the relay printed its health address (its signal handlers are in place by then)."""
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -112,7 +126,7 @@ def _wait_started(process: subprocess.Popen[bytes], timeout: float = 60.0) -> No
         if not line:
             raise AssertionError(f"relay exited before it started (code {process.wait(5)})")
         if line.startswith(b"relay health on"):
-            return
+            return line.decode().split()[-1].removesuffix("/healthz")
     raise AssertionError(f"relay did not start within {timeout} s")
 
 

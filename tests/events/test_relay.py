@@ -5,19 +5,23 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
 from server.events import store
 from server.storage.models import OutboxEvent
 from tests import factories as f
+from tests.conftest import BACKEND
 from tests.core.helpers import bulk
 from tests.events.nats_support import (
     HOST,
     PORT,
     delete_stream,
+    relay_health,
     require_nats,
     start_relay,
     stop,
@@ -131,3 +135,86 @@ def test_while_nats_is_down_nothing_is_lost_and_order_holds(database: str, nats_
     ids = _ids(messages)
     assert ids == sorted(set(ids)) and len(ids) == 5 + N_GROUPS
     assert [int(json.loads(b)["groupId"]) for _, _, b in messages[5:]] == later
+
+
+def _readiness_is(relay: Any, expected: tuple[int, str]) -> bool:
+    return wait_for(lambda: relay_health(relay, "/readyz") == expected, timeout=30)
+
+
+def _not_ready_because(relay: Any, prefix: str) -> bool:
+    def failing() -> bool:
+        status, why = relay_health(relay, "/readyz")
+        return status == 503 and why.startswith(prefix)
+
+    return wait_for(failing, timeout=30)
+
+
+def test_readyz_tells_while_nats_is_down_with_nothing_to_publish(database: str, nats_stream: tuple[str, str]) -> None:
+    """The relay looks for NATS even with no event waiting: a dead NATS is reported when it dies,
+    not when the next event is due. /healthz stays 200 meanwhile: the loop turns, and a restart
+    would not bring NATS back."""
+    prefix, stream = nats_stream
+    forwarder = Forwarder((HOST, PORT))
+    forwarder.start()
+    relay = start_relay(database, prefix=prefix, stream=stream, to=f"nats://127.0.0.1:{forwarder.port}")
+    try:
+        assert _readiness_is(relay, (200, "publishing\n"))
+        forwarder.stop()
+        assert _not_ready_because(relay, "publishing: ")
+        assert relay_health(relay, "/healthz") == (200, "ok\n")
+        forwarder.start()
+        assert _readiness_is(relay, (200, "publishing\n"))
+    finally:
+        forwarder.stop()
+        assert stop(relay) == 0
+
+
+def test_a_standby_relay_is_ready_as_a_standby(database: str, nats_stream: tuple[str, str]) -> None:
+    prefix, stream = nats_stream
+    first = start_relay(database, prefix=prefix, stream=stream)
+    second = None
+    try:
+        assert _readiness_is(first, (200, "publishing\n"))
+        second = start_relay(database, prefix=prefix, stream=stream)
+        assert _readiness_is(second, (200, "standby\n"))
+    finally:
+        assert stop(first) == 0
+        if second is not None:
+            assert stop(second) == 0
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="the database outage is a forwarder to PostgreSQL")
+def test_readyz_tells_while_the_database_is_down(database: str, nats_stream: tuple[str, str]) -> None:
+    """A relay that cannot ask for the lease would not take over from a dead publisher: not ready."""
+    prefix, stream = nats_stream
+    parsed = urlparse(database)
+    forwarder = Forwarder((parsed.hostname or "127.0.0.1", parsed.port or 5432))
+    forwarder.start()
+    url = parsed._replace(netloc=f"{parsed.username}@127.0.0.1:{forwarder.port}").geturl()
+    relay = start_relay(url, prefix=prefix, stream=stream)
+    try:
+        assert _readiness_is(relay, (200, "publishing\n"))
+        forwarder.stop()
+        assert _not_ready_because(relay, "database: ")
+        assert relay_health(relay, "/healthz") == (200, "ok\n")
+        forwarder.start()
+        assert _readiness_is(relay, (200, "publishing\n"))
+    finally:
+        forwarder.stop()
+        assert stop(relay) == 0
+
+
+def test_sigterm_while_nats_is_down_stops_the_relay_at_once(database: str, nats_stream: tuple[str, str]) -> None:
+    """A connect to a NATS that is down gives up: the relay was stuck retrying inside nats-py's
+    connect for as long as NATS stayed down, and SIGTERM waited with it."""
+    prefix, stream = nats_stream
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    relay = start_relay(database, prefix=prefix, stream=stream, to=f"nats://127.0.0.1:{port}")
+    try:
+        assert _not_ready_because(relay, "publishing: ")
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        code = relay.wait(10)
+    assert code == 0
