@@ -55,12 +55,14 @@ class Relay:
     async def _lead(self) -> bool:
         """Whether this relay publishes now. A standby is ready; one that cannot reach the
         database to ask is not (it would not take over if the publisher died)."""
+        problem: str | None = None
         try:
             leader = await asyncio.to_thread(self.lease.acquire)
         except Exception as exc:  # the database is down (SQLite's lease raises; PostgreSQL's tells)
             leader, problem = False, f"database: {exc.__class__.__name__}: {exc}"
         else:
-            problem = None if self.lease.problem is None else f"database: {self.lease.problem}"
+            if self.lease.problem is not None:
+                problem = f"database: {self.lease.problem}"
         health.LEADER.set(1 if leader else 0)
         if problem is not None:
             self.heartbeat.failing(problem)
