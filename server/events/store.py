@@ -45,7 +45,7 @@ def stamp_batch(*, limit: int = STAMP_BATCH) -> Stamped:
         return Stamped(count=0, head=(next_seq or 1) - 1)
     if is_postgres():
         return in_transaction(lambda: _stamp_locked_pg(limit))()
-    return in_transaction(lambda: _stamp_locked(limit))
+    return in_transaction(lambda: _stamp_locked_sqlite(limit))
 
 
 def unstamped_sql() -> str:
@@ -98,7 +98,7 @@ def _stamp_locked_pg(limit: int) -> Callable[[], Stamped]:
     return stamped
 
 
-def _stamp_locked(limit: int) -> Stamped:
+def _stamp_locked_sqlite(limit: int) -> Stamped:
     base = _lock_sequence()
     ids = [int(row[0]) for row in db.execute_sql(unstamped_sql(), (limit,)).fetchall()]
     if not ids:

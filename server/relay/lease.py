@@ -49,18 +49,24 @@ class PgLease(Lease):
         import psycopg
 
         try:
-            if self._conn is None:
-                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
-                row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()
-                if not row[0]:
-                    self.release()
-                    return False
-            self._conn.execute("SELECT 1")  # the session, hence the lock, is still there
+            held = self._hold()
         except psycopg.Error as exc:
             self.problem = f"{exc.__class__.__name__}: {exc}"
             self.release()
             return False
-        self.problem = None
+        self.problem = None  # asked and answered, whether held here or by another relay
+        return held
+
+    def _hold(self) -> bool:
+        import psycopg
+
+        if self._conn is None:
+            self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()
+            if not row[0]:
+                self.release()
+                return False
+        self._conn.execute("SELECT 1")  # the session, hence the lock, is still there
         return True
 
     def release(self) -> None:

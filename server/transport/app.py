@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -227,6 +228,17 @@ def announce(*, address: str, port: int, metrics_address: str, metrics_port: int
              extra={"address": address, "port": port, "tracing": tracing})  # fmt: skip
 
 
+def _freeze_startup_objects() -> None:
+    """Move what start-up made (modules, descriptors, the pool) out of the collector's reach.
+
+    They live as long as the process, yet every full collection walked them all again: ~55,000
+    objects, ~10 ms with the GIL held (a stall of every thread of the worker), about once per
+    thousand updates; after the freeze a full collection takes well under 1 ms. Measured on
+    2026-12-01 in a started server; under load the CPU per call did not move beyond the noise."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(config: Config, address: str, *, on_ready: Callable[[Running], None] | None = None) -> int:
     """Run until SIGTERM/SIGINT; then stop accepting, let in-flight calls finish, exit 0.
 
@@ -246,6 +258,7 @@ def serve(config: Config, address: str, *, on_ready: Callable[[Running], None] |
         log.info("token file reloaded")
 
     signal.signal(signal.SIGHUP, on_hup)
+    _freeze_startup_objects()
     # The banner last: whoever waits for it may signal the process at once.
     if on_ready is not None:
         on_ready(running)

@@ -1,0 +1,34 @@
+"""The relay's PostgreSQL lease tells "another relay publishes" from "the database cannot be asked"."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import psycopg
+import pytest
+
+from server.relay.lease import ADVISORY_KEY, PgLease
+from tests.conftest import BACKEND
+from tests.forwarder import Forwarder
+
+pytestmark = pytest.mark.skipif(BACKEND != "postgres", reason="the advisory lock is PostgreSQL's")
+
+
+def test_a_standby_that_loses_the_database_and_gets_it_back_is_a_standby_again(database: str) -> None:
+    parsed = urlparse(database)
+    forwarder = Forwarder((parsed.hostname or "127.0.0.1", parsed.port or 5432))
+    forwarder.start()
+    lease = PgLease(parsed._replace(netloc=f"{parsed.username}@127.0.0.1:{forwarder.port}").geturl())
+    try:
+        with psycopg.connect(database, autocommit=True) as publisher:
+            publisher.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_KEY,))  # another relay publishes
+            assert (lease.acquire(), lease.problem) == (False, None)
+            forwarder.stop()
+            assert lease.acquire() is False
+            assert lease.problem is not None and "OperationalError" in lease.problem
+            forwarder.start()
+            assert (lease.acquire(), lease.problem) == (False, None)
+        assert (lease.acquire(), lease.problem) == (True, None)  # the publisher's session ended
+    finally:
+        lease.release()
+        forwarder.stop()
