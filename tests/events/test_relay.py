@@ -149,6 +149,17 @@ def _not_ready_because(relay: Any, prefix: str) -> bool:
     return wait_for(failing, timeout=30)
 
 
+def _outage_shows_on_readyz(relay: Any, forwarder: Forwarder, *, reason: str) -> None:
+    """Ready; the forwarder stops (the outage): 503 with `reason`, alive all the while; it starts
+    again: ready again."""
+    assert _readiness_is(relay, (200, "publishing\n"))
+    forwarder.stop()
+    assert _not_ready_because(relay, reason)
+    assert relay_health(relay, "/healthz") == (200, "ok\n")
+    forwarder.start()
+    assert _readiness_is(relay, (200, "publishing\n"))
+
+
 def test_readyz_tells_while_nats_is_down_with_nothing_to_publish(database: str, nats_stream: tuple[str, str]) -> None:
     """The relay looks for NATS even with no event waiting: a dead NATS is reported when it dies,
     not when the next event is due. /healthz stays 200 meanwhile: the loop turns, and a restart
@@ -158,12 +169,7 @@ def test_readyz_tells_while_nats_is_down_with_nothing_to_publish(database: str, 
     forwarder.start()
     relay = start_relay(database, prefix=prefix, stream=stream, to=f"nats://127.0.0.1:{forwarder.port}")
     try:
-        assert _readiness_is(relay, (200, "publishing\n"))
-        forwarder.stop()
-        assert _not_ready_because(relay, "publishing: ")
-        assert relay_health(relay, "/healthz") == (200, "ok\n")
-        forwarder.start()
-        assert _readiness_is(relay, (200, "publishing\n"))
+        _outage_shows_on_readyz(relay, forwarder, reason="publishing: ")
     finally:
         forwarder.stop()
         assert stop(relay) == 0
@@ -193,12 +199,7 @@ def test_readyz_tells_while_the_database_is_down(database: str, nats_stream: tup
     url = parsed._replace(netloc=f"{parsed.username}@127.0.0.1:{forwarder.port}").geturl()
     relay = start_relay(url, prefix=prefix, stream=stream)
     try:
-        assert _readiness_is(relay, (200, "publishing\n"))
-        forwarder.stop()
-        assert _not_ready_because(relay, "database: ")
-        assert relay_health(relay, "/healthz") == (200, "ok\n")
-        forwarder.start()
-        assert _readiness_is(relay, (200, "publishing\n"))
+        _outage_shows_on_readyz(relay, forwarder, reason="database: ")
     finally:
         forwarder.stop()
         assert stop(relay) == 0
