@@ -179,8 +179,12 @@ def test_a_tiny_deadline_leaves_the_bulk_all_done_or_not_done_at_all(
     stub: Any, thousand: dict[str, Any], probe: Callable[..., Probe]
 ) -> None:
     p = probe(hold=False)
-    with pytest.raises(grpc.RpcError):
-        stub.BulkUpdateGroups(resolve_all(thousand), metadata=metadata(user_id=thousand["user"]), timeout=0.05)
+    try:
+        reply = stub.BulkUpdateGroups(resolve_all(thousand), metadata=metadata(user_id=thousand["user"]), timeout=0.05)
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    else:  # a fast machine finished inside the 50 ms (seen on SQLite, 2026-12-01): all done
+        assert reply.matched_count == 1000
     # Read at any moment, the bulk is all or nothing; once the handler is done, it stays so.
     assert Group.select().where(Group.status == 1).count() in (0, 1000)
     p.close()
