@@ -118,6 +118,9 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     if processes < 1:
         print("--processes must be at least 1", file=sys.stderr)
         return 2
+    if config.events_retention is not None and config.events_retention <= 0:
+        print("--events-retention must be a positive number of seconds", file=sys.stderr)
+        return 2
     if processes == 1:
         from server.transport.app import serve
 

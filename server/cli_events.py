@@ -22,6 +22,9 @@ def serve_flags(serve: argparse.ArgumentParser) -> None:
          help="seconds between a WatchIssueEvents stream's reads of its caller's access")  # fmt: skip
     flag(serve, "--events-queue-size", env="ISSUES_EVENTS_QUEUE_SIZE", default=1000, type=int,
          help="events buffered per watcher; a slower watcher re-reads from the database")  # fmt: skip
+    flag(serve, "--events-retention", env="ISSUES_EVENTS_RETENTION", type=float,
+         help="seconds an event is kept, delivered to NATS or not, before this server prunes it; for "
+              "deployments without a relay (default: kept until a relay prunes it)")  # fmt: skip
     flag(serve, "--max-watchers", env="ISSUES_MAX_WATCHERS", default=16, type=int,
          help="concurrent WatchIssueEvents streams (own threads); past it RESOURCE_EXHAUSTED")  # fmt: skip
 
@@ -34,6 +37,7 @@ def serve_options(args: argparse.Namespace) -> dict[str, object]:
         "events_heartbeat": args.events_heartbeat,
         "events_access_recheck": args.events_access_recheck,
         "events_queue_size": args.events_queue_size,
+        "events_retention": args.events_retention,
         "max_watchers": args.max_watchers,
     }
 

@@ -11,16 +11,17 @@ after any seq never skips an event.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from peewee import fn
+from peewee import Case, fn
 
 from server.core.unit_of_work import in_transaction
 from server.events.records import EventFilter, EventRecord
 from server.storage.db import is_postgres
-from server.storage.models import EventSequence, OutboxEvent, db
+from server.storage.models import EventSequence, OutboxEvent, db, utcnow
 
 STAMP_BATCH = 5000
 SEQUENCE_ROW = 1
@@ -146,3 +147,38 @@ def read_after(
     with db.connection_context():
         rows = OutboxEvent.select().where(clause).order_by(OutboxEvent.seq).limit(limit)
         return [EventRecord.from_row(row) for row in rows]
+
+
+PRUNE_BATCH = 1000
+
+
+def prune(*, older_than: dt.timedelta, delivered_only: bool = True) -> int:
+    """Delete events written longer ago than `older_than`, a batch per transaction; returns how
+    many. delivered_only: only those the relay has published (the relay's own pruning); else
+    every stamped one (a deployment without a relay, `serve --events-retention`). An unstamped
+    row is never pruned: its seq, and so its place in every reader's order, is still to come."""
+    total = 0
+    while True:
+        deleted = in_transaction(lambda: _prune_batch(utcnow() - older_than, delivered_only=delivered_only))
+        total += deleted
+        if deleted < PRUNE_BATCH:
+            return total
+
+
+def _prune_batch(cutoff: dt.datetime, *, delivered_only: bool) -> int:
+    old = (OutboxEvent.delivered_at < cutoff) if delivered_only else (OutboxEvent.created_at < cutoff)
+    batch = (
+        OutboxEvent.select(OutboxEvent.id, OutboxEvent.seq)
+        .where(old & OutboxEvent.seq.is_null(False))
+        .order_by(OutboxEvent.seq)
+        .limit(PRUNE_BATCH)
+    )
+    rows = list(batch)
+    if not rows:
+        return 0
+    last = max(r.seq or 0 for r in rows)  # every row has a seq (the query asked for it)
+    OutboxEvent.delete().where(OutboxEvent.id.in_([r.id for r in rows])).execute()
+    # Watchers resuming from before `last` are told their cursor is gone (OUT_OF_RANGE).
+    bigger = Case(None, [(EventSequence.pruned_through < last, last)], EventSequence.pruned_through)
+    EventSequence.update(pruned_through=bigger).execute()
+    return len(rows)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from peewee import Case, fn
+from peewee import fn
 
 from server.core.unit_of_work import in_transaction
 from server.events import store
 from server.events.records import EventRecord
-from server.storage.models import EventSequence, OutboxEvent, db, utcnow
-
-PRUNE_BATCH = 1000
+from server.storage.models import OutboxEvent, db, utcnow
 
 
 def undelivered(*, limit: int) -> list[EventRecord]:
@@ -40,27 +38,4 @@ def oldest_undelivered_age() -> float:
 
 def prune(*, retention: dt.timedelta) -> int:
     """Delete delivered events older than retention, a batch per transaction; returns the count."""
-    total = 0
-    while True:
-        deleted = in_transaction(lambda: _prune_batch(utcnow() - retention))
-        total += deleted
-        if deleted < PRUNE_BATCH:
-            return total
-
-
-def _prune_batch(cutoff: dt.datetime) -> int:
-    batch = (
-        OutboxEvent.select(OutboxEvent.id, OutboxEvent.seq)
-        .where(OutboxEvent.delivered_at < cutoff)
-        .order_by(OutboxEvent.seq)
-        .limit(PRUNE_BATCH)
-    )
-    rows = list(batch)
-    if not rows:
-        return 0
-    last = max(r.seq or 0 for r in rows)
-    OutboxEvent.delete().where(OutboxEvent.id.in_([r.id for r in rows])).execute()
-    # Watchers resuming from before `last` are told their cursor is gone (OUT_OF_RANGE).
-    bigger = Case(None, [(EventSequence.pruned_through < last, last)], EventSequence.pruned_through)
-    EventSequence.update(pruned_through=bigger).execute()
-    return len(rows)
+    return store.prune(older_than=retention, delivered_only=True)

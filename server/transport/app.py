@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import logging
 import signal
@@ -67,6 +68,7 @@ class Config:
     events_heartbeat: float = 15.0  # seconds of silence before a WatchIssueEvents heartbeat
     events_access_recheck: float = 30.0  # seconds between a stream's reads of the caller's access
     events_queue_size: int = 1000  # events buffered per live watcher before it reads the database
+    events_retention: float | None = None  # seconds; prune events older than this (no relay); None: keep
     max_watchers: int = 16  # concurrent WatchIssueEvents streams; they get their own threads
 
 
@@ -180,7 +182,9 @@ def _interceptors(config: Config, store: TokenStore) -> list[grpc.ServerIntercep
 def _event_feed(config: Config) -> EventFeed:
     url = config.events_database_url or database_url(config.database_url)
     wakeups = wakeups_for(url, interval=config.events_poll_interval)
-    return EventFeed(wakeups=wakeups, queue_size=config.events_queue_size, max_watchers=config.max_watchers)
+    retention = None if config.events_retention is None else dt.timedelta(seconds=config.events_retention)
+    return EventFeed(wakeups=wakeups, queue_size=config.events_queue_size, max_watchers=config.max_watchers,
+                     retention=retention)  # fmt: skip
 
 
 def _add_port(server: grpc.Server, address: str, config: Config) -> int:
