@@ -1,4 +1,5 @@
-"""Newest-first indexes for a group's activities and history (migration 5).
+"""Newest-first indexes for a group's activities and history (migration 5); no index that another
+one already covers (migration 6).
 
 A group's newest activities (GetGroup, every reply) and its newest earlier history row (the
 back-pointer each GroupHistory insert looks up, history_sql.py) were found through an index on
@@ -8,6 +9,11 @@ group toggled 2,400 times): the resolve's write statement went from ~3.7 to ~9 m
 With (group_id, time, id) the newest rows are the end of one index range, read backwards and
 stopped at the limit. The composite index serves every lookup by group_id too, so the old
 single-column index goes: each insert still maintains one index per table for the group.
+
+Migration 6: three single-column indexes were the leading column of a unique index on the same
+table (subscriptions by group, bookmarks by project, seen rows by user), so every lookup they
+served, foreign-key cascades included, the unique index serves as well; each insert maintained
+both. A first resolve of an issue inserts its actor's subscription row: 7 indexes, now 6.
 
 Idempotent: a fresh database already has the new indexes (migration 1 creates the current models).
 """
@@ -27,3 +33,15 @@ _STATEMENTS = (
 def newest_first() -> None:
     for statement in _STATEMENTS:
         db.execute_sql(statement)
+
+
+COVERED = (  # table, its index that a unique index on (this column, ...) covers
+    ("group_subscription", "group_subscription_group_id"),
+    ("group_bookmark", "group_bookmark_project_id"),
+    ("group_seen", "group_seen_user_id"),
+)
+
+
+def drop_covered() -> None:
+    for _table, index in COVERED:
+        db.execute_sql(f"DROP INDEX IF EXISTS {index}")

@@ -297,7 +297,9 @@ class GroupAssignee(BaseModel):
 
 
 class GroupSubscription(BaseModel):
-    group = ForeignKeyField(Group, on_delete="CASCADE")
+    # Found through the unique (group, user) and (group, team) indexes below; no index of its own
+    # (server/storage/migrate_indexes.py).
+    group = ForeignKeyField(Group, on_delete="CASCADE", index=False)
     group_id: int
     project = ForeignKeyField(Project, on_delete="CASCADE")
     project_id: int
@@ -315,7 +317,8 @@ class GroupSubscription(BaseModel):
 
 
 class GroupBookmark(BaseModel):
-    project = ForeignKeyField(Project, on_delete="CASCADE")
+    # Found through the unique (project, user, group) index below (server/storage/migrate_indexes.py).
+    project = ForeignKeyField(Project, on_delete="CASCADE", index=False)
     project_id: int
     group = ForeignKeyField(Group, on_delete="CASCADE")
     group_id: int
@@ -332,7 +335,8 @@ class GroupSeen(BaseModel):
     project_id: int
     group = ForeignKeyField(Group, on_delete="CASCADE")
     group_id: int
-    user = ForeignKeyField(User, on_delete="CASCADE")
+    # Found through the unique (user, group) index below (server/storage/migrate_indexes.py).
+    user = ForeignKeyField(User, on_delete="CASCADE", index=False)
     user_id: int
     last_seen = DateTimeField(default=utcnow)
 
