@@ -8,8 +8,8 @@ from functools import lru_cache
 
 from server.core.context import CommitView
 from server.core.reads import USER_JOINS, Loaded, group_select, loaded_from
-from server.core.reply_sql import ActivityRow
-from server.core.sqltext import columns, id_list, ids_in, split
+from server.core.reply_sql import ACTIVITY_PART, ACTIVITY_USER_PART, ActivityRow, activity_rows
+from server.core.sqltext import columns, id_list, ids_in
 from server.storage.models import Activity, Commit, Repository, User, db
 
 
@@ -48,7 +48,7 @@ def _activities_sql(param: str) -> str:
         )
         keep = "WHERE a.rn <= ? "
     return (
-        f"SELECT {columns('a', Activity)}, {columns('u', User)} FROM ({newest}) a "
+        f"SELECT {columns('a', ACTIVITY_PART)}, {columns('u', ACTIVITY_USER_PART)} FROM ({newest}) a "
         f'LEFT JOIN "{User._meta.table_name}" u ON u."id" = a."user_id" {keep}'
         'ORDER BY a."group_id", a."datetime" DESC, a."id" DESC'
     )
@@ -61,9 +61,8 @@ def load_activities(ids: Sequence[int], *, limit: int) -> dict[int, list[tuple[A
         return out
     param = db.obj.param
     rows = db.execute_sql(_activities_sql(param), [id_list(ids, postgres=param == "%s"), limit]).fetchall()
-    for row in rows:
-        (activity, user), _end = split(row, (Activity, User))
-        out[activity.group_id].append((ActivityRow.of(activity), user))
+    for group_id, pair in activity_rows(rows):
+        out[group_id].append(pair)
     return out
 
 

@@ -14,7 +14,17 @@ from typing import Any
 
 from peewee import Model
 
-from server.core.reply_sql import PARTS_WIDTH, READ, ActivityRow, columns_and_joins, group_sql, parse_activities
+from server.core.reply_sql import (
+    ACTIVITY_PART,
+    ACTIVITY_USER_PART,
+    PARTS_WIDTH,
+    READ,
+    ActivityRow,
+    activity_rows,
+    columns_and_joins,
+    group_sql,
+    parse_activities,
+)
 from server.core.sqltext import columns, hydrate, id_list, ids_in, render, split
 from server.storage.db import is_postgres
 from server.storage.models import (
@@ -98,7 +108,7 @@ def load_group_with_commit(group_id: int, *, user_id: int | None) -> Callable[[]
 @lru_cache(maxsize=4)
 def _activity_sql(param: str) -> str:
     return (
-        f"SELECT {columns('a', Activity)}, {columns('u', User)} "
+        f"SELECT {columns('a', ACTIVITY_PART)}, {columns('u', ACTIVITY_USER_PART)} "
         f'FROM "{Activity._meta.table_name}" a LEFT JOIN "{User._meta.table_name}" u '
         f'ON u."id" = a."user_id" WHERE a."group_id" = {param} '
         f'ORDER BY a."datetime" DESC, a."id" DESC LIMIT {param}'
@@ -108,7 +118,7 @@ def _activity_sql(param: str) -> str:
 def load_activities(group_id: int, *, limit: int) -> list[tuple[ActivityRow, User | None]]:
     """The group's newest activities, each with its user (None without one)."""
     cursor = db.execute_sql(_activity_sql(db.obj.param), [group_id, limit])
-    return [(ActivityRow.of(a), u) for (a, u), _end in (split(row, (Activity, User)) for row in cursor.fetchall())]
+    return [pair for _group_id, pair in activity_rows(cursor.fetchall())]
 
 
 @lru_cache(maxsize=16)

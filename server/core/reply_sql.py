@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from server.core.enums import LinkRelationship, LinkType
-from server.core.sqltext import Part, bare, columns, model_of, table, width
+from server.core.sqltext import Part, Selected, bare, columns, model_of, table, width
 from server.storage.models import (
     Activity,
     Group,
@@ -124,9 +125,25 @@ class ActivityRow(NamedTuple):
     datetime: dt.datetime
     data: Any  # the JSON object, or None
 
-    @classmethod
-    def of(cls, activity: Activity) -> ActivityRow:
-        return cls(activity.id, activity.type, activity.ident, activity.user_id, activity.datetime, activity.data)
+
+# An activity's columns and its user's, as the readers of activities by rows select them
+# (`activity_rows` reads them in this order).
+ACTIVITY_PART: Part = (Activity, ("id", "group", "type", "ident", "user_id", "datetime", "data"))
+ACTIVITY_USER_PART: Part = (User, ("id", "username", "email", "name"))
+
+
+def activity_rows(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, tuple[ActivityRow, User | None]]]:
+    """(group id, (activity, its user)) per row of ACTIVITY_PART's then ACTIVITY_USER_PART's
+    columns: tuples straight from the cells, one User per user. A page of ListGroups reads up to
+    100 x 200 of them; a model instance per row, read again into a tuple, cost 4.2 us a row."""
+    to_data: Any = Activity.data.python_value
+    users: dict[int, User] = {}
+    for aid, gid, kind, ident, user_id, at, data, uid, username, email, name in rows:
+        user = None if uid is None else users.get(uid)
+        if uid is not None and user is None:
+            user = users[uid] = bare(User, Selected({"id": uid, "username": username, "email": email, "name": name}))
+        when = at if isinstance(at, dt.datetime) else _when(at)
+        yield gid, (ActivityRow(aid, kind, ident, user_id, when, None if data is None else to_data(data)), user)
 
 
 def parse_activities(cell: Any) -> list[tuple[ActivityRow, User | None]]:
