@@ -24,9 +24,12 @@ def test_the_reply_a_group_and_a_page_read_the_same_activities(database: str) ->
     other = f.user(name="")
     g = f.group(w["project"])
     at = dt.datetime(2026, 3, 1, 12, 0, 0, 250000)
-    for i, (user, data) in enumerate([(w["user"], {"a": [1, "x"]}), (other, None), (None, {}), (w["user"], {"b": 2})]):
-        Activity.create(project=w["project"].id, group=g.id, type=i + 1, ident=f"i{i}" if i % 2 else None,
-                        user_id=None if user is None else user.id, datetime=at + dt.timedelta(seconds=i), data=data)  # fmt: skip
+    rows = [(w["user"], {"a": [1, "x"]}), (other, None), (None, {}), (w["user"], {"b": 2})]
+    for i, (user, data) in enumerate(rows):
+        Activity.create(
+            project=w["project"].id, group=g.id, type=i + 1, ident=f"i{i}" if i % 2 else None,
+            user_id=None if user is None else user.id, datetime=at + dt.timedelta(seconds=i), data=data,
+        )  # fmt: skip
     reply = reads.load_group_with_commit(g.id, user_id=w["user"].id)()
     assert reply is not None
     by_reply = _as_compared(reply.activities)
