@@ -122,6 +122,15 @@ def test_compose_runs_postgres_migration_service_nats_and_relay() -> None:
             assert (ROOT / host).is_file(), host
 
 
+def test_compose_checks_the_relay_through_its_readiness_endpoint() -> None:
+    """urlopen raises on a 503, so the probe fails while the relay cannot deliver (its /readyz:
+    tests/events/test_relay.py), on the address the relay listens on by default."""
+    test = _compose()["services"]["relay"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    default = _parser().parse_args(["relay"]).health_address
+    assert f"urllib.request.urlopen('http://{default}/readyz'" in test[3]
+
+
 def test_compose_commands_are_ones_the_cli_accepts() -> None:
     services = _compose()["services"]
     known = set(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
