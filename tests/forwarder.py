@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from urllib.parse import urlparse
 
 FORWARD, RESET, HOLD = "forward", "reset", "hold"
 
@@ -111,3 +112,11 @@ class Forwarder:
         finally:
             with contextlib.suppress(OSError):
                 dst.shutdown(socket.SHUT_WR)
+
+
+def forwarded_database(url: str) -> tuple[Forwarder, str]:
+    """A started forwarder to the PostgreSQL server of `url`, and `url` pointed through it."""
+    parsed = urlparse(url)
+    forwarder = Forwarder((parsed.hostname or "127.0.0.1", parsed.port or 5432))
+    forwarder.start()
+    return forwarder, parsed._replace(netloc=f"{parsed.username}@127.0.0.1:{forwarder.port}").geturl()

@@ -132,6 +132,17 @@ ACTIVITY_PART: Part = (Activity, ("id", "group", "type", "ident", "user_id", "da
 ACTIVITY_USER_PART: Part = (User, ("id", "username", "email", "name"))
 
 
+def _user(users: dict[int, User], uid: int | None, username: str, email: str, name: str) -> User | None:
+    """An activity's user (None without one), built once per user: a group's activities come
+    from a few users. Only the four columns read: another one raises (sqltext.Selected)."""
+    if uid is None:
+        return None
+    user = users.get(uid)
+    if user is None:
+        user = users[uid] = bare(User, Selected({"id": uid, "username": username, "email": email, "name": name}))
+    return user
+
+
 def activity_rows(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, tuple[ActivityRow, User | None]]]:
     """(group id, (activity, its user)) per row of ACTIVITY_PART's then ACTIVITY_USER_PART's
     columns: tuples straight from the cells, one User per user. A page of ListGroups reads up to
@@ -139,9 +150,7 @@ def activity_rows(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, tuple[Ac
     to_data: Any = Activity.data.python_value
     users: dict[int, User] = {}
     for aid, gid, kind, ident, user_id, at, data, uid, username, email, name in rows:
-        user = None if uid is None else users.get(uid)
-        if uid is not None and user is None:
-            user = users[uid] = bare(User, Selected({"id": uid, "username": username, "email": email, "name": name}))
+        user = _user(users, uid, username, email, name)
         when = at if isinstance(at, dt.datetime) else _when(at)
         yield gid, (ActivityRow(aid, kind, ident, user_id, when, None if data is None else to_data(data)), user)
 
@@ -153,10 +162,8 @@ def parse_activities(cell: Any) -> list[tuple[ActivityRow, User | None]]:
     else:
         items = cell or []
     rows: list[tuple[ActivityRow, User | None]] = []
-    users: dict[int, User] = {}  # a group's activities come from a few users
+    users: dict[int, User] = {}
     for aid, kind, ident, user_id, at, data, uid, username, email, name in items:
-        user = None if uid is None else users.get(uid)
-        if uid is not None and user is None:
-            user = users[uid] = bare(User, {"id": uid, "username": username, "email": email, "name": name})
+        user = _user(users, uid, username, email, name)
         rows.append((ActivityRow(aid, kind, ident, user_id, _when(at), data), user))
     return rows

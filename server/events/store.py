@@ -49,11 +49,15 @@ def stamp_batch(*, limit: int = STAMP_BATCH) -> Stamped:
     return in_transaction(lambda: _stamp_locked_sqlite(limit))
 
 
+# The unstamped rows in stamping order, up to a LIMIT the user of it appends. ORDER BY id is the
+# order of the partial index on unstamped rows, so the probe and the batch are read from that
+# index whatever the statistics say. Without it, statistics taken during a backlog made
+# PostgreSQL scan the whole outbox for rows no longer there, on every idle probe.
+UNSTAMPED_IDS = "SELECT id FROM outbox_event WHERE seq IS NULL ORDER BY id LIMIT"
+
+
 def unstamped_sql() -> str:
-    # ORDER BY id is the order of the partial index on unstamped rows, so the probe and the batch
-    # are read from that index whatever the statistics say. Without it, statistics taken during a
-    # backlog made PostgreSQL scan the whole outbox for rows no longer there, on every idle probe.
-    return f"SELECT id FROM outbox_event WHERE seq IS NULL ORDER BY id LIMIT {db.obj.param}"
+    return f"{UNSTAMPED_IDS} {db.obj.param}"
 
 
 def probe_sql() -> str:
@@ -61,10 +65,7 @@ def probe_sql() -> str:
     Not EXISTS: PostgreSQL drops an EXISTS subquery's ORDER BY and LIMIT, and with them the
     partial index (a sequential scan of the outbox, with statistics of a backlog)."""
     param = db.obj.param
-    return (
-        "SELECT (SELECT id FROM outbox_event WHERE seq IS NULL ORDER BY id LIMIT 1) IS NOT NULL,"
-        f" (SELECT next_seq FROM event_sequence WHERE id = {param})"
-    )
+    return f"SELECT ({UNSTAMPED_IDS} 1) IS NOT NULL, (SELECT next_seq FROM event_sequence WHERE id = {param})"
 
 
 # PostgreSQL: the batch is read, numbered, written and the sequence moved in one statement, sent
@@ -75,7 +76,7 @@ def probe_sql() -> str:
 # scan of the whole outbox on every tick (2026-11-30).
 STAMP_PG = (
     "WITH batch AS (SELECT array_agg(id ORDER BY id) AS ids FROM"
-    " (SELECT id FROM outbox_event WHERE seq IS NULL ORDER BY id LIMIT %(limit)s) AS unstamped),"
+    f" ({UNSTAMPED_IDS} %(limit)s) AS unstamped),"
     " stamped AS (UPDATE outbox_event SET seq = %(base)s + v.n - 1"
     " FROM unnest((SELECT ids FROM batch)) WITH ORDINALITY AS v(id, n)"
     " WHERE outbox_event.id = v.id RETURNING 1)"

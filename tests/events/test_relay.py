@@ -8,7 +8,6 @@ import signal
 import socket
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
@@ -29,7 +28,7 @@ from tests.events.nats_support import (
     unique,
     wait_for,
 )
-from tests.forwarder import Forwarder
+from tests.forwarder import Forwarder, forwarded_database
 
 N_GROUPS = 30
 
@@ -193,10 +192,7 @@ def test_a_standby_relay_is_ready_as_a_standby(database: str, nats_stream: tuple
 def test_readyz_tells_while_the_database_is_down(database: str, nats_stream: tuple[str, str]) -> None:
     """A relay that cannot ask for the lease would not take over from a dead publisher: not ready."""
     prefix, stream = nats_stream
-    parsed = urlparse(database)
-    forwarder = Forwarder((parsed.hostname or "127.0.0.1", parsed.port or 5432))
-    forwarder.start()
-    url = parsed._replace(netloc=f"{parsed.username}@127.0.0.1:{forwarder.port}").geturl()
+    forwarder, url = forwarded_database(database)
     relay = start_relay(url, prefix=prefix, stream=stream)
     try:
         _outage_shows_on_readyz(relay, forwarder, reason="database: ")

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
-
 import psycopg
 import pytest
 
 from server.relay.lease import ADVISORY_KEY, PgLease
 from tests.conftest import BACKEND
-from tests.forwarder import Forwarder
+from tests.forwarder import forwarded_database
 
 pytestmark = pytest.mark.skipif(BACKEND != "postgres", reason="the advisory lock is PostgreSQL's")
 
 
 def test_a_standby_that_loses_the_database_and_gets_it_back_is_a_standby_again(database: str) -> None:
-    parsed = urlparse(database)
-    forwarder = Forwarder((parsed.hostname or "127.0.0.1", parsed.port or 5432))
-    forwarder.start()
-    lease = PgLease(parsed._replace(netloc=f"{parsed.username}@127.0.0.1:{forwarder.port}").geturl())
+    forwarder, url = forwarded_database(database)
+    lease = PgLease(url)
     try:
         with psycopg.connect(database, autocommit=True) as publisher:
             publisher.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_KEY,))  # another relay publishes
