@@ -33,7 +33,7 @@ def summarize(raw: Path, *, top: int = 25) -> str:
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        if frames[-1].startswith(IDLE_LEAVES):
+        if not count.isdigit() or frames[-1].startswith(IDLE_LEAVES):  # py-spy writes blank lines too
             continue
         n = int(count)
         total += n
@@ -70,7 +70,7 @@ def main() -> None:
             command = [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "200", "--gil"]
             command += ["--duration", str(int(args.seconds)), "--pid", pid, "--format", "raw"]
             command += ["--nonblocking", "--output", str(raw)]
-            spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # its errors stay visible
+            spy = subprocess.Popen(command)  # its errors stay visible
             cpu = server.cpu()
             result = load.run(sc, target)
             cpu = server.cpu() - cpu

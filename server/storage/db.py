@@ -21,12 +21,9 @@ from server.storage.deferred import DeferredWrites
 from server.storage.models import db
 
 DEFAULT_URL = "sqlite:///issues.db"
-# psycopg prepares a statement on the server after this many runs of the same text; the hot paths
-# run fixed texts, so they are planned once per connection. psycopg's default (5) planned each of
-# them five more times per connection before preparing it; 1 prepares a text on its second run,
-# and a text run once (a one-off search) is never prepared. None turns preparing off.
-PREPARE_THRESHOLD = 1
-PREPARED_STATEMENTS = {"on": PREPARE_THRESHOLD, "true": PREPARE_THRESHOLD, "off": None, "false": None}
+# A text is prepared on the server on its second run on a connection (wire.py): the hot paths run
+# fixed texts, so they are planned once per connection; a text run once (a one-off search) never is.
+PREPARED_STATEMENTS = {"on": True, "true": True, "off": False, "false": False}
 # A pooled connection idle longer than this is probed (`SELECT 1`) before it is handed out; a
 # busy one is trusted, and a failed statement marks its connection broken, so the pool drops it.
 IDLE_CHECK_SECONDS = 30.0
@@ -85,8 +82,8 @@ def _sqlite(params: dict[str, Any], workers: int) -> Database:
     return database
 
 
-def prepare_threshold(params: dict[str, Any]) -> int | None:
-    """The `prepared_statements` URL parameter (on/off, default on) as psycopg's threshold.
+def prepared_statements(params: dict[str, Any]) -> bool:
+    """The `prepared_statements` URL parameter (on/off, default on), taken out of `params`.
 
     Off behind a transaction pooler (PgBouncer in transaction mode): a statement prepared on one
     server connection is unknown on the next one the pooler hands out.
@@ -195,10 +192,14 @@ def _bigint_ints() -> AdaptersMap:
 
 def _postgres(params: dict[str, Any], workers: int) -> Database:
     _cache_long_statements()
+    prepare = prepared_statements(params)
     defaults = dict(
         prefer_psycopg3=True,
         context=_bigint_ints(),
-        prepare_threshold=prepare_threshold(params),
+        # Statements are prepared by wire.py, never by psycopg: psycopg answers a ROLLBACK or a
+        # DROP/ALTER by deallocating every prepared statement of the session when it holds any of
+        # its own, which would pull ours from under the next call.
+        prepare_threshold=None,
         max_connections=workers + 4,
         timeout=10,  # wait for a free pooled connection instead of failing at once
         stale_timeout=300,
@@ -207,6 +208,7 @@ def _postgres(params: dict[str, Any], workers: int) -> Database:
         autoconnect=False,
     )
     database: Database = LazyCheckPool(**{**defaults, **params})
+    database.prepare_statements = prepare  # type: ignore[attr-defined]
     return database
 
 

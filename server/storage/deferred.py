@@ -25,7 +25,7 @@ from typing import Any
 
 import peewee
 
-from server.storage import liveness
+from server.storage import liveness, wire
 
 Queued = tuple[str, str, Sequence[Any]]  # (table, sql, params)
 Statement = tuple[str, Any]  # (sql, params)
@@ -53,6 +53,7 @@ class DeferredWrites:
     """Mixin for a peewee Database (before it in the bases)."""
 
     pipelined = False  # PostgreSQL: combined writes, lazy BEGIN, one round trip with the next statement
+    prepare_statements = True  # PostgreSQL: off behind a transaction pooler
 
     def defer(self, sql: str, params: Sequence[Any], *, table: str) -> None:
         """Run `sql` (touching only `table`) before the next statement or the commit."""
@@ -164,22 +165,40 @@ class DeferredWrites:
         return state
 
     def _run(self, sql: str, params: Any) -> Any:
-        return super().execute_sql(sql, params)  # type: ignore[misc]
+        if not self.pipelined:
+            return super().execute_sql(sql, params)  # type: ignore[misc]
+        if wire.runnable(sql, params):
+            return self._round_trip([(sql, params)])[0]
+        cursor = super().execute_sql(sql, params)  # type: ignore[misc]
+        wire.after(self.connection(), cursor.statusmessage)  # type: ignore[attr-defined]
+        return cursor
 
     def _pipeline(self, statements: list[Statement]) -> list[Any]:
-        """Every statement in one round trip (psycopg pipeline mode); their cursors, in order."""
+        """Every statement in one round trip; their cursors (or wire.Rows), in order."""
+        return self._round_trip(statements)
+
+    def _round_trip(self, statements: list[Statement]) -> list[Any]:
         conn = self.connection()  # type: ignore[attr-defined]
         start = time.perf_counter()
-        cursors = []
         try:
-            with peewee.__exception_wrapper__, conn.pipeline():  # type: ignore[attr-defined]
-                for sql, params in statements:
-                    cursors.append(conn.cursor())
-                    cursors[-1].execute(sql, params)
+            with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
+                if all(wire.runnable(sql, params) for sql, params in statements):
+                    cursors = wire.run(conn, statements, prepare=self.prepare_statements)
+                else:
+                    cursors = self._psycopg_pipeline(conn, statements)
         except Exception as exc:
             self._tell_hooks(statements, start, exc)
             raise
         self._tell_hooks(statements, start, None)
+        return cursors
+
+    @staticmethod
+    def _psycopg_pipeline(conn: Any, statements: list[Statement]) -> list[Any]:
+        cursors = []
+        with conn.pipeline():
+            for sql, params in statements:
+                cursors.append(conn.cursor())
+                cursors[-1].execute(sql, params)
         return cursors
 
     def _tell_hooks(self, statements: list[Statement], start: float, exc: Exception | None) -> None:

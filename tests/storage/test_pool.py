@@ -17,19 +17,27 @@ from tests.conftest import BACKEND
 
 
 @pytest.mark.parametrize(
-    ("query", "threshold"),
-    [("", storage.PREPARE_THRESHOLD), ("?prepared_statements=on", storage.PREPARE_THRESHOLD),
-     ("?prepared_statements=off", None), ("?prepared_statements=OFF&max_connections=3", None)],
+    ("query", "prepare"),
+    [("", True), ("?prepared_statements=on", True),
+     ("?prepared_statements=off", False), ("?prepared_statements=OFF&max_connections=3", False)],
 )  # fmt: skip
-def test_prepared_statements_parameter_sets_psycopgs_threshold(query: str, threshold: int | None) -> None:
+def test_prepared_statements_parameter_is_read_and_taken_out(query: str, prepare: bool) -> None:
     params = parse(f"postgresql://u@h:5432/d{query}")
-    assert storage.prepare_threshold(params) == threshold
+    assert storage.prepared_statements(params) is prepare
     assert "prepared_statements" not in params  # never reaches psycopg.connect
+
+
+def test_the_pool_prepares_through_wire_only() -> None:
+    on = storage._postgres(parse("postgresql://u@h:5432/d"), workers=2)
+    off = storage._postgres(parse("postgresql://u@h:5432/d?prepared_statements=off"), workers=2)
+    assert (on.prepare_statements, off.prepare_statements) == (True, False)
+    # psycopg never prepares: it would deallocate all of the session's statements on a ROLLBACK
+    assert on.connect_params["prepare_threshold"] is None is off.connect_params["prepare_threshold"]
 
 
 def test_a_prepared_statements_value_other_than_on_or_off_is_refused() -> None:
     with pytest.raises(ValueError, match="prepared_statements must be on or off, not 'sometimes'"):
-        storage.prepare_threshold(parse("postgresql://u@h/d?prepared_statements=sometimes"))
+        storage.prepared_statements(parse("postgresql://u@h/d?prepared_statements=sometimes"))
 
 
 def test_sqlite_accepts_and_ignores_the_parameter(tmp_path: Any) -> None:
@@ -42,8 +50,9 @@ def pool(migrated: str) -> Iterator[storage.LazyCheckPool]:
     if BACKEND != "postgres":
         pytest.skip("the lazy liveness check is PostgreSQL's pool (TEST_BACKEND=postgres)")
     params = parse(f"{migrated}?prepared_statements=off")
-    threshold = storage.prepare_threshold(params)
-    pool = storage.LazyCheckPool(prefer_psycopg3=True, prepare_threshold=threshold, max_connections=2, **params)
+    storage.prepared_statements(params)
+    pool = storage.LazyCheckPool(prefer_psycopg3=True, prepare_threshold=None, max_connections=2, **params)
+    pool.prepare_statements = False
     yield pool
     pool.close_all()
 
@@ -67,7 +76,6 @@ def test_a_recently_returned_connection_is_handed_out_without_a_probe(
     probes = _probes(monkeypatch)
     with pool.connection_context():
         first = pool.connection()
-        assert first.prepare_threshold is None  # prepared_statements=off reached psycopg
     with pool.connection_context():
         assert pool.connection() is first
         assert pool.execute_sql("SELECT 2").fetchone() == (2,)
