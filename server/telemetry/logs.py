@@ -72,7 +72,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     # No line carries the caller's file and line, the process or the multiprocessing name: skip
     # collecting them for every record (the logging HOWTO's "Optimization": the caller lookup
     # walks the stack; ~7 us of a request's ~34 us access line).
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logMultiprocessing = False
     logging.logProcesses = False
     handler = logging.StreamHandler(sys.stderr)
