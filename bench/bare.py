@@ -5,8 +5,9 @@ resolve and one unresolve of a template group, grouped by network round trip as 
 sends them, and takes a reply of each from the real server. `python -m bench.bare PLAN ADDRESS`
 then serves IssueService/GetGroup and UpdateGroup from as many processes as the real server
 (SO_REUSEPORT), with as many threads, by replaying those round trips for the requested group
-through bare psycopg (one connection per thread, the server's session settings, prepared
-statements) and answering with the captured reply's bytes. No interceptors, access log,
+on bare psycopg connections (one per thread, the server's session settings), through the same
+libpq path as the server (server/storage/wire.py: one flush per round trip, prepared statements),
+and answering with the captured reply's bytes. No interceptors, access log,
 metrics, permission logic, peewee or protobuf building: what a call costs there is what
 Python's gRPC server, psycopg and PostgreSQL cost for these statements. A same-run ratio to the
 no-op above the bare server's cannot be reached by a server built on that stack, on that
@@ -110,8 +111,13 @@ def replies(address: str, *, organization_id: int, template: int) -> dict[str, b
 
 
 def _replay(conn: Any, trips: list[RoundTrip], *, template: int, group_id: int) -> None:
+    from server.storage import wire
+
     for trip in trips:
         statements = [(sql, substitute(params, template, group_id)) for sql, params in trip]
+        if all(wire.runnable(sql, params) for sql, params in statements):
+            wire.run(conn, statements, prepare=True)[-1].fetchall()  # the server's own libpq path
+            continue
         if len(statements) == 1:
             cursor = conn.execute(*statements[0])
         else:
@@ -150,7 +156,7 @@ def serve(plan_path: Path, address: str, *, threads: int) -> None:
     from grpc_health.v1 import health, health_pb2_grpc
     from issues.v1 import issue_service_pb2 as pb
 
-    from server.storage.db import SESSION_OPTIONS
+    from server.storage.db import SESSION_OPTIONS, _bigint_ints
 
     plan = pickle.loads(plan_path.read_bytes())
     trips, answers, url, template = plan["statements"], plan["replies"], plan["url"], plan["template"]
@@ -158,7 +164,7 @@ def serve(plan_path: Path, address: str, *, threads: int) -> None:
 
     def connection() -> Any:
         if getattr(local, "conn", None) is None:  # autocommit: BEGIN and COMMIT were captured
-            local.conn = psycopg.connect(url, autocommit=True, options=SESSION_OPTIONS, prepare_threshold=5)
+            local.conn = psycopg.connect(url, autocommit=True, options=SESSION_OPTIONS, context=_bigint_ints())
         return local.conn
 
     def update_group(request: Any, context: Any) -> bytes:

@@ -105,7 +105,8 @@ def _bare_lines(bare: dict[str, Any]) -> list[str]:
         "Floor of a single call (bench/bare.py): a bare gRPC server, "
         f"{bare.get('processes')} processes x {bare.get('threads')} threads, answers GetGroup and "
         "UpdateGroup by replaying the statements our server sends for them (same round trips: "
-        f"{bare.get('round_trips')}) through bare psycopg, with a captured reply; nothing else. "
+        f"{bare.get('round_trips')}) on bare psycopg connections, through the server's libpq path "
+        "(server/storage/wire.py), with a captured reply; nothing else. "
         "Run right after a fresh no-op on our server, and next to the same scenarios on our server "
         "(which ran them before, as the bare server ran a short priming run): ratios are to that no-op.",
         "",
