@@ -1,21 +1,24 @@
 """A round trip of fixed statements straight through libpq, for the hot paths on PostgreSQL.
 
 psycopg's cursors and pipeline spend ~50 us of Python per statement around libpq (a cursor, a
-query conversion, dumpers, a generator per step, one flush and two polls per statement in a
-pipeline). Our hot statements are fixed texts with int, str, bool, float or NULL parameters, so
-here they go through psycopg's libpq wrapper (`psycopg.pq`) directly: every statement of the
-round trip is queued in libpq's buffer, sent in one flush, and the results are read until the
-pipeline's sync. The waiting is still psycopg's (`Connection.wait`), so a silent or vanished
-server raises psycopg's OperationalError as before, and the rows are loaded by psycopg's
-Transformer with the connection's adapters: the same Python values as a cursor gives.
+query conversion, dumpers, a generator per step, one send and two polls per statement in a
+pipeline). Our hot statements are fixed texts with int, str, bool, float, datetime or NULL
+parameters, so here they go through psycopg's libpq wrapper (`psycopg.pq`) directly: every
+statement of the round trip is queued in libpq's buffer, sent in one flush, and the results are
+read until the pipeline's sync. The waiting is still psycopg's (`Connection.wait`), so a silent
+or vanished server raises psycopg's OperationalError as before, and the rows are loaded by
+psycopg's Transformer with the connection's adapters: the same Python values as a cursor gives.
 
-A statement whose parameters this module does not dump (a datetime, a UUID, bytes, a JSON
-wrapper) or that has none (DDL, possibly several statements in one text, needs the simple query
-protocol) is left to psycopg: `runnable` says which.
+A statement with another kind of parameter (a date, a UUID, bytes, a JSON wrapper) or with none
+(DDL, possibly several statements in one text: the simple query protocol) is left to psycopg's
+cursor: `runnable` says which.
 
-Prepared statements, as psycopg does them: a text is prepared on its second run on a
-connection, at most PREPARED_MAX per connection (least recently used deallocated), and never when
-the database URL turns them off (behind PgBouncer in transaction mode).
+Prepared statements: a text is prepared on its second run on a connection, at most PREPARED_MAX
+per connection (the least recently used deallocated), never when the database URL turns them off
+(behind PgBouncer in transaction mode). The pool lets only this module prepare: psycopg drops
+every statement it prepared after any ROLLBACK (a failed call), and the next calls then planned
+the hot statements again; statements prepared here outlive a ROLLBACK, and DDL resets them
+(`after`).
 """
 
 from __future__ import annotations
