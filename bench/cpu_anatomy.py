@@ -57,8 +57,9 @@ def by_concurrency(server: ServerProcess, target: load.Target, kind: str, second
         sc = load.Scenario(kind, kind, block=(30001, 400), seconds=seconds, warmup=0.5, procs=procs, conc=conc)
         measured = load.run_measured(sc, target, server_cpu=server.cpu)
         cpu = measured.per_call(measured.raw["calls"])
+        server_ms, postgres_ms = cpu["server_cpu_ms_per_call"], cpu["postgres_cpu_ms_per_call"]
         print(f"  {procs * conc:3d} in flight: {measured.raw['throughput']:7.0f} req/s, server CPU "
-              f"{cpu['server_cpu_ms_per_call']:.3f} ms/call, PostgreSQL {cpu['postgres_cpu_ms_per_call']:.3f}")  # fmt: skip
+              f"{server_ms:.3f} ms/call, PostgreSQL {postgres_ms:.3f}")  # fmt: skip
 
 
 def by_thread(server: ServerProcess, target: load.Target, kind: str, seconds: float) -> None:
