@@ -142,14 +142,22 @@ class Rows:
 
     def __init__(self, result: Any, transformer: Any) -> None:  # a psycopg.adapt.Transformer
         self.rowcount = result.command_tuples if result.command_tuples is not None else -1
-        self.description: list[tuple[str]] | None = None
+        self._result = result
         self._rows: list[tuple[Any, ...]] = []
         if result.status == pq.ExecStatus.TUPLES_OK:
             transformer.set_pgresult(result)
-            names = (result.fname(i) for i in range(result.nfields))
-            self.description = [((name or b"").decode(),) for name in names]
             self._rows = transformer.load_rows(0, result.ntuples, tuple)
         self._next = 0
+
+    @property
+    def description(self) -> list[tuple[str]] | None:
+        """The columns' names (what peewee reads of a cursor's description), or None for a
+        statement that returns no rows. Built when asked: the hot paths read rows by position,
+        and GetGroup's 95 names cost more than its row."""
+        result = self._result
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            return None
+        return [((result.fname(i) or b"").decode(),) for i in range(result.nfields)]
 
     def fetchone(self) -> tuple[Any, ...] | None:
         if self._next >= len(self._rows):
