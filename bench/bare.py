@@ -115,8 +115,9 @@ def _replay(conn: Any, trips: list[RoundTrip], *, template: int, group_id: int) 
 
     for trip in trips:
         statements = [(sql, substitute(params, template, group_id)) for sql, params in trip]
-        if all(wire.runnable(sql, params) for sql, params in statements):
-            wire.run(conn, statements, prepare=True)[-1].fetchall()  # the server's own libpq path
+        rows = wire.run(conn, statements, prepare=True)  # the server's own libpq path
+        if rows is not None:
+            rows[-1].fetchall()
             continue
         if len(statements) == 1:
             cursor = conn.execute(*statements[0])

@@ -165,12 +165,11 @@ class DeferredWrites:
         return state
 
     def _run(self, sql: str, params: Any) -> Any:
-        if not self.pipelined:
-            return super().execute_sql(sql, params)  # type: ignore[misc]
-        if wire.runnable(sql, params):
+        if self.pipelined and wire.runnable(sql, params):
             return self._round_trip([(sql, params)])[0]
         cursor = super().execute_sql(sql, params)  # type: ignore[misc]
-        wire.after(self.connection(), cursor.statusmessage)  # type: ignore[attr-defined]
+        if self.pipelined:
+            wire.after(self.connection(), cursor.statusmessage)  # type: ignore[attr-defined]
         return cursor
 
     def _pipeline(self, statements: list[Statement]) -> list[Any]:
@@ -182,9 +181,8 @@ class DeferredWrites:
         start = time.perf_counter()
         try:
             with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
-                if all(wire.runnable(sql, params) for sql, params in statements):
-                    cursors = wire.run(conn, statements, prepare=self.prepare_statements)
-                else:
+                cursors = wire.run(conn, statements, prepare=self.prepare_statements)
+                if cursors is None:
                     cursors = self._psycopg_pipeline(conn, statements)
         except Exception as exc:
             self._tell_hooks(statements, start, exc)

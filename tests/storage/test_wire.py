@@ -85,6 +85,13 @@ def test_what_it_does_not_send_is_left_to_psycopg(sql: str, params: Any) -> None
     assert not wire.runnable(sql, params)
 
 
+def test_a_round_trip_with_a_statement_it_does_not_send_sends_nothing(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("CREATE TEMP TABLE n (v int)")
+    statements = [("INSERT INTO n VALUES (%s::int)", [1]), ("SELECT %s", [b"bytes"])]
+    assert wire.run(conn, statements, prepare=True) is None  # psycopg's cursor takes them all
+    assert conn.execute("SELECT count(*) FROM n").fetchone() == (0,)
+
+
 def test_transaction_control_is_runnable_and_statements_share_the_round_trip(conn: psycopg.Connection[Any]) -> None:
     conn.execute("CREATE TEMP TABLE t (v int)")
     insert = "INSERT INTO t VALUES (%s::int), (%s::int)"
