@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from bench import load
-from bench.serverproc import ServerProcess, process_tree
+from bench.serverproc import ServerProcess, process_tree, stat_cpu_seconds
 
 IN_FLIGHT = ((1, 1), (2, 1), (2, 2), (2, 4), (2, 12))  # (client processes, calls each)
 NAME_THREADS = """import ctypes, threading
@@ -34,18 +34,18 @@ threading.Thread._bootstrap_inner = _named
 
 
 def thread_counters(pid: int) -> collections.Counter[tuple[str, str]]:
-    """(thread kind, counter) -> total over the server's processes: cpu ticks, vol, invol."""
+    """(thread kind, counter) -> total over the server's processes: CPU seconds, vol, non(vol)."""
     out: collections.Counter[tuple[str, str]] = collections.Counter()
     for proc in process_tree(pid):
         for tid in os.listdir(f"/proc/{proc}/task"):
             base = f"/proc/{proc}/task/{tid}"
             try:
                 kind = Path(f"{base}/comm").read_text().strip().rstrip("0123456789_")
-                stat = Path(f"{base}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu = stat_cpu_seconds(Path(f"{base}/stat"))
                 status = Path(f"{base}/status").read_text().splitlines()
             except OSError:  # the thread ended meanwhile
                 continue
-            out[(kind, "cpu")] += int(stat[11]) + int(stat[12])
+            out[(kind, "cpu")] += cpu
             for line in status:
                 if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
                     out[(kind, line.split(":")[0][:3])] += int(line.split()[1])
@@ -69,11 +69,10 @@ def by_thread(server: ServerProcess, target: load.Target, kind: str, seconds: fl
     before = thread_counters(server.proc.pid)
     calls = max(load.run(sc, target)["calls"], 1)
     after = thread_counters(server.proc.pid)
-    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
     for name in sorted({k for k, _ in after}):
         cpu, vol, inv = (after[(name, c)] - before[(name, c)] for c in ("cpu", "vol", "non"))
         if cpu or vol or inv:
-            print(f"  {name:20s} CPU {cpu * tick_ms / calls:6.3f} ms/call, switches/call: "
+            print(f"  {name:20s} CPU {cpu * 1000 / calls:6.3f} ms/call, switches/call: "
                   f"voluntary {vol / calls:5.2f}, involuntary {inv / calls:5.2f}")  # fmt: skip
 
 
