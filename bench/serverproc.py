@@ -145,6 +145,8 @@ class ServerProcess:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(default_factory=Path)
     stop_seconds: float | None = None  # how long the last stop() took
+    extra_args: tuple[str, ...] = ()  # more `serve` flags (bench/ab.py compares variants)
+    extra_env: tuple[tuple[str, str], ...] = ()
 
     @property
     def address(self) -> str:
@@ -154,7 +156,7 @@ class ServerProcess:
         self.port = free_port()
         tokens = write_tokens(self.workdir / "tokens.json")
         self.log_path = self.workdir / f"server-{self.port}.log"
-        env = {**os.environ, "ISSUES_COUNT_QUERIES": "1", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "ISSUES_COUNT_QUERIES": "1", "PYTHONUNBUFFERED": "1", **dict(self.extra_env)}
         cmd = [
             sys.executable,
             "-m",
@@ -169,6 +171,7 @@ class ServerProcess:
             "--grace",
             str(GRACE),
             *([] if self.processes is None else ["--processes", str(self.processes)]),
+            *self.extra_args,
         ]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
