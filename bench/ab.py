@@ -14,8 +14,10 @@ same minutes, round after round, not by runs an hour apart. Each round runs ever
 variant in turn; the medians over the rounds are printed last.
 
 Resolves toggle groups of the bench's first block (ids 1..20,000; each variant its own part of
-it unless they serve different databases). With --first-touch every round takes fresh ids, from
-60,001 on, so every resolve is the group's first change, as in `make bench`'s resolve scenario.
+it unless they serve different databases, a different part every round: a group toggled more
+often has more activity and history rows, which makes its updates dearer). With --first-touch
+every round takes fresh ids, from 60,001 on, so every resolve is the group's first change, as in
+`make bench`'s resolve scenario.
 """
 
 from __future__ import annotations
@@ -65,8 +67,10 @@ def resolve_block(*, index: int, round_no: int, variants: int, shared_db: bool, 
         if first + FIRST_TOUCH_IDS - 1 > GROUPS:
             raise SystemExit("--first-touch: not enough untouched groups for these rounds and variants")
         return first, FIRST_TOUCH_IDS
+    # Toggled groups grow their activity and history; a variant kept on one part would pay for
+    # that part's past. Every round moves each variant to the next part.
     part = 20_000 // 4
-    return 1 + (index % 4) * part if shared_db else 1, part
+    return 1 + ((index + round_no) % 4) * part if shared_db else 1, part
 
 
 def main() -> None:

@@ -39,3 +39,9 @@ def test_first_touch_takes_fresh_ids_every_round_and_refuses_to_run_out() -> Non
     assert len(same) == 1
     with pytest.raises(SystemExit):
         ab.resolve_block(index=1, round_no=7, variants=2, shared_db=True, first_touch=True)
+
+
+def test_variants_on_one_database_take_turns_on_each_part() -> None:
+    # A part whose groups were toggled more often costs more: no variant may keep one part.
+    firsts = {ab.resolve_block(index=0, round_no=r, variants=2, shared_db=True, first_touch=False)[0] for r in range(4)}
+    assert len(firsts) == 4
