@@ -5,7 +5,8 @@
 
 URL is a database the bench data set was seeded into (bench/perf_probe.py seeds one). A VARIANT
 is a whitespace-separated list of `serve` flags, `url=OTHER_URL` (this variant serves another
-database, e.g. a copy with a different schema: `createdb -T`) and `env=NAME=VALUE`; `-` is the
+database, e.g. a copy with a different schema: `createdb -T`), `env=NAME=VALUE` and
+`python=PATH` (another interpreter, with the project installed in its venv); `-` is the
 server as `make bench` starts it. Example: `- "--workers 4"`.
 
 The machine's speed drifts by more than most changes are worth (BENCHMARKS.md: a no-op
@@ -26,6 +27,7 @@ import argparse
 import os
 import shlex
 import statistics
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,19 +46,22 @@ class Variant:
     url: str
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
+    executable: str
 
 
 def parse_variant(text: str, *, url: str) -> Variant:
-    args, env = [], []
+    args, env, executable = [], [], sys.executable
     for word in [] if text == "-" else shlex.split(text):
-        if word.startswith("url="):
+        if word.startswith("python="):
+            executable = word.removeprefix("python=")
+        elif word.startswith("url="):
             url = word.removeprefix("url=")
         elif word.startswith("env="):
             name, _, value = word.removeprefix("env=").partition("=")
             env.append((name, value))
         else:
             args.append(word)
-    return Variant(label=text, url=url, args=tuple(args), env=tuple(env))
+    return Variant(label=text, url=url, args=tuple(args), env=tuple(env), executable=executable)
 
 
 def resolve_block(*, index: int, round_no: int, variants: int, shared_db: bool, first_touch: bool) -> tuple[int, int]:
@@ -90,7 +95,8 @@ def main() -> None:
         for i, v in enumerate(variants):
             workdir = Path(tmp) / str(i)
             workdir.mkdir()
-            server = ServerProcess(url=v.url, workdir=workdir, extra_args=v.args, extra_env=v.env)
+            server = ServerProcess(url=v.url, workdir=workdir, extra_args=v.args, extra_env=v.env,
+                                   executable=v.executable)  # fmt: skip
             server.start()
             servers.append(server)
         try:

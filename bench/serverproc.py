@@ -147,6 +147,7 @@ class ServerProcess:
     stop_seconds: float | None = None  # how long the last stop() took
     extra_args: tuple[str, ...] = ()  # more `serve` flags (bench/ab.py compares variants)
     extra_env: tuple[tuple[str, str], ...] = ()
+    executable: str = sys.executable  # another interpreter's venv, for bench/ab.py
 
     @property
     def address(self) -> str:
@@ -158,7 +159,7 @@ class ServerProcess:
         self.log_path = self.workdir / f"server-{self.port}.log"
         env = {**os.environ, "ISSUES_COUNT_QUERIES": "1", "PYTHONUNBUFFERED": "1", **dict(self.extra_env)}
         cmd = [
-            sys.executable,
+            self.executable,
             "-m",
             "server",
             "--database-url",
