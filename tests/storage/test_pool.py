@@ -173,3 +173,11 @@ def test_small_and_large_ids_share_one_prepared_statement(database: str) -> None
         ).fetchone()[0]
     assert values == [5, 40_000, 3_000_000_000] * 6
     assert count == 1
+
+
+def test_a_unix_socket_url_reaches_psycopg_as_its_host() -> None:
+    # The README's same-host form: no host in the authority, the socket directory as `host`.
+    pool = storage._postgres(parse("postgresql://user@/issues?host=/var/run/postgresql"), workers=2)
+    assert pool.database == "issues"
+    assert pool.connect_params["host"] == "/var/run/postgresql"
+    assert pool.connect_params["user"] == "user"
