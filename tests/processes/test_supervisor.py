@@ -22,10 +22,13 @@ from tests.security.support import ServerProcess, start_server
 WAIT = 60.0  # bounds for a broken supervisor, not timing asserts
 
 
-def wait_for(check: Callable[[], bool], what: str) -> None:
+def wait_for(check: Callable[[], bool], what: str, *, server: ServerProcess | None = None) -> None:
+    """`server`: on giving up, say what it printed meanwhile (did the workers get the signal?)."""
     end = time.monotonic() + WAIT
     while not check():
-        assert time.monotonic() < end, f"gave up waiting for {what}"
+        if time.monotonic() >= end:
+            said = server.output() if server is not None else ""
+            raise AssertionError(f"gave up waiting for {what}" + (f"; the server printed:\n{said}" if said else ""))
         time.sleep(0.1)
 
 
@@ -114,7 +117,8 @@ def test_every_worker_answers_health_and_all_go_not_serving_on_sigterm(sqlite_ur
         assert {health_on(c) for c in channels} == {health_pb2.HealthCheckResponse.SERVING}
         server.proc.send_signal(signal.SIGTERM)  # NOT_SERVING, still answering for 60 s
         for channel in channels:
-            wait_for(lambda c=channel: health_on(c) == health_pb2.HealthCheckResponse.NOT_SERVING, "NOT_SERVING")
+            wait_for(lambda c=channel: health_on(c) == health_pb2.HealthCheckResponse.NOT_SERVING, "NOT_SERVING",
+                     server=server)  # fmt: skip
         server.proc.send_signal(signal.SIGTERM)  # a second signal skips the rest of the delay
         assert server.proc.wait(timeout=WAIT) == 0
     finally:
