@@ -93,7 +93,10 @@ def _repeated_key(pairs: tuple[Any, ...]) -> str | None:
 
 
 def _parse_user(value: str | None) -> tuple[int | None, bool]:
-    if value is None or value == "":
+    # Only a missing header means "no acting user" (a system caller). An empty one is a client
+    # that meant to send a user and lost it: acting as the system instead would write its
+    # activities with no user and skip the member's project access checks.
+    if value is None:
         return None, True
     if not (value.isascii() and value.isdigit()) or len(value) > 18:
         return None, False

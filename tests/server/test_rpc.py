@@ -156,11 +156,14 @@ def test_read_only_token_cannot_update(stub, w) -> None:
     assert Group.get_by_id(g.id).status == 0
 
 
-def test_bad_acting_user_header_is_unauthenticated(stub, w) -> None:
+@pytest.mark.parametrize("value", ["alice", "", " 1", "-1"])
+def test_bad_acting_user_header_is_unauthenticated(stub, w, value: str) -> None:
+    # An empty header is refused too: only a missing one makes a system caller.
     with pytest.raises(grpc.RpcError) as err:
         stub.GetGroup(pb.GetGroupRequest(organization_id=w["org"].id, group_id=1),
-                      metadata=metadata(**{"x-acting-user-id": "alice"}))  # fmt: skip
+                      metadata=metadata(**{"x-acting-user-id": value}))  # fmt: skip
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert err.value.details() == "x-acting-user-id must be a numeric user id"
 
 
 def test_unknown_organization_is_not_found(stub, w) -> None:

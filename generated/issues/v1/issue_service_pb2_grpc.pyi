@@ -36,7 +36,8 @@ class IssueServiceStub:
       `event:read`, `event:write`, `event:admin`; reads need any of them, updates `event:write`
       or `event:admin`, discard `event:admin`. Missing or unknown token: UNAUTHENTICATED;
       missing scope: PERMISSION_DENIED.
-    - The user on whose behalf the call is made goes in `x-acting-user-id` metadata (a user id).
+    - The user on whose behalf the call is made goes in `x-acting-user-id` metadata (a user id;
+      anything else, an empty value included, is UNAUTHENTICATED).
       Without it the caller is a system caller with no user: user-specific fields (has_seen,
       is_bookmarked, is_subscribed) are refused, activities are written with no user.
     - `x-request-id` metadata (optional) is logged and echoed in trailing metadata.
@@ -147,7 +148,8 @@ class IssueServiceAsyncStub(IssueServiceStub):
       `event:read`, `event:write`, `event:admin`; reads need any of them, updates `event:write`
       or `event:admin`, discard `event:admin`. Missing or unknown token: UNAUTHENTICATED;
       missing scope: PERMISSION_DENIED.
-    - The user on whose behalf the call is made goes in `x-acting-user-id` metadata (a user id).
+    - The user on whose behalf the call is made goes in `x-acting-user-id` metadata (a user id;
+      anything else, an empty value included, is UNAUTHENTICATED).
       Without it the caller is a system caller with no user: user-specific fields (has_seen,
       is_bookmarked, is_subscribed) are refused, activities are written with no user.
     - `x-request-id` metadata (optional) is logged and echoed in trailing metadata.
@@ -254,7 +256,8 @@ class IssueServiceServicer(metaclass=_abc_1.ABCMeta):
       `event:read`, `event:write`, `event:admin`; reads need any of them, updates `event:write`
       or `event:admin`, discard `event:admin`. Missing or unknown token: UNAUTHENTICATED;
       missing scope: PERMISSION_DENIED.
-    - The user on whose behalf the call is made goes in `x-acting-user-id` metadata (a user id).
+    - The user on whose behalf the call is made goes in `x-acting-user-id` metadata (a user id;
+      anything else, an empty value included, is UNAUTHENTICATED).
       Without it the caller is a system caller with no user: user-specific fields (has_seen,
       is_bookmarked, is_subscribed) are refused, activities are written with no user.
     - `x-request-id` metadata (optional) is logged and echoed in trailing metadata.

@@ -1239,7 +1239,8 @@ export const OutcomeSchema: GenEnum<Outcome> = /*@__PURE__*/
  *   `event:read`, `event:write`, `event:admin`; reads need any of them, updates `event:write`
  *   or `event:admin`, discard `event:admin`. Missing or unknown token: UNAUTHENTICATED;
  *   missing scope: PERMISSION_DENIED.
- * - The user on whose behalf the call is made goes in `x-acting-user-id` metadata (a user id).
+ * - The user on whose behalf the call is made goes in `x-acting-user-id` metadata (a user id;
+ *   anything else, an empty value included, is UNAUTHENTICATED).
  *   Without it the caller is a system caller with no user: user-specific fields (has_seen,
  *   is_bookmarked, is_subscribed) are refused, activities are written with no user.
  * - `x-request-id` metadata (optional) is logged and echoed in trailing metadata.
