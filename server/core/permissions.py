@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from server.core.access_sql import AccessRow
 from server.core.commands import ADMIN_SCOPES, READ_SCOPES, Caller, Selection
 from server.core.errors import NotFound, PermissionDenied
-from server.storage.models import Group, Organization, User
+from server.storage.models import Group, Organization, Project, User
 
 ALL_EVENT_SCOPES = READ_SCOPES
 # Sentry's default org roles (SENTRY_ROLES); "member" loses event:admin when the org turns off
@@ -87,17 +88,36 @@ def check_group(*, access: Access, group: Group, group_id: int) -> None:
 
 def scope_selection(*, access: Access, spec: Selection) -> Selection:
     """Limit a bulk selection to accessible projects; an explicit inaccessible project is a 403."""
+    check_requested_projects(access=access, organization_id=spec.organization_id, project_ids=spec.project_ids)
     if access.project_ids is None:
         return spec
-    denied = sorted(set(spec.project_ids) - access.project_ids)
-    if denied:
-        raise PermissionDenied(
-            "You do not have access to the requested project",
-            reason="PROJECT_ACCESS_DENIED",
-            projectId=str(denied[0]),
-        )
     if spec.project_ids:
         return spec
     # An empty tuple would mean "every project" downstream; no accessible project means no groups.
     allowed = tuple(sorted(access.project_ids)) or (0,)
     return dataclasses.replace(spec, project_ids=allowed)
+
+
+def check_requested_projects(*, access: Access, organization_id: int, project_ids: Iterable[int]) -> None:
+    """Every project named explicitly must be one the caller may read, or PERMISSION_DENIED.
+
+    As Sentry's get_projects: an id that is no project of this organization (another
+    organization's, or none at all) is refused like an inaccessible one, not read as "no
+    issues". A member's accessible projects are all of this organization; a caller who sees the
+    whole organization costs one statement, and only when it names projects.
+    """
+    wanted = set(project_ids)
+    if not wanted:
+        return
+    if access.project_ids is not None:
+        denied = wanted - access.project_ids
+    else:
+        named = Project.id.in_(sorted(wanted))
+        in_org = Project.select(Project.id).where(Project.organization == organization_id, named)
+        denied = wanted - {int(project.id) for project in in_org}
+    if denied:
+        raise PermissionDenied(
+            "You do not have access to the requested project",
+            reason="PROJECT_ACCESS_DENIED",
+            projectId=str(min(denied)),
+        )

@@ -38,14 +38,27 @@ class Heartbeat:
 
 def authorize(*, caller: Caller, request: WatchRequest) -> EventFilter:
     """Same scopes, membership, project access and organization isolation as GetGroup, and a
-    cursor that was not pruned."""
+    cursor that names an event that was given out and not pruned."""
     where = access_filter(caller=caller, request=request)
     if 0 < request.after_event_id < store.pruned_through():  # 0: from the oldest event kept
         raise OutOfRange(
             f"Events up to {store.pruned_through()} were pruned; resume from a later cursor",
             reason="CURSOR_PRUNED",
         )
+    _check_not_ahead(request.after_event_id)
     return where
+
+
+def _check_not_ahead(cursor: int) -> None:
+    """An id is given out only once stamped and committed, so one past the committed head was
+    never an event here (another database, one restored from an older backup, a made-up id).
+    Accepted, the stream would stay silent: every new event's id is below it."""
+    head = store.head()
+    if cursor > head:
+        raise OutOfRange(
+            f"after_event_id {cursor} is past the newest event ({head}); resume from an event id this server gave",
+            reason="CURSOR_AHEAD",
+        )
 
 
 def access_filter(*, caller: Caller, request: WatchRequest) -> EventFilter:
@@ -57,6 +70,7 @@ def access_filter(*, caller: Caller, request: WatchRequest) -> EventFilter:
         row = selection.organization(caller=caller, organization_id=request.organization_id, user_id=caller.user_id)
         access = permissions.authorize(caller=caller, row=row, needs=READ_SCOPES, what="read issues")
         assert row.org is not None  # selection.organization refused a missing one
+        permissions.check_requested_projects(access=access, organization_id=row.org.id, project_ids=request.project_ids)
         return EventFilter(
             organization_id=row.org.id,
             project_ids=_projects(access=access, wanted=request.project_ids),
@@ -68,15 +82,9 @@ def access_filter(*, caller: Caller, request: WatchRequest) -> EventFilter:
 
 
 def _projects(*, access: permissions.Access, wanted: frozenset[int]) -> frozenset[int] | None:
+    """The projects to stream (None: all of the organization); `wanted` was checked already."""
     if access.project_ids is None:
         return wanted or None
-    denied = sorted(wanted - access.project_ids)
-    if denied:
-        raise PermissionDenied(
-            "You do not have access to the requested project",
-            reason="PROJECT_ACCESS_DENIED",
-            projectId=str(denied[0]),
-        )
     return wanted or access.project_ids
 
 

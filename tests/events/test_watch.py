@@ -201,6 +201,33 @@ def test_bad_requests_are_invalid_argument(stub: Any, w: dict[str, Any]) -> None
     assert unauthenticated.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+def test_a_cursor_past_the_newest_event_is_out_of_range(stub: Any, w: dict[str, Any]) -> None:
+    # Accepted, such a stream would stay silent for ever: every new event's id is below it.
+    _resolve(stub, w, [f.group(w["project"]).id])
+    store.stamp()
+    head = store.head()
+    at_head = _watch(stub, w, after_event_id=head)
+    try:
+        at_head.wait_heartbeats(1)
+        assert at_head.error is None
+    finally:
+        at_head.close()
+    for cursor in (head + 1, 2**63 - 1):
+        stream = _watch(stub, w, after_event_id=cursor)
+        error = stream.wait_error()
+        assert error is not None
+        assert error.code() == grpc.StatusCode.OUT_OF_RANGE  # type: ignore[attr-defined]
+        assert f"past the newest event ({head})" in error.details()  # type: ignore[attr-defined]
+
+
+def test_a_project_outside_the_organization_is_permission_denied(stub: Any, w: dict[str, Any]) -> None:
+    elsewhere = f.world()["project"].id
+    for user in (True, False):  # a member, and a system caller who sees the whole organization
+        for project_id in (elsewhere, 987_654_321):
+            stream = _watch(stub, w, user=user, project_ids=[w["project"].id, project_id])
+            assert drain_error(stream) == grpc.StatusCode.PERMISSION_DENIED
+
+
 def test_a_cursor_older_than_the_pruned_events_is_out_of_range(stub: Any, w: dict[str, Any]) -> None:
     _resolve(stub, w, [f.group(w["project"]).id])
     store.stamp()  # the sequence row exists once something was stamped

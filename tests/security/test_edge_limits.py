@@ -202,9 +202,14 @@ def test_too_many_projects_or_environments_are_invalid_argument(
     assert field_violations(err) == [(field, f"Ensure this field has no more than {limit} elements.")]
 
 
-def test_1000_project_ids_are_accepted(stub: Any, w: dict[str, Any]) -> None:
+def test_1000_project_ids_pass_the_edge_limit(stub: Any, w: dict[str, Any]) -> None:
     ids = [w["project"], *range(10**9, 10**9 + 999)]
-    reply = stub.BulkUpdateGroups(bulk(w, query="", project_ids=ids), metadata=metadata("admin"), timeout=30)
+    err = refused(stub, "BulkUpdateGroups", bulk(w, query="", project_ids=ids))
+    # Past the limit; refused only because the made-up ids are no projects of the organization.
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert err.details() == "You do not have access to the requested project"
+    same = [w["project"]] * 1000
+    reply = stub.BulkUpdateGroups(bulk(w, query="", project_ids=same), metadata=metadata("admin"), timeout=30)
     assert list(reply.matched_group_ids) == [w["group"]]
 
 

@@ -285,3 +285,16 @@ def test_a_streamed_search_only_reaches_accessible_projects(world: dict[str, Any
     )
     assert [gid for page in pages for gid in page.matched_group_ids] == [world["g_mine"].id]
     assert statuses(world["g_mine"], world["g_other"]) == [1, 0]
+
+
+@pytest.mark.parametrize("user", ["system", "member"])
+def test_bulk_naming_a_project_outside_the_organization_is_forbidden(world: dict[str, Any], user: str) -> None:
+    """Also for a caller who sees the whole organization: an id that is no project of it is
+    refused as an inaccessible one is, not read as "no issues" (Sentry's get_projects)."""
+    elsewhere = f.project(f.org())
+    who = caller(None if user == "system" else world["user"].id)
+    for project_id in (elsewhere.id, 987_654_321):
+        with pytest.raises(PermissionDenied, match="access to the requested project") as info:
+            resolve_bulk(who, world["org"].id, [world["g_mine"].id], project_ids=(world["mine"].id, project_id))
+        assert info.value.metadata == {"projectId": str(project_id)}
+    assert statuses(world["g_mine"]) == [0]

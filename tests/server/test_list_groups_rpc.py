@@ -165,3 +165,15 @@ def test_other_organizations_and_unknown_tokens_are_refused(stub: Any, w: dict) 
         stub.ListGroups(pb.ListGroupsRequest(organization_id=w["org"].id),
                         metadata=(("authorization", "Bearer nope"),))  # fmt: skip
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("who", ["system", "member"])
+def test_naming_a_project_outside_the_organization_is_permission_denied(stub: Any, w: dict, who: str) -> None:
+    # As an inaccessible project of the organization, not an empty page (Sentry's get_projects):
+    # another organization's project and an id that is no project at all.
+    elsewhere = f.world()["project"].id
+    for project_id in (elsewhere, 987_654_321):
+        err = _refused(stub, w, user=who == "member", project_ids=[w["project"].id, project_id])
+        assert (err.code(), err.details()) == (
+            grpc.StatusCode.PERMISSION_DENIED, "You do not have access to the requested project",
+        )  # fmt: skip

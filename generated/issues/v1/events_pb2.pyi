@@ -501,7 +501,9 @@ class WatchIssueEventsRequest(_message.Message):
     organization_id: _builtins.int
     """The organization (required)."""
     after_event_id: _builtins.int
-    """Resume after this event id (0: from the oldest event still kept)."""
+    """Resume after this event id (0: from the oldest event still kept). An id older than the kept
+    events, or past the newest one: OUT_OF_RANGE.
+    """
     max_events_per_message: _builtins.int
     """At most this many events per stream message (0 or 1: one event per message, in `event`).
     Above 1 (at most 500), events that are ready together arrive as one `events` message, in

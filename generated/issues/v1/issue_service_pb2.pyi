@@ -764,7 +764,9 @@ class BulkUpdateGroupsRequest(_message.Message):
     """Run selection and validation and report what would change, writing nothing."""
     @_builtins.property
     def project_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Limit the selection to these projects; empty means all projects of the organization."""
+        """Limit the selection to these projects; empty means all projects of the organization. An id
+        the caller cannot access, or that is no project of the organization: PERMISSION_DENIED.
+        """
 
     @_builtins.property
     def group_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:

@@ -118,8 +118,8 @@ class IssueServiceStub:
     environment NOT_FOUND). Each issue is the Group of GetGroup, without activities unless
     include_activities is set; total_size counts every match. Issues pending deletion or merge
     are never listed. Permissions and project access are those of GetGroup: projects the
-    acting member cannot access are left out, and naming one in project_ids is
-    PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
+    acting member cannot access are left out, and naming one in project_ids, or an id that is
+    no project of the organization, is PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
     related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
     """
     WatchIssueEvents: _grpc.UnaryStreamMultiCallable[_events_pb2.WatchIssueEventsRequest, _events_pb2.WatchIssueEventsResponse]
@@ -128,11 +128,12 @@ class IssueServiceStub:
     event is sent for the heartbeat interval (server option, default 15 s) a Heartbeat carries
     the id up to which everything was sent: store it as the resume cursor. Same scopes,
     membership, project access and organization isolation as GetGroup: a member sees the events
-    of the projects they can access. Explicit project_ids the caller cannot access:
-    PERMISSION_DENIED. Access is read again while the stream lasts (server option, default every
+    of the projects they can access. Explicit project_ids the caller cannot access, or that are
+    no projects of the organization: PERMISSION_DENIED. Access is read again while the stream lasts (server option, default every
     30 s): a member who loses a project stops receiving its events, and one who loses the
-    organization or a project named in project_ids gets PERMISSION_DENIED, ending the stream. A cursor older than the kept events (pruned by the relay's retention):
-    OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
+    organization or a project named in project_ids gets PERMISSION_DENIED, ending the stream. A
+    cursor older than the kept events (pruned by the relay's retention), or past the newest
+    event (never given out here): OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
     than the updates never makes the server buffer without bound: its stream switches to
     reading the database from its cursor until it has caught up.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -227,8 +228,8 @@ class IssueServiceAsyncStub(IssueServiceStub):
     environment NOT_FOUND). Each issue is the Group of GetGroup, without activities unless
     include_activities is set; total_size counts every match. Issues pending deletion or merge
     are never listed. Permissions and project access are those of GetGroup: projects the
-    acting member cannot access are left out, and naming one in project_ids is
-    PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
+    acting member cannot access are left out, and naming one in project_ids, or an id that is
+    no project of the organization, is PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
     related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
     """
     WatchIssueEvents: _aio.UnaryStreamMultiCallable[_events_pb2.WatchIssueEventsRequest, _events_pb2.WatchIssueEventsResponse]  # type: ignore[assignment]
@@ -237,11 +238,12 @@ class IssueServiceAsyncStub(IssueServiceStub):
     event is sent for the heartbeat interval (server option, default 15 s) a Heartbeat carries
     the id up to which everything was sent: store it as the resume cursor. Same scopes,
     membership, project access and organization isolation as GetGroup: a member sees the events
-    of the projects they can access. Explicit project_ids the caller cannot access:
-    PERMISSION_DENIED. Access is read again while the stream lasts (server option, default every
+    of the projects they can access. Explicit project_ids the caller cannot access, or that are
+    no projects of the organization: PERMISSION_DENIED. Access is read again while the stream lasts (server option, default every
     30 s): a member who loses a project stops receiving its events, and one who loses the
-    organization or a project named in project_ids gets PERMISSION_DENIED, ending the stream. A cursor older than the kept events (pruned by the relay's retention):
-    OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
+    organization or a project named in project_ids gets PERMISSION_DENIED, ending the stream. A
+    cursor older than the kept events (pruned by the relay's retention), or past the newest
+    event (never given out here): OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
     than the updates never makes the server buffer without bound: its stream switches to
     reading the database from its cursor until it has caught up.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -363,8 +365,8 @@ class IssueServiceServicer(metaclass=_abc_1.ABCMeta):
         environment NOT_FOUND). Each issue is the Group of GetGroup, without activities unless
         include_activities is set; total_size counts every match. Issues pending deletion or merge
         are never listed. Permissions and project access are those of GetGroup: projects the
-        acting member cannot access are left out, and naming one in project_ids is
-        PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
+        acting member cannot access are left out, and naming one in project_ids, or an id that is
+        no project of the organization, is PERMISSION_DENIED. A page reads its issues in one statement plus a fixed number for their
         related rows, whatever page_size. Unlike the bulk search, matching nothing is an empty page.
         """
 
@@ -379,11 +381,12 @@ class IssueServiceServicer(metaclass=_abc_1.ABCMeta):
         event is sent for the heartbeat interval (server option, default 15 s) a Heartbeat carries
         the id up to which everything was sent: store it as the resume cursor. Same scopes,
         membership, project access and organization isolation as GetGroup: a member sees the events
-        of the projects they can access. Explicit project_ids the caller cannot access:
-        PERMISSION_DENIED. Access is read again while the stream lasts (server option, default every
+        of the projects they can access. Explicit project_ids the caller cannot access, or that are
+        no projects of the organization: PERMISSION_DENIED. Access is read again while the stream lasts (server option, default every
         30 s): a member who loses a project stops receiving its events, and one who loses the
-        organization or a project named in project_ids gets PERMISSION_DENIED, ending the stream. A cursor older than the kept events (pruned by the relay's retention):
-        OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
+        organization or a project named in project_ids gets PERMISSION_DENIED, ending the stream. A
+        cursor older than the kept events (pruned by the relay's retention), or past the newest
+        event (never given out here): OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
         than the updates never makes the server buffer without bound: its stream switches to
         reading the database from its cursor until it has caught up.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME

@@ -980,7 +980,8 @@ type WatchIssueEventsRequest struct {
 	GroupIds []int64 `protobuf:"varint,3,rep,packed,name=group_ids,json=groupIds,proto3" json:"group_ids,omitempty"`
 	// Only these kinds (empty: all).
 	Kinds []EventKind `protobuf:"varint,4,rep,packed,name=kinds,proto3,enum=issues.v1.EventKind" json:"kinds,omitempty"`
-	// Resume after this event id (0: from the oldest event still kept).
+	// Resume after this event id (0: from the oldest event still kept). An id older than the kept
+	// events, or past the newest one: OUT_OF_RANGE.
 	AfterEventId int64 `protobuf:"varint,5,opt,name=after_event_id,json=afterEventId,proto3" json:"after_event_id,omitempty"`
 	// At most this many events per stream message (0 or 1: one event per message, in `event`).
 	// Above 1 (at most 500), events that are ready together arrive as one `events` message, in

@@ -1289,7 +1289,8 @@ type BulkUpdateGroupsRequest struct {
 
 	// Organization of the issues. Required.
 	OrganizationId int64 `protobuf:"varint,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
-	// Limit the selection to these projects; empty means all projects of the organization.
+	// Limit the selection to these projects; empty means all projects of the organization. An id
+	// the caller cannot access, or that is no project of the organization: PERMISSION_DENIED.
 	ProjectIds []int64 `protobuf:"varint,2,rep,packed,name=project_ids,json=projectIds,proto3" json:"project_ids,omitempty"`
 	// Explicit issue ids, at most 1000. When set, query must not be set.
 	GroupIds []int64 `protobuf:"varint,3,rep,packed,name=group_ids,json=groupIds,proto3" json:"group_ids,omitempty"`

@@ -472,7 +472,8 @@ export type WatchIssueEventsRequest = Message<"issues.v1.WatchIssueEventsRequest
   kinds: EventKind[];
 
   /**
-   * Resume after this event id (0: from the oldest event still kept).
+   * Resume after this event id (0: from the oldest event still kept). An id older than the kept
+   * events, or past the newest one: OUT_OF_RANGE.
    *
    * @generated from field: int64 after_event_id = 5;
    */
