@@ -28,10 +28,14 @@ class InvalidArgument(CoreError):
     reason = "INVALID_ARGUMENT"
 
     def __init__(
-        self, message: str, *, violations: list[FieldViolation] | None = None, reason: str | None = None
-    ) -> None:
+        self, message: str, *, violations: list[FieldViolation] | None = None, reason: str | None = None,
+        detail: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__(message, reason=reason)
         self.violations = violations or []
+        # detail=True: the message is Sentry's own 400 detail, kept word for word; the violations
+        # only say which fields it is about. Otherwise the message is made from the violations.
+        self.detail = detail
 
     @classmethod
     def field(cls, path: str, description: str) -> InvalidArgument:

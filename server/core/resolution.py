@@ -21,7 +21,7 @@ from server.core.enums import (
     ResolutionType,
     SubscriptionReason,
 )
-from server.core.errors import InvalidArgument
+from server.core.errors import FieldViolation, InvalidArgument
 from server.core.serialize import activities_for, commit_view
 from server.core.validation import Validated
 from server.core.write_sql import delete_in, update_in
@@ -94,8 +94,13 @@ def _check_manual_resolution(ctx: UpdateContext) -> None:
     whole call is refused when it would resolve any of them."""
     pending = [g for g in ctx.groups if g.status != GroupStatus.RESOLVED]
     if not all(issue_types.manual_resolution_allowed(g.type) for g in pending):
-        # Sentry answers a bare 400 detail here (no field), like the multi-project refusal.
-        raise InvalidArgument(MANUAL_RESOLUTION, reason="MANUAL_RESOLUTION_NOT_ALLOWED")
+        # Sentry's bare 400 detail as the message; the field at fault as a violation too.
+        raise InvalidArgument(
+            MANUAL_RESOLUTION,
+            violations=[FieldViolation("status", MANUAL_RESOLUTION)],
+            detail=True,
+            reason="MANUAL_RESOLUTION_NOT_ALLOWED",
+        )
 
 
 def _next_release_plan(release: Release | None, actor: UserView | None) -> Plan:

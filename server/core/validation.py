@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from server.core import assignee, releases
 from server.core.commands import ADMIN_SCOPES, IgnoreConditions, UpdateCommand
 from server.core.context import ActorView, UpdateContext
-from server.core.errors import InvalidArgument, PermissionDenied, ViolationCollector
+from server.core.errors import FieldViolation, InvalidArgument, PermissionDenied, ViolationCollector
 from server.storage.models import Commit, Project, Release, Repository
 
 NO_RELEASE = "No release data present in the system to form a basis for 'Next Release'"
@@ -58,9 +58,21 @@ def _check_discard(ctx: UpdateContext) -> None:
     others = [f for f in cmd.sent_fields() if f != "discard"]
     if others:
         raise InvalidArgument(
-            "Other attributes cannot be updated when discarding",
+            "Other attributes cannot be updated when discarding",  # Sentry's detail; the fields named below
+            violations=[
+                FieldViolation(name, "Cannot be updated when discarding.") for name in _field_names(cmd, others)
+            ],
             reason="DISCARD_WITH_OTHER_FIELDS",
+            detail=True,
         )
+
+
+def _field_names(cmd: UpdateCommand, sent: list[str]) -> list[str]:
+    """sent_fields() with its "ignore_*" spelled out as the request's top-level fields."""
+    ignore = cmd.top_level_ignore
+    spelled = [f"ignore_{n}" for n in ("duration", "count", "window", "user_count", "user_window")
+               if getattr(ignore, n) is not None]  # fmt: skip
+    return [name for name in sent if name != "ignore_*"] + (spelled if "ignore_*" in sent else [])
 
 
 def _check_ignore_ranges(cmd: UpdateCommand, errors: ViolationCollector) -> None:

@@ -63,10 +63,11 @@ def core_status(exc: core.CoreError, *, field_prefix: str = "") -> status_pb2.St
     message = exc.message
     if isinstance(exc, core.InvalidArgument) and exc.violations:
         violations = [(_qualify(v.field, field_prefix), v.description) for v in exc.violations]
-        first = violations[0]
-        message = f"{first[0]}: {first[1]}"
-        if len(violations) > 1:
-            message += f" (and {len(violations) - 1} more)"
+        if not exc.detail:
+            first = violations[0]
+            message = f"{first[0]}: {first[1]}"
+            if len(violations) > 1:
+                message += f" (and {len(violations) - 1} more)"
     metadata = {k: str(v) for k, v in exc.metadata.items()}
     if isinstance(exc, core.Unimplemented) and "field" in metadata:
         metadata["field"] = _qualify(metadata["field"], field_prefix)

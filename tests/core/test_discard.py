@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from server.core import update
-from server.core.commands import ADMIN_SCOPES, READ_SCOPES, Selection, UpdateCommand
+from server.core.commands import ADMIN_SCOPES, READ_SCOPES, IgnoreConditions, Selection, UpdateCommand
 from server.core.context import BulkResult
 from server.core.enums import GroupStatus, InboxReason
 from server.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied
@@ -122,8 +122,13 @@ def test_discard_of_a_non_error_issue_is_refused_for_the_whole_selection(w: dict
 def test_discard_with_another_field_is_refused(w: dict, discard: bool) -> None:
     g = f.group(w["project"])
     with pytest.raises(InvalidArgument) as exc:
-        _discard(w, [g.id], discard=discard, is_public=True)
+        _discard(w, [g.id], discard=discard, is_public=True, top_level_ignore=IgnoreConditions(count=5))
     assert exc.value.message == "Other attributes cannot be updated when discarding"
+    fields = [(v.field, v.description) for v in exc.value.violations]
+    assert fields == [
+        ("is_public", "Cannot be updated when discarding."),
+        ("ignore_count", "Cannot be updated when discarding."),
+    ]
     assert _untouched(g)
 
 

@@ -82,8 +82,8 @@ def test_resolving_a_metric_issue_by_hand_is_refused_as_a_whole(stub: Any, world
         stub.BulkUpdateGroups(request, metadata=metadata(user_id=71))
     err = caught.value
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert err.details() == "Cannot manually resolve one or more issues."
-    assert violations(err) == []
+    assert err.details() == "Cannot manually resolve one or more issues."  # Sentry's detail
+    assert violations(err) == [("patch.status", "Cannot manually resolve one or more issues.")]
     assert [g.status for g in Group.select().where(Group.id.in_([72, 73])).order_by(Group.id)] == [0, 0]
 
 

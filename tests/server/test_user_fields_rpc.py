@@ -141,6 +141,21 @@ def test_discard_without_the_feature_is_failed_precondition(stub: Any, w: dict) 
     assert GroupTombstone.select().count() == 0
 
 
+def test_discard_with_other_fields_keeps_sentrys_detail_and_names_the_fields(stub: Any, w: dict) -> None:
+    w["org"].features = ["projects:discard-groups"]
+    w["org"].save()
+    g = f.group(w["project"])
+    with pytest.raises(grpc.RpcError) as exc:
+        _bulk(stub, w, [g.id], token="admin", discard=True, is_public=True, ignore_count=5)
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert exc.value.details() == "Other attributes cannot be updated when discarding"  # Sentry's detail
+    assert _violations(exc.value) == [
+        ("patch.is_public", "Cannot be updated when discarding."),
+        ("patch.ignore_count", "Cannot be updated when discarding."),
+    ]
+    assert Group.get_by_id(g.id).status == 0
+
+
 def test_discard_with_the_feature_deletes_and_the_group_is_then_not_found(stub: Any, w: dict) -> None:
     w["org"].features = ["projects:discard-groups"]
     w["org"].save()

@@ -272,7 +272,9 @@ class AssigneeUpdate(_message.Message):
     UNASSIGN_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     user_id: _builtins.int
-    """Assign to this user id."""
+    """Assign to this user id. 0 unassigns, as Sentry's `assignedTo: 0` does (so does an
+    `actor` of "" or "0"); prefer `unassign`, which says so.
+    """
     team_id: _builtins.int
     """Assign to this team id."""
     username: _builtins.str

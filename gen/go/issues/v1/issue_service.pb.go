@@ -574,7 +574,8 @@ type isAssigneeUpdate_Target interface {
 }
 
 type AssigneeUpdate_UserId struct {
-	// Assign to this user id.
+	// Assign to this user id. 0 unassigns, as Sentry's `assignedTo: 0` does (so does an
+	// `actor` of "" or "0"); prefer `unassign`, which says so.
 	UserId int64 `protobuf:"varint,1,opt,name=user_id,json=userId,proto3,oneof"`
 }
 

@@ -139,7 +139,8 @@ export type AssigneeUpdate = Message<"issues.v1.AssigneeUpdate"> & {
    */
   target: {
     /**
-     * Assign to this user id.
+     * Assign to this user id. 0 unassigns, as Sentry's `assignedTo: 0` does (so does an
+     * `actor` of "" or "0"); prefer `unassign`, which says so.
      *
      * @generated from field: int64 user_id = 1;
      */
