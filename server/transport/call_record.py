@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +32,7 @@ class CallRecord:
 
     @property
     def labels(self) -> tuple[str, str, str]:
-        service, _, name = self.method.lstrip("/").partition("/")
-        return service, name, self.grpc_type
+        return method_labels(self.method, self.grpc_type)
 
     def log_fields(self, duration: float, sql_counts: tuple[int, float] | None) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -66,6 +66,12 @@ class CallRecord:
             span.set_status(Status(StatusCode.ERROR, f"{self.code} {self.reason or ''}: {self.error or ''}"))
 
 
+@functools.lru_cache(maxsize=256)  # one per registered method and kind
+def method_labels(method: str, grpc_type: str) -> tuple[str, str, str]:
+    service, _, name = method.lstrip("/").partition("/")
+    return service, name, grpc_type
+
+
 def failure_of(context: grpc.ServicerContext) -> tuple[str | None, str | None]:
     """(ErrorInfo reason, status message) of a failed call, from what the server is sending."""
     details = context.details()  # type: ignore[attr-defined]  # grpc >= 1.38; missing from the stubs
@@ -83,23 +89,37 @@ def _reason(status: status_pb2.Status) -> str | None:
 
 def matched_count(reply: Any) -> int | None:
     """Groups a reply says it matched (bulk replies), else None."""
-    matched = getattr(reply, "matched_group_ids", None)
+    matched = field_value(reply, "matched_group_ids")
     return None if matched is None else len(matched)
 
 
 def requested_count(request: Any) -> int:
-    if getattr(request, "group_id", 0):
+    if field_value(request, "group_id", 0):
         return 1
-    return len(getattr(request, "group_ids", ()))
+    return len(field_value(request, "group_ids", ()))
 
 
 def changed_kinds(request: Any, reply: Any, fallback: int) -> list[tuple[str, int]]:
     """Metric labels for a committed update: one per patch field sent (a bounded set)."""
-    patch = getattr(request, "patch", None)
-    if patch is None or getattr(request, "validate_only", False):
+    patch = field_value(request, "patch")
+    if patch is None or field_value(request, "validate_only", False):
         return []
-    outcomes = getattr(reply, "outcomes", None)
+    outcomes = field_value(reply, "outcomes")
     changed = fallback if outcomes is None else sum(1 for o in outcomes if o.outcome == 1)
     if not changed:
         return []
     return [(field.name, changed) for field, _ in patch.ListFields()]
+
+
+def field_value(message: Any, name: str, default: Any = None) -> Any:
+    """message.name when its type has that field, else default. Not getattr(message, name,
+    default): on a protobuf message without the field that raises and catches an AttributeError
+    (a health check's request has none of the fields asked about here, nine lookups a call)."""
+    kind: Any = type(message)  # a class is hashable; typeshed's type[Any] does not say so
+    return getattr(message, name) if _has_field(kind, name) else default
+
+
+@functools.lru_cache(maxsize=1024)  # message types x the few names asked about
+def _has_field(cls: Any, name: str) -> bool:
+    descriptor = getattr(cls, "DESCRIPTOR", None)
+    return descriptor is not None and name in descriptor.fields_by_name

@@ -18,7 +18,14 @@ import grpc
 from server.telemetry import logs, sql
 from server.telemetry import metrics as m
 from server.transport import auth
-from server.transport.call_record import CallRecord, changed_kinds, failure_of, matched_count, requested_count
+from server.transport.call_record import (
+    CallRecord,
+    changed_kinds,
+    failure_of,
+    field_value,
+    matched_count,
+    requested_count,
+)
 
 access_log = logging.getLogger("issue_service.access")
 REQUEST_ID_KEY = "x-request-id"
@@ -31,6 +38,47 @@ RPC_TYPES = {
     (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler, "client_stream"),
     (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler, "bidi_stream"),
 }
+
+
+class _Instruments:
+    """A method's metric children, looked up once: prometheus_client's labels() takes a lock and
+    checks every label value on each call, and an RPC reports five to six times."""
+
+    def __init__(self, labels: tuple[str, str, str]) -> None:
+        self.labels = labels
+        self.started = m.STARTED.labels(*labels)
+        self.received = m.MSG_RECEIVED.labels(*labels)
+        self.sent = m.MSG_SENT.labels(*labels)
+        self.handling = m.HANDLING_SECONDS.labels(*labels)
+        self._handled: dict[str, Any] = {}
+
+    def handled(self, code: str) -> Any:
+        child = self._handled.get(code)
+        if child is None:
+            child = self._handled.setdefault(code, m.HANDLED.labels(*self.labels, code))
+        return child
+
+
+# One entry per (method, kind): only registered methods get here (an unknown one is refused
+# before), so the table stays as small as the service. setdefault keeps one per key.
+_instruments: dict[tuple[str, str, str], _Instruments] = {}
+
+
+def instruments_for(labels: tuple[str, str, str]) -> _Instruments:
+    found = _instruments.get(labels)
+    if found is None:
+        found = _instruments.setdefault(labels, _Instruments(labels))
+    return found
+
+
+_groups_changed: dict[str, Any] = {}  # by patch field name: a bounded set
+
+
+def groups_changed(kind: str) -> Any:
+    child = _groups_changed.get(kind)
+    if child is None:
+        child = _groups_changed.setdefault(kind, m.GROUPS_CHANGED.labels(kind))
+    return child
 
 
 def request_id_from(metadata: dict[str, Any]) -> str:
@@ -73,16 +121,17 @@ class _Call:
 
     def __init__(self, record: CallRecord, context: grpc.ServicerContext) -> None:
         self.record, self.context = record, context
+        self.metrics = instruments_for(record.labels)
         self.start = time.perf_counter()
         self.request: Any = None
         logs.bind_request_id(record.request_id)
         sql.reset_counts()
         auth.forget_parsed_request()
         context.set_trailing_metadata(((REQUEST_ID_KEY, record.request_id),))
-        m.STARTED.labels(*record.labels).inc()
+        self.metrics.started.inc()
 
     def received(self, request: Any) -> Any:
-        m.MSG_RECEIVED.labels(*self.record.labels).inc()
+        self.metrics.received.inc()
         self.request = request
         return request
 
@@ -96,15 +145,15 @@ class _Call:
         return self.request
 
     def sent(self, reply: Any) -> Any:
-        m.MSG_SENT.labels(*self.record.labels).inc()
+        self.metrics.sent.inc()
         record, request = self.record, self.parsed_request()
         record.messages_sent += 1
-        body = getattr(reply, "chunk", reply)  # a stream's progress message carries the reply
+        body = field_value(reply, "chunk", reply)  # a stream's progress message carries the reply
         matched = matched_count(body)
         if matched is not None:
             record.group_count, record.counted_groups = record.group_count + matched, True
         for kind, count in changed_kinds(request, body, fallback=requested_count(request)):
-            m.GROUPS_CHANGED.labels(kind).inc(count)
+            groups_changed(kind).inc(count)
         return reply
 
     def finish(self, *, failed: bool, abandoned: bool = False) -> None:
@@ -112,13 +161,13 @@ class _Call:
         _echo_request_id(context, record.request_id)
         record.code = code_name(context, failed=failed, abandoned=abandoned)
         record.reason, record.error = failure_of(context) if record.code != "OK" else (None, None)
-        organization = getattr(request, "organization_id", None)
+        organization = field_value(request, "organization_id")
         record.organization_id = int(organization) if organization else None
         if not record.counted_groups:
             record.group_count = requested_count(request)
         duration = time.perf_counter() - self.start
-        m.HANDLED.labels(*record.labels, record.code).inc()
-        m.HANDLING_SECONDS.labels(*record.labels).observe(duration)
+        self.metrics.handled(record.code).inc()
+        self.metrics.handling.observe(duration)
         record.mark_span()
         if not record.method.startswith("/grpc."):  # health probes and reflection would drown the log
             access_log.info("%s %s", record.method, record.code, extra=record.log_fields(duration, sql.counts()))

@@ -336,3 +336,15 @@ def test_logged_code_reflects_what_the_client_got(
 ) -> None:
     context: Any = _FakeContext(code, active)
     assert observability.code_name(context, failed=failed) == expected
+
+
+def test_field_value_reads_only_fields_the_message_type_has() -> None:
+    from grpc_health.v1 import health_pb2
+
+    from server.transport.call_record import field_value, requested_count
+
+    update = pb.UpdateGroupRequest(organization_id=3, group_id=5)
+    assert (field_value(update, "group_id"), field_value(update, "organization_id")) == (5, 3)
+    assert field_value(health_pb2.HealthCheckRequest(), "group_id", 0) == 0  # no such field: the default
+    assert field_value(b"raw bytes", "patch") is None
+    assert (requested_count(update), requested_count(pb.BulkUpdateGroupsRequest(group_ids=[1, 2]))) == (1, 2)
