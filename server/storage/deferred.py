@@ -165,8 +165,9 @@ class DeferredWrites:
         return state
 
     def _run(self, sql: str, params: Any) -> Any:
-        if self.pipelined and wire.runnable(sql, params):
-            return self._round_trip([(sql, params)])[0]
+        bound = wire.bind([(sql, params)]) if self.pipelined else None
+        if bound is not None:
+            return self._round_trip([(sql, params)], bound=bound)[0]
         cursor = super().execute_sql(sql, params)  # type: ignore[misc]
         if self.pipelined:
             wire.after(self.connection(), cursor.statusmessage)  # type: ignore[attr-defined]
@@ -176,13 +177,17 @@ class DeferredWrites:
         """Every statement in one round trip; their cursors (or wire.Rows), in order."""
         return self._round_trip(statements)
 
-    def _round_trip(self, statements: list[Statement]) -> list[Any]:
+    def _round_trip(self, statements: list[Statement], *, bound: list[wire.Bound] | None = None) -> list[Any]:
+        """`bound`: the statements as wire.bind bound them, when the caller already did."""
         conn = self.connection()  # type: ignore[attr-defined]
         start = time.perf_counter()
+        if bound is None:
+            bound = wire.bind(statements)
         try:
             with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
-                cursors = wire.run(conn, statements, prepare=self.prepare_statements)
-                if cursors is None:
+                if bound is not None:
+                    cursors: list[Any] = wire.run_bound(conn, bound, prepare=self.prepare_statements)
+                else:
                     cursors = self._psycopg_pipeline(conn, statements)
         except Exception as exc:
             self._tell_hooks(statements, start, exc)

@@ -108,7 +108,20 @@ def runnable(sql: str, params: Any) -> bool:
     return _bound(sql, params) is not None
 
 
-def _bound(sql: str, params: Any) -> tuple[bytes, Sequence[Any]] | None:
+Bound = tuple[bytes, Sequence[Any]]  # a statement's $n text and its parameters' values in order
+
+
+def bind(statements: Sequence[Statement]) -> list[Bound] | None:
+    """Every statement bound for `run_bound`; None if one of them is not `runnable`."""
+    bound = []
+    for sql, params in statements:
+        if (statement := _bound(sql, params)) is None:
+            return None
+        bound.append(statement)
+    return bound
+
+
+def _bound(sql: str, params: Any) -> Bound | None:
     """The statement's $n text and its parameters' values in order, or None if not `runnable`."""
     if not params:
         return (sql.encode(), ()) if sql in ("BEGIN", "COMMIT") else None
@@ -236,16 +249,18 @@ def forget(conn: Any) -> None:
 
 def run(conn: psycopg.Connection[Any], statements: Sequence[Statement], *, prepare: bool) -> list[Rows] | None:
     """Send every statement in one round trip; their rows, in order. None, with nothing sent,
-    when one of them is not `runnable`: psycopg's cursor takes them.
+    when one of them is not `runnable`: psycopg's cursor takes them."""
+    bound = bind(statements)
+    return None if bound is None else run_bound(conn, bound, prepare=prepare)
+
+
+def run_bound(conn: psycopg.Connection[Any], bound: Sequence[Bound], *, prepare: bool) -> list[Rows]:
+    """`run` for statements `bind` already bound (a caller that had to know whether they are
+    runnable binds them once, not twice).
 
     The first failing statement raises its psycopg error once the round trip has ended (libpq
     skips the ones after it); what happens to the transaction is the caller's, as with a cursor.
     """
-    bound = []
-    for sql, params in statements:
-        if (statement := _bound(sql, params)) is None:
-            return None
-        bound.append(statement)
     pg = conn.pgconn
     state = _state_of(conn) if prepare else None
     with conn.lock:
