@@ -6,6 +6,7 @@ server stream is timed from its start to its status, and its messages are counte
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -50,35 +51,27 @@ class _Instruments:
         self.received = m.MSG_RECEIVED.labels(*labels)
         self.sent = m.MSG_SENT.labels(*labels)
         self.handling = m.HANDLING_SECONDS.labels(*labels)
-        self._handled: dict[str, Any] = {}
 
     def handled(self, code: str) -> Any:
-        child = self._handled.get(code)
-        if child is None:
-            child = self._handled.setdefault(code, m.HANDLED.labels(*self.labels, code))
-        return child
+        return _handled(self.labels, code)
 
 
-# One entry per (method, kind): only registered methods get here (an unknown one is refused
-# before), so the table stays as small as the service. setdefault keeps one per key.
-_instruments: dict[tuple[str, str, str], _Instruments] = {}
-
-
+# The caches below are unbounded but small: only registered methods get here (an unknown one is
+# refused before), status codes and patch field names are fixed sets. labels() returns the same
+# child for the same values, so a race that builds an entry twice is harmless.
+@functools.cache
 def instruments_for(labels: tuple[str, str, str]) -> _Instruments:
-    found = _instruments.get(labels)
-    if found is None:
-        found = _instruments.setdefault(labels, _Instruments(labels))
-    return found
+    return _Instruments(labels)
 
 
-_groups_changed: dict[str, Any] = {}  # by patch field name: a bounded set
+@functools.cache
+def _handled(labels: tuple[str, str, str], code: str) -> Any:
+    return m.HANDLED.labels(*labels, code)
 
 
+@functools.cache
 def groups_changed(kind: str) -> Any:
-    child = _groups_changed.get(kind)
-    if child is None:
-        child = _groups_changed.setdefault(kind, m.GROUPS_CHANGED.labels(kind))
-    return child
+    return m.GROUPS_CHANGED.labels(kind)
 
 
 def request_id_from(metadata: dict[str, Any]) -> str:
