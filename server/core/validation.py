@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from server.core import assignee, releases
 from server.core.commands import ADMIN_SCOPES, IgnoreConditions, UpdateCommand
@@ -70,8 +70,7 @@ def _check_discard(ctx: UpdateContext) -> None:
 def _field_names(cmd: UpdateCommand, sent: list[str]) -> list[str]:
     """sent_fields() with its "ignore_*" spelled out as the request's top-level fields."""
     ignore = cmd.top_level_ignore
-    spelled = [f"ignore_{n}" for n in ("duration", "count", "window", "user_count", "user_window")
-               if getattr(ignore, n) is not None]  # fmt: skip
+    spelled = [f"ignore_{f.name}" for f in fields(ignore) if getattr(ignore, f.name) is not None]
     return [name for name in sent if name != "ignore_*"] + (spelled if "ignore_*" in sent else [])
 
 
