@@ -130,10 +130,12 @@ def head() -> int:
     return row.next_seq - 1 if row is not None else 0
 
 
-def pruned_through() -> int:
+def cursor_bounds() -> tuple[int, int]:
+    """(pruned through, head): a resume cursor is valid from the first to the second, read
+    together from the sequence row (0, 0 before anything was stamped)."""
     with db.connection_context():
         row = EventSequence.get_or_none(EventSequence.id == SEQUENCE_ROW)
-    return row.pruned_through if row is not None else 0
+    return (row.pruned_through, row.next_seq - 1) if row is not None else (0, 0)
 
 
 def read_after(

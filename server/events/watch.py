@@ -40,20 +40,18 @@ def authorize(*, caller: Caller, request: WatchRequest) -> EventFilter:
     """Same scopes, membership, project access and organization isolation as GetGroup, and a
     cursor that names an event that was given out and not pruned."""
     where = access_filter(caller=caller, request=request)
-    if 0 < request.after_event_id < store.pruned_through():  # 0: from the oldest event kept
-        raise OutOfRange(
-            f"Events up to {store.pruned_through()} were pruned; resume from a later cursor",
-            reason="CURSOR_PRUNED",
-        )
-    _check_not_ahead(request.after_event_id)
+    _check_cursor(request.after_event_id)
     return where
 
 
-def _check_not_ahead(cursor: int) -> None:
-    """An id is given out only once stamped and committed, so one past the committed head was
-    never an event here (another database, one restored from an older backup, a made-up id).
-    Accepted, the stream would stay silent: every new event's id is below it."""
-    head = store.head()
+def _check_cursor(cursor: int) -> None:
+    """Not before what was pruned (0: from the oldest event kept), and not past the newest: an
+    id is given out only once stamped and committed, so one past the committed head was never an
+    event here (another database, one restored from an older backup, a made-up id). Accepted, the
+    stream would stay silent: every new event's id is below it."""
+    pruned, head = store.cursor_bounds()
+    if 0 < cursor < pruned:
+        raise OutOfRange(f"Events up to {pruned} were pruned; resume from a later cursor", reason="CURSOR_PRUNED")
     if cursor > head:
         raise OutOfRange(
             f"after_event_id {cursor} is past the newest event ({head}); resume from an event id this server gave",
