@@ -45,6 +45,7 @@ _INT8, _BOOL, _FLOAT8, _TIMESTAMP, _TIMESTAMPTZ = 20, 16, 701, 1114, 1184
 _TYPES = {int: _INT8, str: 0, bool: _BOOL, float: _FLOAT8, dt.datetime: _TIMESTAMP}
 _PLACEHOLDER = re.compile(rb"%(?:\((?P<name>[^)]+)\))?(?P<kind>.)", re.DOTALL)
 _SYNC, _ERROR, _ABORTED = pq.ExecStatus.PIPELINE_SYNC, pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.PIPELINE_ABORTED
+_TUPLES = pq.ExecStatus.TUPLES_OK
 
 Statement = tuple[str, Any]  # (sql with %s or %(name)s placeholders, params)
 
@@ -161,13 +162,18 @@ class Rows:
     """The rows of one statement, loaded as a psycopg cursor would: what peewee reads of one."""
 
     def __init__(self, result: Any, transformer: Any) -> None:  # a psycopg.adapt.Transformer
-        self.rowcount = result.command_tuples if result.command_tuples is not None else -1
         self._result = result
         self._rows: list[tuple[Any, ...]] = []
-        if result.status == pq.ExecStatus.TUPLES_OK:
+        if result.status == _TUPLES:
             transformer.set_pgresult(result)
             self._rows = transformer.load_rows(0, result.ntuples, tuple)
         self._next = 0
+
+    @property
+    def rowcount(self) -> int:
+        """The rows the statement returned or changed (-1 when its tag tells none), as a cursor's."""
+        tuples = self._result.command_tuples
+        return tuples if tuples is not None else -1
 
     @property
     def description(self) -> list[tuple[str]] | None:
@@ -175,7 +181,7 @@ class Rows:
         statement that returns no rows. Built when asked: the hot paths read rows by position,
         and GetGroup's 83 names took 13 of the 33 us its result cost."""
         result = self._result
-        if result.status != pq.ExecStatus.TUPLES_OK:
+        if result.status != _TUPLES:
             return None
         return [((result.fname(i) or b"").decode(),) for i in range(result.nfields)]
 
@@ -204,12 +210,17 @@ class Rows:
 
 
 class _Prepared:
-    """The statements prepared on one connection, least recently used first."""
+    """What this module keeps per connection: the statements prepared on it, least recently used
+    first, and the Transformer that loads its rows."""
 
     def __init__(self) -> None:
         self.names: OrderedDict[tuple[bytes, tuple[int, ...]], bytes] = OrderedDict()
         self.seen: OrderedDict[tuple[bytes, tuple[int, ...]], None] = OrderedDict()
         self.counter = 0
+        # One per connection, as a cursor keeps one across its executes: it caches the loader of
+        # each type it met, where a new one per round trip asked the adapters map for every column
+        # of every result again. A connection serves one thread at a time (the pool's checkout).
+        self.transformer: Transformer | None = None
 
 
 _prepared: WeakKeyDictionary[Any, _Prepared] = WeakKeyDictionary()
@@ -262,12 +273,13 @@ def run_bound(conn: psycopg.Connection[Any], bound: Sequence[Bound], *, prepare:
     skips the ones after it); what happens to the transaction is the caller's, as with a cursor.
     """
     pg = conn.pgconn
-    state = _state_of(conn) if prepare else None
+    state = _state_of(conn)
+    prepared = state if prepare else None
     with conn.lock:
         pg.enter_pipeline_mode()
         try:
             encoding = conn.info.encoding
-            sent = [_send(pg, state, text, values, encoding) for text, values in bound]
+            sent = [_send(pg, prepared, text, values, encoding) for text, values in bound]
             pg.pipeline_sync()
             results = conn.wait(_exchange(pg))
             pg.exit_pipeline_mode()
@@ -276,9 +288,9 @@ def run_bound(conn: psycopg.Connection[Any], bound: Sequence[Bound], *, prepare:
             # unknown, so the connection is closed and the pool drops it.
             conn.close()
             raise
-    if state is not None:
-        _settle_prepared(state, sent, results)
-    return _rows(conn, results, [skip for skip, _ in sent])
+    if prepared is not None:
+        _settle_prepared(prepared, sent, results)
+    return _rows(conn, state, results, [skip for skip, _ in sent])
 
 
 Sent = tuple[int, "tuple[bytes, tuple[int, ...]] | None"]  # results to skip; the key it prepared
@@ -366,7 +378,7 @@ def _exchange(pg: Any) -> Any:
         pg.consume_input()
 
 
-def _rows(conn: Any, results: list[Any], skips: list[int]) -> list[Rows]:
+def _rows(conn: Any, state: _Prepared, results: list[Any], skips: list[int]) -> list[Rows]:
     encoding = conn.info.encoding
     failure = next((r for r in results if r.status == _ERROR), None)
     if failure is not None:
@@ -378,7 +390,9 @@ def _rows(conn: Any, results: list[Any], skips: list[int]) -> list[Rows]:
         raise error
     if any(r.status == _ABORTED for r in results):
         raise errors.InternalError("a statement of the round trip was skipped without an error")
-    transformer = Transformer(conn)
+    transformer = state.transformer
+    if transformer is None:
+        transformer = state.transformer = Transformer(conn)
     out, at = [], 0
     for skip in skips:
         at += skip
