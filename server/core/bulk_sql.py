@@ -18,7 +18,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from peewee import SQL, Field, Model, NodeList
 
@@ -129,24 +129,52 @@ def insert_rows(
         return
     postgres = is_postgres()
     names = tuple(rows[0])
+    upsert = tuple((name, value is EXCLUDED) for name, value in update.items()) if update else None
+    target = tuple(conflict_target) if conflict_target and (update or ignore) else None
+    plan = _insert_plan(model, names, postgres=postgres, conflict_target=target, upsert=upsert, ignore=ignore)
+    # All rows as one JSON array of arrays, the same text on both backends (datetimes as text,
+    # JSON columns as JSON); only the SQL reading it differs.
+    table = [[None if row[n] is None else conv(row[n]) for n, conv in plan.converters] for row in rows]
+    params: list[Any] = [json.dumps(table)]
+    for f, value in zip(plan.update_fields, (update or {}).values(), strict=True):
+        if value is not EXCLUDED:
+            params.append(_cell(f, value, postgres=postgres) if postgres else _sqlite_cell(f, value))
+    run_write(plan.sql, params, table=model._meta.table_name)
+
+
+class _InsertPlan(NamedTuple):
+    sql: str
+    converters: tuple[tuple[str, Any], ...]  # per column: the row's key, how its value is encoded
+    update_fields: tuple[Field, ...]
+
+
+@lru_cache(maxsize=256)
+def _insert_plan(  # noqa: PLR0913 - keyword-only; every part of the key picks another statement
+    model: type[Model],
+    names: tuple[str, ...],
+    *,
+    postgres: bool,
+    conflict_target: tuple[str, ...] | None,
+    upsert: tuple[tuple[str, bool], ...] | None,
+    ignore: bool,
+) -> _InsertPlan:
+    """The statement and the row encoding for one shape of insert, worked out once: a hot call
+    (an update's activity, subscription and outbox rows) only encodes its values."""
     fields = fields_of(model, names)
-    update_fields = fields_of(model, tuple(update)) if update else []
-    target_fields = fields_of(model, tuple(conflict_target)) if conflict_target else []
+    update_fields = fields_of(model, tuple(name for name, _ in upsert)) if upsert else []
+    target_fields = fields_of(model, conflict_target) if conflict_target else []
     sql = _insert_sql(
         model._meta.table_name,
         tuple(f.column_name for f in fields),
         tuple(PG_ARRAY_TYPES[f.field_type] if postgres else f.field_type for f in fields),
         postgres,
-        tuple(f.column_name for f in target_fields) if (update or ignore) else None,
-        tuple((f.column_name, v is EXCLUDED) for f, v in zip(update_fields, (update or {}).values(), strict=True))
-        if update
+        tuple(f.column_name for f in target_fields) if (upsert or ignore) else None,
+        tuple((f.column_name, excluded) for f, (_, excluded) in zip(update_fields, upsert, strict=True))
+        if upsert
         else None,
     )
-    params = _row_params(fields, names, rows, postgres=postgres)
-    for f, value in zip(update_fields, (update or {}).values(), strict=True):
-        if value is not EXCLUDED:
-            params.append(_cell(f, value, postgres=postgres) if postgres else _sqlite_cell(f, value))
-    run_write(sql, params, table=model._meta.table_name)
+    converters = tuple((n, _converter(f)) for f, n in zip(fields, names, strict=True))
+    return _InsertPlan(sql, converters, tuple(update_fields))
 
 
 def run_write(sql: str, params: Sequence[Any], *, table: str) -> None:
@@ -164,20 +192,6 @@ def write(query: Any) -> None:
     """A peewee UPDATE or DELETE of one table whose row count nobody reads, deferred likewise."""
     sql, params = query.sql()
     run_write(sql, params, table=query.model._meta.table_name)
-
-
-def _row_params(
-    fields: list[Field],
-    names: tuple[str, ...],
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    postgres: bool,
-) -> list[Any]:
-    """The rows as one JSON array of arrays (datetimes as text, JSON columns as JSON text)."""
-    del postgres  # the same text on both backends; only the SQL reading it differs
-    converters = [(n, _converter(f)) for f, n in zip(fields, names, strict=True)]
-    table = [[None if row[n] is None else conv(row[n]) for n, conv in converters] for row in rows]
-    return [json.dumps(table)]
 
 
 def _converter(field: Field) -> Any:
