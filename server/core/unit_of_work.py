@@ -71,10 +71,11 @@ def _run_once(fn: Callable[[], T], *, write: bool) -> T:
     with liveness.connection():  # bounded: breaker, gate, and cut loose if the database goes silent
         if not write:
             return fn()
-        outermost = db.transaction_depth() == 0
+        database = db.obj  # once: each attribute read through the proxy is a Python call
+        outermost = database.transaction_depth() == 0
         if outermost:
             outbox_signal.clear()
-        with write_lock(), db.atomic():
+        with write_lock(), database.atomic():
             result = fn()
         if outermost:
             outbox_signal.committed()  # after COMMIT returned: wake the event feeds
