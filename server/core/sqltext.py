@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -84,13 +84,25 @@ def hydrate(part: Part, cells: Sequence[Any]) -> Any:
     """A model instance from its columns (columns(part)'s order); None for an unmatched join, or
     for a part that reads no column. Each cell converted by its field's python_value, as peewee's
     own row wrappers do."""
-    if not cells or cells[0] is None:  # a part's first column is its primary key
-        return None
-    data = {
-        name: v if v is None or type(v) is native else convert(v)
-        for (name, convert, native), v in zip(_plan(part), cells, strict=True)
-    }
-    return bare(model_of(part), Selected(data) if isinstance(part, tuple) else data)
+    return _hydrator(part)(cells)
+
+
+@lru_cache(maxsize=128)
+def _hydrator(part: Part) -> Callable[[Sequence[Any]], Any]:
+    """`hydrate` for one part, with what it needs looked up once (a GetGroup hydrates 17 parts)."""
+    plan = _plan(part)
+    model, partial = model_of(part), isinstance(part, tuple)
+
+    def build(cells: Sequence[Any]) -> Any:
+        if not cells or cells[0] is None:  # a part's first column is its primary key
+            return None
+        data = {
+            name: v if v is None or type(v) is native else convert(v)
+            for (name, convert, native), v in zip(plan, cells, strict=True)
+        }
+        return bare(model, Selected(data) if partial else data)
+
+    return build
 
 
 class UnreadColumn(LookupError):
@@ -118,12 +130,18 @@ def bare(model: type[Model], data: dict[str, Any]) -> Any:
 
 def split(row: Sequence[Any], parts: Sequence[Part], *, start: int = 0) -> tuple[list[Any], int]:
     """Consecutive parts' columns from `row` at `start`; the instances and where they ended."""
-    found = []
+    layout, width_of_all = _layout(tuple(parts))
+    return [build(row[start + at : start + end]) for at, end, build in layout], start + width_of_all
+
+
+@lru_cache(maxsize=32)
+def _layout(parts: tuple[Part, ...]) -> tuple[tuple[tuple[int, int, Callable[[Sequence[Any]], Any]], ...], int]:
+    """Each part's columns (from, to) relative to the first part's, with its hydrator; the total."""
+    layout, at = [], 0
     for part in parts:
-        end = start + width(part)
-        found.append(hydrate(part, row[start:end]))
-        start = end
-    return found, start
+        layout.append((at, at + width(part), _hydrator(part)))
+        at += width(part)
+    return tuple(layout), at
 
 
 def ids_in(postgres: bool) -> str:
