@@ -43,6 +43,18 @@ def trace_ids() -> dict[str, str]:
     return {"trace_id": format(span.trace_id, "032x"), "span_id": format(span.span_id, "016x")}
 
 
+EXTRA_KEYS = "extra_keys"  # a record's attribute naming its extra fields (`with_fields`)
+
+
+def with_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """`extra=` for a log call whose extra fields are these: the record names them, so the
+    formatter takes them as they are instead of scanning every attribute of the record for the
+    ones that are not logging's own. For the access line, one per call: that scan and the
+    library's generic steps took ~60 % of its formatting. The record keeps them as attributes,
+    as plain `extra=` does, for any other handler."""
+    return {**fields, EXTRA_KEYS: tuple(fields)}
+
+
 class JsonLineFormatter(JsonFormatter):
     """{"ts", "level", "logger", "message", "request_id"?, "trace_id"?, "span_id"?, ...extra}."""
 
@@ -53,9 +65,30 @@ class JsonLineFormatter(JsonFormatter):
             json_serializer=functools.partial(json.dumps, separators=(",", ":")),  # one compact line
         )
 
+    def format(self, record: logging.LogRecord) -> str:
+        keys = record.__dict__.get(EXTRA_KEYS)
+        if keys is None or record.exc_info or record.exc_text or record.stack_info or not isinstance(record.msg, str):
+            return super().format(record)
+        # The same line as the library's path below makes for such a record (a test compares them).
+        attributes = record.__dict__
+        line = {
+            "ts": iso_utc(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **{key: attributes[key] for key in keys},
+        }
+        self._add_call_ids(line)
+        return self.serialize_log_record(line)
+
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_data, record, message_dict)
+        log_data.pop(EXTRA_KEYS, None)
         log_data["ts"] = iso_utc(record.created)
+        self._add_call_ids(log_data)
+
+    @staticmethod
+    def _add_call_ids(log_data: dict[str, Any]) -> None:
         request_id = current_request_id()
         if request_id and "request_id" not in log_data:
             log_data["request_id"] = request_id

@@ -163,7 +163,7 @@ class _Call:
         self.metrics.handling.observe(duration)
         record.mark_span()
         if not record.method.startswith("/grpc."):  # health probes and reflection would drown the log
-            access_log.info("%s %s", record.method, record.code, extra=record.log_fields(duration, sql.counts()))
+            access_log.info("%s %s", record.method, record.code, extra=logs.with_fields(record.log_fields(duration, sql.counts())))
         logs.bind_request_id(None)
 
 

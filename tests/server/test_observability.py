@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import urllib.request
 from typing import Any
 
@@ -348,3 +349,36 @@ def test_field_value_reads_only_fields_the_message_type_has() -> None:
     assert field_value(health_pb2.HealthCheckRequest(), "group_id", 0) == 0  # no such field: the default
     assert field_value(b"raw bytes", "patch") is None
     assert (requested_count(update), requested_count(pb.BulkUpdateGroupsRequest(group_ids=[1, 2]))) == (1, 2)
+
+
+def _record(extra: dict[str, Any], exc_info: Any = None) -> logging.LogRecord:
+    logger = logging.getLogger(observability.access_log.name)
+    return logger.makeRecord(logger.name, logging.INFO, "f", 1, "%s %s", ("/m", "OK"), exc_info, extra=extra)
+
+
+def test_a_record_that_names_its_fields_formats_as_the_library_would_format_it() -> None:
+    """with_fields' fast path writes the line the library's generic path writes: same keys,
+    same order, same values, the bound request id and escaping included."""
+    formatter = logs.JsonLineFormatter()
+    fields = {"method": "/m", "code": "OK", "duration_ms": 1.5, "acting_user": None, "error": 'é "q"\n'}
+    logs.bind_request_id("rid-1")
+    try:
+        fast, generic = _record(logs.with_fields(fields)), _record(dict(fields))
+        generic.created = fast.created
+        assert formatter.format(fast) == formatter.format(generic)
+        line = json.loads(formatter.format(fast))
+        assert list(line) == ["ts", "level", "logger", "message", *fields, "request_id"]
+        assert line["error"] == 'é "q"\n' and line["request_id"] == "rid-1"
+    finally:
+        logs.bind_request_id(None)
+
+
+def test_a_record_that_names_its_fields_but_carries_an_exception_takes_the_library_path() -> None:
+    formatter = logs.JsonLineFormatter()
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = _record(logs.with_fields({"code": "INTERNAL"}), exc_info=sys.exc_info())
+    line = json.loads(formatter.format(record))
+    assert line["code"] == "INTERNAL" and "ValueError: boom" in line["exc"]
+    assert logs.EXTRA_KEYS not in line
