@@ -66,7 +66,7 @@ def _member_access(*, caller: Caller, org: Organization, row: AccessRow) -> Acce
             userId=str(user.id),
         )
     scopes = role_scopes(role=member.role, org=org)
-    effective = dataclasses.replace(caller, scopes=caller.scopes & scopes)
+    effective = caller.with_scopes(caller.scopes & scopes)
     # None when the member sees the whole organization (open membership or a global role).
     whole_org = org.allow_joinleave or member.role in GLOBAL_ACCESS_ROLES
     projects = None if whole_org else row.team_project_ids

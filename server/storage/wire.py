@@ -220,7 +220,7 @@ class _Prepared:
         # One per connection, as a cursor keeps one across its executes: it caches the loader of
         # each type it met, where a new one per round trip asked the adapters map for every column
         # of every result again. A connection serves one thread at a time (the pool's checkout).
-        self.transformer: Transformer | None = None
+        self.transformer: Any = None  # a psycopg.adapt.Transformer
 
 
 _prepared: WeakKeyDictionary[Any, _Prepared] = WeakKeyDictionary()

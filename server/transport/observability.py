@@ -163,7 +163,8 @@ class _Call:
         self.metrics.handling.observe(duration)
         record.mark_span()
         if not record.method.startswith("/grpc."):  # health probes and reflection would drown the log
-            access_log.info("%s %s", record.method, record.code, extra=logs.with_fields(record.log_fields(duration, sql.counts())))
+            fields = record.log_fields(duration, sql.counts())
+            access_log.info("%s %s", record.method, record.code, extra=logs.with_fields(fields))
         logs.bind_request_id(None)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -30,7 +29,7 @@ T = TypeVar("T")
 
 def caller_from(context: grpc.ServicerContext) -> Caller:
     """The authenticated caller, carrying the call's request id into the outbox events."""
-    return dataclasses.replace(authenticated_caller(context), request_id=logs.current_request_id())
+    return authenticated_caller(context).with_request_id(logs.current_request_id())
 
 
 R = TypeVar("R", bound=Message)
