@@ -64,8 +64,10 @@ class PgWakeups(Wakeups):
             for _ in conn.notifies(timeout=self.interval, stop_after=1):
                 pass
             # One read serves every commit so far: drop the notifications already queued, so a
-            # burst of commits costs the feed one wake-up instead of one per commit.
-            for _ in conn.notifies(timeout=0.001):
+            # burst of commits costs the feed one wake-up instead of one per commit. timeout=0
+            # reads what has arrived and returns; a positive timeout, however short, made
+            # psycopg poll in a busy loop until it ran out (~650 generator steps per wake-up).
+            for _ in conn.notifies(timeout=0):
                 pass
         except Exception:
             log.warning("LISTEN connection lost; polling until it is back", exc_info=True)

@@ -133,3 +133,42 @@ def test_a_burst_of_commits_sends_a_few_notifies_not_one_per_commit(database: st
         time.sleep(0.3)
         received = list(listener.notifies(timeout=1.0))
     assert 1 <= len(received) <= 1 + int(0.3 / NOTIFY_GAP) + 2
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="NOTIFY is PostgreSQL's; SQLite watchers poll")
+def test_a_wake_up_drops_the_queued_notifies_without_busy_polling(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of NOTIFYs wakes the feed once; the wait that follows waits for its interval.
+    Reading the queued ones polls the socket once: counted in psycopg's generator steps."""
+    steps = 0
+    original = psycopg.connection.notifies  # the generator psycopg's wait drives, step by step
+
+    def counted(pgconn: Any) -> Any:
+        nonlocal steps
+        inner = original(pgconn)
+        sent: Any = None
+        while True:
+            steps += 1
+            try:
+                sent = yield inner.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+    monkeypatch.setattr(psycopg.connection, "notifies", counted)
+    wakeups = PgWakeups(url=database, interval=0.3)
+    try:
+        wakeups.wait()  # connects and LISTENs; nothing pending: waits the interval
+        with psycopg.connect(database, autocommit=True) as other:
+            for _ in range(20):
+                other.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        time.sleep(0.2)  # all twenty delivered to the listening session
+        steps, started = 0, time.monotonic()
+        wakeups.wait()
+        assert time.monotonic() - started < 0.25  # woken at once
+        assert steps < 20  # a busy poll of even 1 ms took hundreds
+        started = time.monotonic()
+        wakeups.wait()
+        assert time.monotonic() - started >= 0.25  # nothing left queued: the whole interval
+    finally:
+        wakeups.close()
