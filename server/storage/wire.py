@@ -127,16 +127,19 @@ def _bound(sql: str, params: Any) -> Bound | None:
     if not params:
         return (sql.encode(), ()) if sql in ("BEGIN", "COMMIT") else None
     ordered = _ordered(sql, params)
-    if ordered is None or not all(_dumpable(v) for v in ordered[1]):
+    if ordered is None or not _dumpable(ordered[1]):
         return None
     return ordered
 
 
-def _dumpable(value: Any) -> bool:
-    kind = type(value)
-    # libpq reads a text parameter up to its first NUL: psycopg refuses such a string (DataError)
-    # where this would cut it short, so it stays psycopg's.
-    return value is None or (kind in _TYPES and (kind is not str or "\x00" not in value))
+def _dumpable(values: Sequence[Any]) -> bool:
+    for value in values:
+        kind = type(value)
+        # libpq reads a text parameter up to its first NUL: psycopg refuses such a string
+        # (DataError) where this would cut it short, so it stays psycopg's.
+        if value is not None and (kind not in _TYPES or (kind is str and "\x00" in value)):
+            return False
+    return True
 
 
 def _dump(values: Sequence[Any], encoding: str) -> tuple[list[bytes | None], list[int]]:
@@ -278,7 +281,7 @@ def run_bound(conn: psycopg.Connection[Any], bound: Sequence[Bound], *, prepare:
     with conn.lock:
         pg.enter_pipeline_mode()
         try:
-            encoding = conn.info.encoding
+            encoding = conn.info.encoding  # a property that builds an object: read once
             sent = [_send(pg, prepared, text, values, encoding) for text, values in bound]
             pg.pipeline_sync()
             results = conn.wait(_exchange(pg))
@@ -290,7 +293,7 @@ def run_bound(conn: psycopg.Connection[Any], bound: Sequence[Bound], *, prepare:
             raise
     if prepared is not None:
         _settle_prepared(prepared, sent, results)
-    return _rows(conn, state, results, [skip for skip, _ in sent])
+    return _rows(conn, state, results, [skip for skip, _ in sent], encoding=encoding)
 
 
 Sent = tuple[int, "tuple[bytes, tuple[int, ...]] | None"]  # results to skip; the key it prepared
@@ -378,8 +381,7 @@ def _exchange(pg: Any) -> Any:
         pg.consume_input()
 
 
-def _rows(conn: Any, state: _Prepared, results: list[Any], skips: list[int]) -> list[Rows]:
-    encoding = conn.info.encoding
+def _rows(conn: Any, state: _Prepared, results: list[Any], skips: list[int], *, encoding: str) -> list[Rows]:
     failure = next((r for r in results if r.status == _ERROR), None)
     if failure is not None:
         error = errors.error_from_result(failure, encoding=encoding)
