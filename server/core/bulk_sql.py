@@ -43,9 +43,16 @@ PG_ARRAY_TYPES = {
 
 
 def fields_of(model: type[Model], names: tuple[str, ...]) -> list[Field]:
+    """The fields named (by field or column name), in order."""
+    return list(_fields_of(model, names))
+
+
+@lru_cache(maxsize=256)
+def _fields_of(model: type[Model], names: tuple[str, ...]) -> tuple[Field, ...]:
+    # Cached: an update's hot writes name the same few fields on every call.
     by_name: dict[str, Field] = model._meta.fields
     by_column = {f.column_name: f for f in by_name.values()}
-    return [by_name.get(n) or by_column[n] for n in names]
+    return tuple(by_name.get(n) or by_column[n] for n in names)
 
 
 def _json_text(field: Field, value: Any) -> str | None:

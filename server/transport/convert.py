@@ -64,6 +64,9 @@ def _choice(errors: ViolationCollector, path: str, value: int, allowed: Any) -> 
     return value
 
 
+_NO_IGNORE = commands.IgnoreConditions()  # frozen: one instance serves every patch without any
+
+
 def _opt(msg: Any, name: str) -> Any:
     return getattr(msg, name) if msg.HasField(name) else None
 
@@ -73,6 +76,11 @@ def ignore_from_proto(msg: Any, *, top_level: bool = False) -> commands.IgnoreCo
     if top_level and values["duration"] is None:
         values["duration"] = _opt(msg, "snooze_duration")
     return commands.IgnoreConditions(**values)
+
+
+def _sent(msg: Message) -> dict[str, Any]:
+    """The fields set on a message, by name: one call, instead of HasField for each of them."""
+    return {descriptor.name: value for descriptor, value in msg.ListFields()}
 
 
 def status_details_from_proto(msg: issue_service_pb2.StatusDetailsUpdate) -> commands.StatusDetails:
@@ -102,29 +110,31 @@ def assignee_from_proto(msg: issue_service_pb2.AssigneeUpdate, errors: Violation
 def patch_from_proto(msg: issue_service_pb2.GroupPatch) -> commands.UpdateCommand:
     """The patch as a frozen command; bad enum numbers are refused with Sentry's choice message."""
     errors = ViolationCollector()
+    sent = _sent(msg)
     status = None
-    if msg.HasField("status") and _choice(errors, "status", msg.status, STATUS_TO_CORE) is not None:
+    if "status" in sent and _choice(errors, "status", msg.status, STATUS_TO_CORE) is not None:
         status = STATUS_TO_CORE[msg.status]
-    substatus = _choice(errors, "substatus", msg.substatus, SUBSTATUSES) if msg.HasField("substatus") else None
-    priority = _choice(errors, "priority", msg.priority, PRIORITIES) if msg.HasField("priority") else None
-    assignee = assignee_from_proto(msg.assigned_to, errors) if msg.HasField("assigned_to") else None
+    substatus = _choice(errors, "substatus", msg.substatus, SUBSTATUSES) if "substatus" in sent else None
+    priority = _choice(errors, "priority", msg.priority, PRIORITIES) if "priority" in sent else None
+    assignee = assignee_from_proto(msg.assigned_to, errors) if "assigned_to" in sent else None
     errors.raise_if_any()
+    any_ignore = "snooze_duration" in sent or any(f"ignore_{name}" in sent for name in IGNORE_FIELDS)
     return commands.UpdateCommand(
         status=status,
         substatus=substatus,
-        status_details=status_details_from_proto(msg.status_details) if msg.HasField("status_details") else None,
-        top_level_ignore=ignore_from_proto(msg, top_level=True),
+        status_details=status_details_from_proto(msg.status_details) if "status_details" in sent else None,
+        top_level_ignore=ignore_from_proto(msg, top_level=True) if any_ignore else _NO_IGNORE,
         assigned_to=assignee,
-        has_seen=_opt(msg, "has_seen"),
-        is_bookmarked=_opt(msg, "is_bookmarked"),
-        is_subscribed=_opt(msg, "is_subscribed"),
-        is_public=_opt(msg, "is_public"),
-        merge=_opt(msg, "merge"),
-        discard=_opt(msg, "discard"),
+        has_seen=sent.get("has_seen"),
+        is_bookmarked=sent.get("is_bookmarked"),
+        is_subscribed=sent.get("is_subscribed"),
+        is_public=sent.get("is_public"),
+        merge=sent.get("merge"),
+        discard=sent.get("discard"),
         priority=priority,
-        inbox=_opt(msg, "inbox"),
-        integration=_opt(msg, "integration"),
-        merge_primary_group_id=_opt(msg, "merge_primary_group_id"),
+        inbox=sent.get("inbox"),
+        integration=sent.get("integration"),
+        merge_primary_group_id=sent.get("merge_primary_group_id"),
     )
 
 
