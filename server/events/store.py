@@ -38,15 +38,25 @@ def stamp(*, limit: int = STAMP_BATCH) -> int:
     return stamp_batch(limit=limit).count
 
 
-def stamp_batch(*, limit: int = STAMP_BATCH) -> Stamped:
-    """stamp(), also telling the head it left, so a tick needs no read of its own for it."""
-    with db.connection_context():
-        unstamped, next_seq = db.execute_sql(probe_sql(), (SEQUENCE_ROW,)).fetchone()
-    if not unstamped:  # the common idle case: one statement, no write transaction
-        return Stamped(count=0, head=(next_seq or 1) - 1)
-    if is_postgres():
-        return in_transaction(lambda: _stamp_locked_pg(limit))()
-    return in_transaction(lambda: _stamp_locked_sqlite(limit))
+def stamp_batch(*, limit: int = STAMP_BATCH, probe: bool = True) -> Stamped:
+    """stamp(), also telling the head it left, so a tick needs no read of its own for it.
+
+    probe=False skips the read that spares an idle run its write transaction: for a caller that
+    expects work (the feed, right after a run that stamped rows), one round trip instead of two.
+    """
+    if probe:
+        with db.connection_context():
+            unstamped, next_seq = db.execute_sql(probe_sql(), (SEQUENCE_ROW,)).fetchone()
+        if not unstamped:  # the common idle case: one statement, no write transaction
+            return Stamped(count=0, head=(next_seq or 1) - 1)
+    if not is_postgres():
+        return in_transaction(lambda: _stamp_locked_sqlite(limit))
+    run = in_transaction(lambda: _stamp_locked_pg(limit))()
+    if run is None:  # the sequence row's first use: create it, then stamp
+        in_transaction(_lock_sequence)
+        run = in_transaction(lambda: _stamp_locked_pg(limit))()
+        assert run is not None  # the row exists now, and nothing deletes it
+    return run
 
 
 # The unstamped rows in stamping order, up to a LIMIT the user of it appends. ORDER BY id is the
@@ -68,20 +78,25 @@ def probe_sql() -> str:
     return f"SELECT ({UNSTAMPED_IDS} 1) IS NOT NULL, (SELECT next_seq FROM event_sequence WHERE id = {param})"
 
 
-# PostgreSQL: the batch is read, numbered, written and the sequence moved in one statement, sent
-# with COMMIT (a tick was seven round trips). It runs after the statement that locked the sequence
-# row, so its snapshot already sees every batch stamped before (READ COMMITTED: a snapshot per
-# statement). The ids reach the UPDATE as an array joined by primary key, so the planner expects
-# few rows: joined against the LIMIT subquery itself, it costed 5,000 and hash-joined a sequential
-# scan of the whole outbox on every tick (2026-11-30).
+# PostgreSQL: one round trip. BEGIN, the lock of the sequence row, and the batch read, numbered
+# and written with the sequence moved in one statement, sent with COMMIT (a tick was seven round
+# trips, then three). The batch statement runs after the one that locked the sequence row, so its
+# snapshot already sees every batch stamped before it and the next_seq they left (READ COMMITTED:
+# a snapshot per statement); locked in the same statement, its snapshot would predate the lock
+# and number rows another stamper had just numbered. The ids reach the UPDATE as an array joined
+# by primary key, so the planner expects few rows: joined against the LIMIT subquery itself, it
+# costed 5,000 and hash-joined a sequential scan of the whole outbox on every tick (2026-11-30).
+# No row back: the sequence row does not exist yet.
+LOCK_PG = "SELECT next_seq FROM event_sequence WHERE id = %s FOR UPDATE"
 STAMP_PG = (
-    "WITH batch AS (SELECT array_agg(id ORDER BY id) AS ids FROM"
+    "WITH seq AS (SELECT next_seq AS base FROM event_sequence WHERE id = %(row)s),"
+    " batch AS (SELECT array_agg(id ORDER BY id) AS ids FROM"
     f" ({UNSTAMPED_IDS} %(limit)s) AS unstamped),"
-    " stamped AS (UPDATE outbox_event SET seq = %(base)s + v.n - 1"
+    " stamped AS (UPDATE outbox_event SET seq = (SELECT base FROM seq) + v.n - 1"
     " FROM unnest((SELECT ids FROM batch)) WITH ORDINALITY AS v(id, n)"
     " WHERE outbox_event.id = v.id RETURNING 1)"
-    " UPDATE event_sequence SET next_seq = %(base)s + (SELECT count(*) FROM stamped)"
-    " WHERE id = %(row)s RETURNING next_seq"
+    " UPDATE event_sequence SET next_seq = (SELECT base FROM seq) + (SELECT count(*) FROM stamped)"
+    " WHERE id = %(row)s RETURNING next_seq, (SELECT base FROM seq)"
 )
 SET_SEQS_SQLITE = (
     "UPDATE outbox_event SET seq = json_extract(v.value, '$[1]') FROM json_each(?) AS v"
@@ -89,12 +104,16 @@ SET_SEQS_SQLITE = (
 )
 
 
-def _stamp_locked_pg(limit: int) -> Callable[[], Stamped]:
-    base = _lock_sequence()
-    pending = db.obj.read_with_commit(STAMP_PG, {"base": base, "limit": limit, "row": SEQUENCE_ROW})
+def _stamp_locked_pg(limit: int) -> Callable[[], Stamped | None]:
+    database = db.obj
+    database.defer(LOCK_PG, (SEQUENCE_ROW,), table="event_sequence")  # leaves with BEGIN and the batch
+    pending = database.read_with_commit(STAMP_PG, {"limit": limit, "row": SEQUENCE_ROW})
 
-    def stamped() -> Stamped:
-        (next_seq,) = pending.row()
+    def stamped() -> Stamped | None:
+        row = pending.row()
+        if row is None:
+            return None
+        next_seq, base = row
         return Stamped(count=next_seq - base, head=next_seq - 1)
 
     return stamped

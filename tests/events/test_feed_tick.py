@@ -90,3 +90,19 @@ def test_shutdown_leaves_the_pool_open_while_the_feed_still_holds_a_connection(
     monkeypatch.setattr(shutdown_module, "_close_pool", lambda: closed.append(True))
     assert shutdown_module.shutdown(StuckFeedServer(), pre_stop_delay=0, grace=0) is False
     assert closed == []  # closing it under the feed's statement is what crashed SQLite (-11)
+
+
+def test_a_tick_after_one_that_stamped_skips_the_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a stream of commits the probe would find work every time: one round trip fewer."""
+    probes: list[bool] = []
+    counts = iter([3, 0, 0])
+
+    def stamp_batch(*, probe: bool = True) -> store.Stamped:
+        probes.append(probe)
+        return store.Stamped(count=next(counts), head=7)
+
+    monkeypatch.setattr(store, "stamp_batch", stamp_batch)
+    feed = EventFeed(wakeups=Wakeups(interval=60.0))
+    for _ in range(3):
+        feed.tick()
+    assert probes == [True, False, True]

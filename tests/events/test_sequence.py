@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from server.events import store
-from server.storage.models import OutboxEvent, db
+from server.storage.models import EventSequence, OutboxEvent, db
 from tests.conftest import BACKEND
 from tests.statements import round_trips
 
@@ -91,7 +91,7 @@ def test_stamping_a_few_rows_reads_the_indexes_even_with_statistics_of_a_backlog
     plans = [
         _plan(store.probe_sql(), (store.SEQUENCE_ROW,)),
         _plan(store.unstamped_sql(), (store.STAMP_BATCH,)),
-        _plan(store.STAMP_PG, {"base": 5001, "limit": store.STAMP_BATCH, "row": store.SEQUENCE_ROW}),
+        _plan(store.STAMP_PG, {"limit": store.STAMP_BATCH, "row": store.SEQUENCE_ROW}),
     ]
     assert all("Seq Scan on outbox_event" not in plan for plan in plans), plans
     assert store.stamp() == 3
@@ -102,10 +102,12 @@ def _plan(sql: str, params: object) -> str:
 
 
 @pytest.mark.skipif(BACKEND != "postgres", reason="round trips are PostgreSQL's; SQLite runs in-process")
-def test_a_tick_stamps_in_three_round_trips_and_an_idle_one_in_one(database: str) -> None:
-    """The probe; the lock (with BEGIN); the batch, numbered and written, with COMMIT. It was
-    seven: the probe, BEGIN and the lock, the ids, their seqs, the sequence, COMMIT, the head."""
-    store.stamp()  # the sequence row exists
+def test_a_tick_stamps_in_two_round_trips_one_without_the_probe_and_an_idle_one_in_one(database: str) -> None:
+    """The probe; then BEGIN, the lock and the batch (numbered and written) with COMMIT. It was
+    seven: the probe, BEGIN and the lock, the ids, their seqs, the sequence, COMMIT, the head;
+    then three (the lock in a round trip of its own)."""
+    OutboxEvent.insert(kind="issue.resolved", group_id=9, organization_id=1).execute()
+    store.stamp()  # the sequence row exists (its first use creates it)
     OutboxEvent.insert_many(
         [{"kind": "issue.resolved", "group_id": n, "organization_id": 1} for n in range(3)]
     ).execute()
@@ -113,11 +115,28 @@ def test_a_tick_stamps_in_three_round_trips_and_an_idle_one_in_one(database: str
     with round_trips() as trips:
         run = store.stamp_batch()
     assert (run.count, run.head) == (3, before + 3) and run.head == store.head()
-    assert trips == [["SELECT"], ["BEGIN", "SELECT"], ["WITH", "COMMIT"]]
+    assert trips == [["SELECT"], ["BEGIN", "SELECT", "WITH", "COMMIT"]]
+    OutboxEvent.insert(kind="issue.resolved", group_id=7, organization_id=1).execute()
+    with round_trips() as trips:
+        busy = store.stamp_batch(probe=False)
+    assert (busy.count, busy.head) == (1, before + 4)
+    assert trips == [["BEGIN", "SELECT", "WITH", "COMMIT"]]
     with round_trips() as trips:
         idle = store.stamp_batch()
-    assert (idle.count, idle.head) == (0, before + 3)
+    assert (idle.count, idle.head) == (0, before + 4)
     assert trips == [["SELECT"]]
+
+
+def test_without_the_probe_an_idle_run_stamps_nothing_and_the_first_run_creates_the_sequence(database: str) -> None:
+    OutboxEvent.delete().execute()
+    EventSequence.delete().execute()  # as on a new database
+    assert store.stamp_batch(probe=False) == store.Stamped(count=0, head=0)
+    OutboxEvent.insert_many(
+        [{"kind": "issue.resolved", "group_id": n, "organization_id": 1} for n in range(2)]
+    ).execute()
+    assert store.stamp_batch(probe=False) == store.Stamped(count=2, head=2)
+    assert store.stamp_batch(probe=False) == store.Stamped(count=0, head=2)
+    assert [e.seq for e in store.read_after(0, limit=10)] == [1, 2]
 
 
 def test_stampers_racing_number_every_row_once_and_leave_no_gap(database: str) -> None:
@@ -127,15 +146,16 @@ def test_stampers_racing_number_every_row_once_and_leave_no_gap(database: str) -
     stop = threading.Event()
     errors: list[BaseException] = []
 
-    def stamper() -> None:
+    def stamper(probe: bool) -> None:
         try:
             with db.connection_context():
                 while not stop.is_set():
-                    store.stamp(limit=7)
+                    store.stamp_batch(limit=7, probe=probe)
         except BaseException as exc:  # reported below: a thread's failure must fail the test
             errors.append(exc)
 
-    threads = [threading.Thread(target=stamper) for _ in range(3)]
+    # A feed that just stamped skips the probe: both kinds race.
+    threads = [threading.Thread(target=stamper, args=(probe,)) for probe in (True, False, False)]
     for thread in threads:
         thread.start()
     try:

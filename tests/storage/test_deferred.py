@@ -50,6 +50,20 @@ def test_writes_to_different_tables_leave_together_on_postgresql(database: str) 
     assert Team.select().count() == 1 and Organization.select().count() == 2
 
 
+def test_a_queued_row_lock_leaves_as_its_own_statement_not_a_cte(database: str) -> None:
+    """PostgreSQL skips a SELECT in a WITH that nothing references: a queued lock read must run."""
+    org = Organization.create(slug="l", name="l")
+    p = db.obj.param
+    lock = f'SELECT "id" FROM "organization" WHERE "id" = {p}' + (" FOR UPDATE" if BACKEND == "postgres" else "")
+    with round_trips() as trips, recorded() as seen, db.atomic():
+        db.obj.defer(lock, [org.id], table="organization")
+        db.obj.defer(*_insert_team(org.id, "t"), table="team")
+    assert [s.split()[0] for s in seen[1:-1]] == ["SELECT", "INSERT"]
+    if BACKEND == "postgres":
+        assert trips == [["BEGIN", "SELECT", "INSERT", "COMMIT"]]  # still one round trip
+    assert Team.select().count() == 1
+
+
 def test_a_second_write_to_the_same_table_sends_the_first_one_first(database: str) -> None:
     with recorded() as seen, db.atomic():
         db.obj.defer(*_insert_org("c"), table="organization")
