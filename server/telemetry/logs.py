@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,12 +48,15 @@ EXTRA_KEYS = "extra_keys"  # a record's attribute naming its extra fields (`with
 
 
 def with_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """`extra=` for a log call whose extra fields are these: the record names them, so the
-    formatter takes them as they are instead of scanning every attribute of the record for the
-    ones that are not logging's own. For the access line, one per call: that scan and the
-    library's generic steps took ~60 % of its formatting. The record keeps them as attributes,
-    as plain `extra=` does, for any other handler."""
-    return {**fields, EXTRA_KEYS: tuple(fields)}
+    """`extra=` for a log call whose extra fields are these, with the trace ids of the span
+    current now (taken in the call's thread: a handler may format later, elsewhere). The record
+    names them, so the formatter takes them as they are instead of scanning every attribute of
+    the record for the ones that are not logging's own. For the access line, one per call: that
+    scan and the library's generic steps took ~60 % of its formatting. The record keeps them as
+    attributes, as plain `extra=` does, for any other handler."""
+    extra = {**fields, **trace_ids()} if "trace_id" not in fields else dict(fields)
+    extra[EXTRA_KEYS] = tuple(extra)
+    return extra
 
 
 class JsonLineFormatter(JsonFormatter):
@@ -64,6 +68,13 @@ class JsonLineFormatter(JsonFormatter):
             rename_fields={"levelname": "level", "name": "logger", "exc_info": "exc"},
             json_serializer=functools.partial(json.dumps, separators=(",", ":")),  # one compact line
         )
+        # What jsonify_log_record's json.dumps builds for every line, built once for the fast
+        # path (the same encoder class and arguments, hence the same text).
+        assert self.json_indent is None and self.json_encoder is not None  # the library's JsonEncoder
+        encoder = self.json_encoder(
+            separators=(",", ":"), default=self.json_default, ensure_ascii=self.json_ensure_ascii
+        )
+        self._encode: Callable[[Any], str] = encoder.encode
 
     def format(self, record: logging.LogRecord) -> str:
         keys = record.__dict__.get(EXTRA_KEYS)
@@ -78,17 +89,15 @@ class JsonLineFormatter(JsonFormatter):
             "message": record.getMessage(),
             **{key: attributes[key] for key in keys},
         }
-        self._add_call_ids(line)
-        return self.serialize_log_record(line)
+        request_id = current_request_id()  # the trace ids came with the fields (with_fields)
+        if request_id and "request_id" not in line:
+            line["request_id"] = request_id
+        return self.prefix + self._encode(line)
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_data, record, message_dict)
         log_data.pop(EXTRA_KEYS, None)
         log_data["ts"] = iso_utc(record.created)
-        self._add_call_ids(log_data)
-
-    @staticmethod
-    def _add_call_ids(log_data: dict[str, Any]) -> None:
         request_id = current_request_id()
         if request_id and "request_id" not in log_data:
             log_data["request_id"] = request_id

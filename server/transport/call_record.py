@@ -11,8 +11,6 @@ from google.rpc import error_details_pb2, status_pb2
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from server.telemetry import logs
-
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
@@ -49,7 +47,6 @@ class CallRecord:
             fields["messages_sent"] = self.messages_sent
         if self.code != "OK":
             fields["reason"], fields["error"] = self.reason, self.error
-        fields.update(logs.trace_ids())  # taken now, in the call's thread: a handler may format later
         if sql_counts is not None:
             fields["sql_statements"], fields["sql_ms"] = sql_counts[0], round(sql_counts[1] * 1000, 3)
         return fields
