@@ -86,7 +86,9 @@ def probe_sql() -> str:
 # and number rows another stamper had just numbered. The ids reach the UPDATE as an array joined
 # by primary key, so the planner expects few rows: joined against the LIMIT subquery itself, it
 # costed 5,000 and hash-joined a sequential scan of the whole outbox on every tick (2026-11-30).
-# No row back: the sequence row does not exist yet.
+# The sequence moves only when rows were stamped: a run that found none (a feed that skipped its
+# probe, or lost the race to another process's) writes no new version of the sequence row.
+# Back: (next_seq, base); (NULL, NULL) when the sequence row does not exist yet.
 LOCK_PG = "SELECT next_seq FROM event_sequence WHERE id = %s FOR UPDATE"
 STAMP_PG = (
     "WITH seq AS (SELECT next_seq AS base FROM event_sequence WHERE id = %(row)s),"
@@ -94,9 +96,10 @@ STAMP_PG = (
     f" ({UNSTAMPED_IDS} %(limit)s) AS unstamped),"
     " stamped AS (UPDATE outbox_event SET seq = (SELECT base FROM seq) + v.n - 1"
     " FROM unnest((SELECT ids FROM batch)) WITH ORDINALITY AS v(id, n)"
-    " WHERE outbox_event.id = v.id RETURNING 1)"
-    " UPDATE event_sequence SET next_seq = (SELECT base FROM seq) + (SELECT count(*) FROM stamped)"
-    " WHERE id = %(row)s RETURNING next_seq, (SELECT base FROM seq)"
+    " WHERE outbox_event.id = v.id RETURNING 1),"
+    " moved AS (UPDATE event_sequence SET next_seq = (SELECT base FROM seq) + (SELECT count(*) FROM stamped)"
+    " WHERE id = %(row)s AND EXISTS (SELECT 1 FROM stamped) RETURNING next_seq)"
+    " SELECT COALESCE((SELECT next_seq FROM moved), (SELECT base FROM seq)), (SELECT base FROM seq)"
 )
 SET_SEQS_SQLITE = (
     "UPDATE outbox_event SET seq = json_extract(v.value, '$[1]') FROM json_each(?) AS v"
@@ -110,10 +113,9 @@ def _stamp_locked_pg(limit: int) -> Callable[[], Stamped | None]:
     pending = database.read_with_commit(STAMP_PG, {"limit": limit, "row": SEQUENCE_ROW})
 
     def stamped() -> Stamped | None:
-        row = pending.row()
-        if row is None:
+        next_seq, base = pending.row()
+        if base is None:
             return None
-        next_seq, base = row
         return Stamped(count=next_seq - base, head=next_seq - 1)
 
     return stamped

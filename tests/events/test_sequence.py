@@ -127,6 +127,18 @@ def test_a_tick_stamps_in_two_round_trips_one_without_the_probe_and_an_idle_one_
     assert trips == [["SELECT"]]
 
 
+@pytest.mark.skipif(BACKEND != "postgres", reason="row versions (xmin) are PostgreSQL's")
+def test_a_run_without_the_probe_that_finds_nothing_writes_no_new_sequence_row(database: str) -> None:
+    """A feed that skipped its probe, or lost the race to another's, must not rewrite the one
+    sequence row every tick (a dead row version each time)."""
+    OutboxEvent.insert(kind="issue.resolved", group_id=9, organization_id=1).execute()
+    store.stamp()
+    version = "SELECT xmin::text, next_seq FROM event_sequence WHERE id = %s"
+    before = db.execute_sql(version, (store.SEQUENCE_ROW,)).fetchone()
+    assert store.stamp_batch(probe=False).count == 0
+    assert db.execute_sql(version, (store.SEQUENCE_ROW,)).fetchone() == before
+
+
 def test_without_the_probe_an_idle_run_stamps_nothing_and_the_first_run_creates_the_sequence(database: str) -> None:
     OutboxEvent.delete().execute()
     EventSequence.delete().execute()  # as on a new database
