@@ -213,17 +213,28 @@ class Rows:
 
 
 class _Prepared:
-    """What this module keeps per connection: the statements prepared on it, least recently used
-    first, and the Transformer that loads its rows."""
+    """The statements prepared on one connection, least recently used first."""
 
     def __init__(self) -> None:
         self.names: OrderedDict[tuple[bytes, tuple[int, ...]], bytes] = OrderedDict()
         self.seen: OrderedDict[tuple[bytes, tuple[int, ...]], None] = OrderedDict()
         self.counter = 0
-        # One per connection, as a cursor keeps one across its executes: it caches the loader of
-        # each type it met, where a new one per round trip asked the adapters map for every column
-        # of every result again. A connection serves one thread at a time (the pool's checkout).
-        self.transformer: Any = None  # a psycopg.adapt.Transformer
+
+
+_TRANSFORMER = "_issues_wire_transformer"
+
+
+def _transformer(conn: Any) -> Any:
+    """The psycopg Transformer that loads this connection's rows: one per connection, as a cursor
+    keeps one across its executes. It caches the loader of each type it met, where a new one per
+    round trip asked the adapters map for every column of every result again. Kept on the
+    connection itself, not in the weak-keyed map: it holds the connection, so an entry there
+    would keep every closed connection alive. A connection serves one thread at a time."""
+    transformer = conn.__dict__.get(_TRANSFORMER)
+    if transformer is None:
+        transformer = Transformer(conn)
+        setattr(conn, _TRANSFORMER, transformer)
+    return transformer
 
 
 _prepared: WeakKeyDictionary[Any, _Prepared] = WeakKeyDictionary()
@@ -256,9 +267,10 @@ def after(conn: psycopg.Connection[Any], status: str | None) -> None:
 
 
 def forget(conn: Any) -> None:
-    """Nothing is known to be prepared on this connection any more."""
+    """Nothing is known to be prepared on this connection any more (nor of its types)."""
     with _prepared_lock:
         _prepared.pop(conn, None)
+    conn.__dict__.pop(_TRANSFORMER, None)
 
 
 def run(conn: psycopg.Connection[Any], statements: Sequence[Statement], *, prepare: bool) -> list[Rows] | None:
@@ -276,8 +288,7 @@ def run_bound(conn: psycopg.Connection[Any], bound: Sequence[Bound], *, prepare:
     skips the ones after it); what happens to the transaction is the caller's, as with a cursor.
     """
     pg = conn.pgconn
-    state = _state_of(conn)
-    prepared = state if prepare else None
+    prepared = _state_of(conn) if prepare else None
     with conn.lock:
         pg.enter_pipeline_mode()
         try:
@@ -293,7 +304,7 @@ def run_bound(conn: psycopg.Connection[Any], bound: Sequence[Bound], *, prepare:
             raise
     if prepared is not None:
         _settle_prepared(prepared, sent, results)
-    return _rows(conn, state, results, [skip for skip, _ in sent], encoding=encoding)
+    return _rows(conn, results, [skip for skip, _ in sent], encoding=encoding)
 
 
 Sent = tuple[int, "tuple[bytes, tuple[int, ...]] | None"]  # results to skip; the key it prepared
@@ -381,7 +392,7 @@ def _exchange(pg: Any) -> Any:
         pg.consume_input()
 
 
-def _rows(conn: Any, state: _Prepared, results: list[Any], skips: list[int], *, encoding: str) -> list[Rows]:
+def _rows(conn: Any, results: list[Any], skips: list[int], *, encoding: str) -> list[Rows]:
     failure = next((r for r in results if r.status == _ERROR), None)
     if failure is not None:
         error = errors.error_from_result(failure, encoding=encoding)
@@ -392,9 +403,7 @@ def _rows(conn: Any, state: _Prepared, results: list[Any], skips: list[int], *, 
         raise error
     if any(r.status == _ABORTED for r in results):
         raise errors.InternalError("a statement of the round trip was skipped without an error")
-    transformer = state.transformer
-    if transformer is None:
-        transformer = state.transformer = Transformer(conn)
+    transformer = _transformer(conn)
     out, at = [], 0
     for skip in skips:
         at += skip

@@ -4,6 +4,8 @@ cursor, placeholders, prepared statements, failures."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -226,3 +228,17 @@ def test_the_pools_statements_survive_a_rolled_back_call(database: str) -> None:
         db.execute_sql(text, [4])
         raise Failed
     assert db.execute_sql(count, ["%survives_rollback"]).fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("prepare", [True, False])
+def test_a_closed_connection_is_freed_with_what_the_module_kept_for_it(migrated: str, prepare: bool) -> None:
+    """What the module keeps per connection (prepared names, the row loader) must not keep the
+    connection alive: a pool drops broken ones after every outage."""
+    connection = psycopg.connect(migrated, autocommit=True, context=_bigint_ints())
+    for _ in range(2):  # the second run prepares
+        wire.run(connection, [("SELECT %s::bigint", (1,))], prepare=prepare)
+    gone = weakref.ref(connection)
+    connection.close()
+    del connection
+    gc.collect()
+    assert gone() is None
