@@ -153,7 +153,7 @@ class DeferredWrites:
         items, state.queue = state.queue, []
         # A queued read (a row lock whose rows nobody reads) leaves as its own statement:
         # PostgreSQL skips a SELECT in a WITH that nothing references.
-        reads = any(sql.lstrip().upper().startswith("SELECT") for _, sql, _ in items)
+        reads = any(sql.lstrip()[:6].upper() == "SELECT" for _, sql, _ in items)
         if self.pipelined and len(items) > 1 and not reads:
             ctes = ", ".join(f"w{i} AS ({sql})" for i, (_, sql, _) in enumerate(items))
             pending.append((f"WITH {ctes} SELECT 1", [p for _, _, params in items for p in params]))
