@@ -36,6 +36,13 @@ def iso_utc(created: float) -> str:
     return datetime.fromtimestamp(created, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _add_request_id(line: dict[str, Any]) -> None:
+    """The bound request id, unless the line carries one of its own."""
+    request_id = current_request_id()
+    if request_id and "request_id" not in line:
+        line["request_id"] = request_id
+
+
 def trace_ids() -> dict[str, str]:
     """trace_id and span_id of the span current in this thread; empty when tracing is off."""
     span = trace.get_current_span().get_span_context()
@@ -89,18 +96,14 @@ class JsonLineFormatter(JsonFormatter):
             "message": record.getMessage(),
             **{key: attributes[key] for key in keys},
         }
-        request_id = current_request_id()  # the trace ids came with the fields (with_fields)
-        if request_id and "request_id" not in line:
-            line["request_id"] = request_id
+        _add_request_id(line)  # the trace ids came with the fields (with_fields)
         return self.prefix + self._encode(line)
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_data, record, message_dict)
         log_data.pop(EXTRA_KEYS, None)
         log_data["ts"] = iso_utc(record.created)
-        request_id = current_request_id()
-        if request_id and "request_id" not in log_data:
-            log_data["request_id"] = request_id
+        _add_request_id(log_data)
         if "trace_id" not in log_data:
             log_data.update(trace_ids())
 
