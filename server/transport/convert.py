@@ -55,6 +55,8 @@ OUTCOMES = {
 }
 SORTS = {0: "date", 1: "date", 2: "new", 3: "freq", 4: "priority"}
 IGNORE_FIELDS = ("duration", "count", "window", "user_count", "user_window")
+# GroupPatch's top-level ignore conditions, as ignore_from_proto(top_level=True) reads them.
+TOP_LEVEL_IGNORE = frozenset({*(f"ignore_{name}" for name in IGNORE_FIELDS), "snooze_duration"})
 
 
 def _choice(errors: ViolationCollector, path: str, value: int, allowed: Any) -> int | None:
@@ -118,7 +120,7 @@ def patch_from_proto(msg: issue_service_pb2.GroupPatch) -> commands.UpdateComman
     priority = _choice(errors, "priority", msg.priority, PRIORITIES) if "priority" in sent else None
     assignee = assignee_from_proto(msg.assigned_to, errors) if "assigned_to" in sent else None
     errors.raise_if_any()
-    any_ignore = "snooze_duration" in sent or any(f"ignore_{name}" in sent for name in IGNORE_FIELDS)
+    any_ignore = not TOP_LEVEL_IGNORE.isdisjoint(sent)
     return commands.UpdateCommand(
         status=status,
         substatus=substatus,
