@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from server.core.enums import LinkRelationship, LinkType
-from server.core.sqltext import Part, Selected, bare, columns, model_of, table, width
+from server.core.sqltext import Part, columns, model_of, record_type, table, width
 from server.storage.models import (
     Activity,
     Group,
@@ -130,16 +130,17 @@ class ActivityRow(NamedTuple):
 # (`activity_rows` reads them in this order).
 ACTIVITY_PART: Part = (Activity, ("id", "group", "type", "ident", "user_id", "datetime", "data"))
 ACTIVITY_USER_PART: Part = (User, ("id", "username", "email", "name"))
+_USER_RECORD: Any = record_type(ACTIVITY_USER_PART)
 
 
 def _user(users: dict[int, User], uid: int | None, username: str, email: str, name: str) -> User | None:
     """An activity's user (None without one), built once per user: a group's activities come
-    from a few users. Only the four columns read: another one raises (sqltext.Selected)."""
+    from a few users. A record of the four columns read (sqltext.record_type)."""
     if uid is None:
         return None
     user = users.get(uid)
     if user is None:
-        user = users[uid] = bare(User, Selected({"id": uid, "username": username, "email": email, "name": name}))
+        user = users[uid] = _USER_RECORD(uid, username, email, name)
     return user
 
 

@@ -9,18 +9,18 @@ from typing import Any
 
 from server.core import serialize
 from server.core.enums import ActivityType
-from server.core.sqltext import bare
+from server.core.sqltext import record
 from server.storage.models import Activity, Group, User
 
 NOW = dt.datetime(2026, 11, 30, 12)
-ALICE = bare(User, {"id": 7, "username": "alice", "email": "a@x", "name": "Alice", "is_active": True})
-GROUP = bare(Group, {"id": 1, "first_seen": NOW - dt.timedelta(days=1), "data": {}, "priority": 50})
+ALICE = record(User, id=7, username="alice", email="a@x", name="Alice", is_active=True)
+GROUP = record(Group, id=1, first_seen=NOW - dt.timedelta(days=1), data={}, priority=50)
 RESOLVED, NOTE = int(ActivityType.SET_RESOLVED), int(ActivityType.NOTE)
 
 
 def _row(aid: int, kind: int, data: Any, actor: User | None = ALICE) -> tuple[Activity, User | None]:
-    activity = bare(Activity, {"id": aid, "type": kind, "ident": None, "user_id": actor.id if actor else None,
-                               "datetime": NOW - dt.timedelta(minutes=aid), "data": data})  # fmt: skip
+    activity = record(Activity, id=aid, type=kind, ident=None, user_id=actor.id if actor else None,
+                      datetime=NOW - dt.timedelta(minutes=aid), data=data)  # fmt: skip
     return activity, actor
 
 
