@@ -17,6 +17,7 @@ from psycopg.adapt import AdaptersMap
 from psycopg.pq import TransactionStatus
 from psycopg.types.numeric import Int8Dumper
 
+from server.storage.checkout import LeanCheckout
 from server.storage.deferred import DeferredWrites
 from server.storage.models import db
 
@@ -95,7 +96,7 @@ def prepared_statements(params: dict[str, Any]) -> bool:
     return PREPARED_STATEMENTS[key]
 
 
-class LazyCheckPool(DeferredWrites, PooledPostgresqlDatabase):  # type: ignore[misc]
+class LazyCheckPool(LeanCheckout, DeferredWrites, PooledPostgresqlDatabase):  # type: ignore[misc]
     """peewee's pool without its `SELECT 1` round trip on every checkout; deferred writes leave
     as one statement of data-modifying CTEs, pipelined with the next statement (deferred.py).
 
@@ -132,7 +133,7 @@ class LazyCheckPool(DeferredWrites, PooledPostgresqlDatabase):  # type: ignore[m
         return True
 
 
-class SqlitePool(DeferredWrites, PooledSqliteDatabase):  # type: ignore[misc]
+class SqlitePool(LeanCheckout, DeferredWrites, PooledSqliteDatabase):  # type: ignore[misc]
     """peewee's SQLite pool with deferred writes (run one by one: SQLite has no writing CTEs)."""
 
 
