@@ -73,9 +73,9 @@ def _handlers(check: Any, get: Any) -> Any:
 
 
 def _connect_args(plan: dict[str, Any]) -> dict[str, Any]:
-    from server.storage.db import SESSION_OPTIONS, _bigint_ints
+    from server.storage.db import SESSION_OPTIONS, pool_adapters
 
-    return {"autocommit": True, "options": SESSION_OPTIONS, "context": _bigint_ints(), "prepare_threshold": 1}
+    return {"autocommit": True, "options": SESSION_OPTIONS, "context": pool_adapters(), "prepare_threshold": 1}
 
 
 def serve_sync(plan: dict[str, Any], address: str) -> None:

@@ -157,7 +157,7 @@ def serve(plan_path: Path, address: str, *, threads: int) -> None:
     from grpc_health.v1 import health, health_pb2_grpc
     from issues.v1 import issue_service_pb2 as pb
 
-    from server.storage.db import SESSION_OPTIONS, _bigint_ints
+    from server.storage.db import SESSION_OPTIONS, pool_adapters
 
     plan = pickle.loads(plan_path.read_bytes())
     trips, answers, url, template = plan["statements"], plan["replies"], plan["url"], plan["template"]
@@ -165,7 +165,7 @@ def serve(plan_path: Path, address: str, *, threads: int) -> None:
 
     def connection() -> Any:
         if getattr(local, "conn", None) is None:  # autocommit: BEGIN and COMMIT were captured
-            local.conn = psycopg.connect(url, autocommit=True, options=SESSION_OPTIONS, context=_bigint_ints())
+            local.conn = psycopg.connect(url, autocommit=True, options=SESSION_OPTIONS, context=pool_adapters())
         return local.conn
 
     def update_group(request: Any, context: Any) -> bytes:

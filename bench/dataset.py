@@ -64,10 +64,7 @@ def _people(shape: Shape, now: dt.datetime) -> None:
     roles = ["owner"] + ["member"] * (shape.users - 1)
     _insert(
         m.OrganizationMember,
-        [
-            {"id": u, "organization": ORG_ID, "user": u, "role": roles[u - 1]}
-            for u in range(1, shape.users + 1)
-        ],
+        [{"id": u, "organization": ORG_ID, "user": u, "role": roles[u - 1]} for u in range(1, shape.users + 1)],
     )
     # The owner (user 1) is in every team; the others in one team each.
     links = [{"member": 1, "team": t} for t in range(1, shape.teams + 1)]
@@ -120,11 +117,7 @@ def _projects(shape: Shape, now: dt.datetime) -> None:
     _insert(m.Release, releases)
     _insert(
         m.ReleaseProject,
-        [
-            {"release": r, "project": p}
-            for r in range(1, shape.releases + 1)
-            for p in range(1, shape.projects + 1)
-        ],
+        [{"release": r, "project": p} for r in range(1, shape.releases + 1) for p in range(1, shape.projects + 1)],
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import json
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,7 @@ import psycopg
 import pytest
 
 from server.storage import wire
-from server.storage.db import _bigint_ints
+from server.storage.db import json_loads, pool_adapters
 from tests.conftest import BACKEND
 
 pytestmark = [pytest.mark.db, pytest.mark.skipif(BACKEND != "postgres", reason="libpq: PostgreSQL only")]
@@ -36,7 +37,7 @@ VALUES: list[Any] = [
 
 @pytest.fixture
 def conn(migrated: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(migrated, autocommit=True, context=_bigint_ints()) as connection:  # the pool's adapters
+    with psycopg.connect(migrated, autocommit=True, context=pool_adapters()) as connection:  # the pool's adapters
         yield connection
 
 
@@ -234,7 +235,7 @@ def test_the_pools_statements_survive_a_rolled_back_call(database: str) -> None:
 def test_a_closed_connection_is_freed_with_what_the_module_kept_for_it(migrated: str, prepare: bool) -> None:
     """What the module keeps per connection (prepared names, the row loader) must not keep the
     connection alive: a pool drops broken ones after every outage."""
-    connection = psycopg.connect(migrated, autocommit=True, context=_bigint_ints())
+    connection = psycopg.connect(migrated, autocommit=True, context=pool_adapters())
     for _ in range(2):  # the second run prepares
         wire.run(connection, [("SELECT %s::bigint", (1,))], prepare=prepare)
     gone = weakref.ref(connection)
@@ -242,3 +243,16 @@ def test_a_closed_connection_is_freed_with_what_the_module_kept_for_it(migrated:
     del connection
     gc.collect()
     assert gone() is None
+
+
+@pytest.mark.parametrize(
+    "text", ['{"a": [1, 2.5, null, true]}', "[]", '"x"', "12", ' {"a": 1}', '{"a": 1} ', '{"é": "ü"}']
+)
+def test_json_cells_read_as_json_loads_reads_them(text: str) -> None:
+    assert json_loads(text.encode()) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ["", "{", '{"a": 1} x', "nope"])
+def test_a_json_cell_that_is_not_json_raises_as_json_loads_does(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        json_loads(text.encode())
