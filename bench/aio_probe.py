@@ -51,7 +51,9 @@ def capture(url: str, path: Path) -> None:
     caller = Caller("probe", frozenset({"event:read", "event:write"}), 1)
     view = update.get_group(caller=caller, organization_id=1, group_id=5000)
     ((sql, params),) = seen
-    reply = pb.GetGroupResponse(group=convert.group_to_proto(view)).SerializeToString()
+    message = pb.GetGroupResponse()
+    convert.fill_group(message.group, view)
+    reply = message.SerializeToString()
     path.write_bytes(pickle.dumps({"sql": sql, "params": params, "reply": reply, "url": url}))
 
 

@@ -17,6 +17,7 @@ from issues.v1 import issue_service_pb2_grpc
 from server.core import idempotency, listing, update
 from server.core.commands import Caller
 from server.core.errors import CoreError, InvalidArgument, Unimplemented
+from server.core.serialize import GroupView
 from server.events import watch
 from server.events.feed import EventFeed
 from server.telemetry import logs
@@ -91,6 +92,12 @@ def _translated_stream(method: Callable[..., Iterator[Any]], *, field_prefix: st
     return inner
 
 
+def _update_reply(view: GroupView) -> pb.UpdateGroupResponse:
+    reply = pb.UpdateGroupResponse()
+    convert.fill_group(reply.group, view)  # in place: a group passed to the constructor is copied
+    return reply
+
+
 class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
     def __init__(self, *, feed: EventFeed | None = None, heartbeat: float = 15.0, access_recheck: float = 30.0) -> None:
         self.feed = feed
@@ -102,7 +109,9 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
         view = update.get_group(
             caller=caller_from(context), organization_id=request.organization_id, group_id=request.group_id
         )
-        return pb.GetGroupResponse(group=convert.group_to_proto(view))
+        reply = pb.GetGroupResponse()
+        convert.fill_group(reply.group, view)
+        return reply
 
     @translated(field_prefix="")
     def ListGroups(self, request: pb.ListGroupsRequest, context: grpc.ServicerContext) -> pb.ListGroupsResponse:
@@ -123,7 +132,7 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
                 etag=request.etag,
                 should_continue=context.is_active,
             ),
-            lambda view: pb.UpdateGroupResponse(group=convert.group_to_proto(view)),
+            _update_reply,
             pb.UpdateGroupResponse,
         )
 
