@@ -126,7 +126,7 @@ class SubscriptionReason(IntEnum):
     TEAM_MENTIONED = 7
 
 
-SUBSCRIPTION_REASON_NAMES = {
+SUBSCRIPTION_REASON_NAMES: dict[int, str] = {
     SubscriptionReason.COMMENT: "commented",
     SubscriptionReason.ASSIGNED: "assigned",
     SubscriptionReason.BOOKMARK: "bookmarked",

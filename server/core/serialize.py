@@ -18,7 +18,6 @@ from server.core.enums import (
     GroupStatus,
     PriorityLevel,
     ResolutionType,
-    SubscriptionReason,
 )
 from server.core.errors import NotFound
 from server.core.reads import Loaded, load_activities, load_group_with_commit
@@ -35,7 +34,7 @@ from server.storage.models import (
 
 ACTIVITIES_COUNT = 100
 BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Sentry utils.numbers (Crockford)
-STATUS_LABELS = {
+STATUS_LABELS: dict[int, str] = {
     GroupStatus.RESOLVED: "resolved",
     GroupStatus.IGNORED: "ignored",
     GroupStatus.PENDING_DELETION: "pending_deletion",
@@ -120,7 +119,9 @@ def _status(group: Group, project: Project, snooze: GroupSnooze | None, now: dt.
     stale = bool(age) and group.last_seen < now - dt.timedelta(hours=age or 0)
     if group.status == GroupStatus.UNRESOLVED and stale:
         return "resolved", True
-    return STATUS_LABELS.get(GroupStatus(group.status), "unresolved"), False
+    # IntEnum keys match the plain int: no GroupStatus(...) per reply (an enum call is ~4k
+    # instructions, and raised on a status it does not know; such a one reads "unresolved").
+    return STATUS_LABELS.get(group.status, "unresolved"), False
 
 
 def _ignore_details(snooze: GroupSnooze, group: Group, actor: User | None) -> StatusDetailsView:
@@ -180,21 +181,17 @@ def _assignee_view(loaded: Loaded) -> ActorView | None:
     return None
 
 
-def _user_flags(loaded: Loaded) -> dict[str, Any]:
-    """The acting user's rows were joined on user_id; without a user none of them matched."""
+def _user_flags(loaded: Loaded) -> tuple[bool, str, bool, bool]:
+    """(is_subscribed, reason, disabled, has_seen): the acting user's rows were joined on
+    user_id; without a user none of them matched."""
     group, sub, seen = loaded.group, loaded.subscription, loaded.seen
-    since = group.active_at or group.first_seen
-    reason = ""
-    if sub is not None:
-        name = SUBSCRIPTION_REASON_NAMES.get(SubscriptionReason(sub.reason), "unknown")
-        reason = name if sub.is_active else ""
-    return {
-        "is_bookmarked": loaded.bookmarked,
-        "is_subscribed": bool(sub is not None and sub.is_active),
-        "reason": reason,
-        "disabled": bool(sub is not None and not sub.is_active),
-        "has_seen": bool(seen is not None and seen.last_seen > since),
-    }
+    has_seen = seen is not None and seen.last_seen > (group.active_at or group.first_seen)
+    if sub is None:
+        return False, "", False, has_seen
+    if not sub.is_active:
+        return False, "", True, has_seen
+    # IntEnum keys match the plain int (see _status); an unknown reason reads "unknown".
+    return True, SUBSCRIPTION_REASON_NAMES.get(sub.reason, "unknown"), False, has_seen
 
 
 def activities_for(group: Group, *, limit: int = ACTIVITIES_COUNT) -> list[ActivityView]:
@@ -266,7 +263,7 @@ def view_of(
     group, project, snooze = loaded.group, loaded.project, loaded.snooze
     label, auto = _status(group, project, snooze, now)
     share = loaded.share
-    flags = _user_flags(loaded)
+    is_subscribed, reason, disabled, has_seen = _user_flags(loaded)
     return GroupView(
         id=group.id,
         short_id=short_id(project, group.short_id),
@@ -284,11 +281,11 @@ def view_of(
         issue_type=issue_types.issue_type(group.type).slug,
         num_comments=group.num_comments,
         assigned_to=_assignee_view(loaded),
-        is_bookmarked=flags["is_bookmarked"],
-        is_subscribed=flags["is_subscribed"],
-        subscription_reason=flags["reason"],
-        subscription_disabled=flags["disabled"],
-        has_seen=flags["has_seen"],
+        is_bookmarked=loaded.bookmarked,
+        is_subscribed=is_subscribed,
+        subscription_reason=reason,
+        subscription_disabled=disabled,
+        has_seen=has_seen,
         priority=group.priority,
         priority_locked_at=group.priority_locked_at,
         count=group.times_seen,

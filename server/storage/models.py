@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from peewee import (
@@ -24,9 +25,15 @@ from peewee import (
 db = DatabaseProxy()
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
 def utcnow() -> dt.datetime:
-    """Naive UTC: both backends store timestamps without a zone, always in UTC."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    """Naive UTC: both backends store timestamps without a zone, always in UTC. By arithmetic
+    from the clock's microseconds (floored, as datetime.now floors them): the zone-aware now()
+    then .replace(tzinfo=None) cost ~12k instructions, most of it replace's keyword parsing,
+    and a call reads the time more than once."""
+    return _EPOCH + dt.timedelta(0, 0, time.time_ns() // 1000)
 
 
 class BaseModel(Model):
