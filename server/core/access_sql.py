@@ -127,4 +127,5 @@ def load_access(*, organization_id: int, user_id: int | None, group_id: int | No
 def ids_of(cell: Any) -> frozenset[int]:
     """An id aggregate: a list from PostgreSQL's array_agg, JSON text from SQLite's."""
     values = json.loads(cell) if isinstance(cell, str) else (cell or [])
-    return frozenset(int(v) for v in values if v is not None)
+    ids = frozenset(values)  # both drivers give ints; a project id is never NULL, but be sure
+    return ids - {None} if None in ids else ids

@@ -2,6 +2,11 @@
 
 sqlite3 takes `:name` as is; psycopg wants `%(name)s` (and a literal `%` doubled). Texts are
 rendered once per backend and cached by their callers, so a hot call pays no SQL building.
+
+Their rows come back as records (`record_type`): plain objects with the model's column names,
+which the core reads where it read model instances. Annotations keep the model's name (a
+`Group` parameter takes a Group record); a record has no model behaviour, and what it does not
+hold raises instead of reading as None or querying the database.
 """
 
 from __future__ import annotations

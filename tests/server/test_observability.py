@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import random
 import re
 import sys
 import urllib.request
@@ -382,3 +384,25 @@ def test_a_record_that_names_its_fields_but_carries_an_exception_takes_the_libra
     line = json.loads(formatter.format(record))
     assert line["code"] == "INTERNAL" and "ValueError: boom" in line["exc"]
     assert logs.EXTRA_KEYS not in line
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "plain", 'q"uote\\back', "é ü 雪 \U0001f600", "\n\t\x00\x1f\x7f", 0, -1, 2**70, 1.5, 0.1, -0.0,
+     1e16, 1e-7, True, False, None, float("nan"), float("inf"), [1, "a"], {"a": {"b": None}},
+     dt.datetime(2026, 12, 1, 1, 2, 3)],
+)  # fmt: skip
+def test_the_line_is_encoded_as_the_librarys_encoder_encodes_it(value: object) -> None:
+    formatter = logs.JsonLineFormatter()
+    library = formatter.json_encoder(separators=(",", ":"), default=formatter.json_default)
+    line = {"ts": "t", "k é": value, "n": None}
+    assert formatter._encode(line) == library.encode(line)
+
+
+def test_iso_utc_names_the_millisecond_datetime_names() -> None:
+    rng = random.Random(7)
+    stamps = [1764547200.0, 1764547200.9995, 1764547200.9999996, 1764547201.0004999]
+    stamps += [rng.uniform(1.6e9, 1.9e9) for _ in range(2000)]
+    for created in stamps:
+        expected = dt.datetime.fromtimestamp(created, tz=dt.UTC).isoformat(timespec="milliseconds")
+        assert logs.iso_utc(created) == expected.replace("+00:00", "Z"), created
