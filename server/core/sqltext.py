@@ -178,17 +178,24 @@ def record(model: type[Model], **values: Any) -> Any:
 
 
 def split(row: Sequence[Any], parts: Sequence[Part], *, start: int = 0) -> tuple[list[Any], int]:
-    """Consecutive parts' columns from `row` at `start`; the instances and where they ended."""
+    """Consecutive parts' columns from `row` at `start`; the records and where they ended. A part
+    whose primary key is NULL (an unmatched join, most of a reply's) is None without its columns
+    being sliced off or its hydrator called; so is a part that reads no column."""
     layout, width_of_all = _layout(tuple(parts))
-    return [build(row[start + at : start + end]) for at, end, build in layout], start + width_of_all
+    return [
+        None if build is None or row[start + at] is None else build(row[start + at : start + end])
+        for at, end, build in layout
+    ], start + width_of_all
 
 
 @lru_cache(maxsize=32)
-def _layout(parts: tuple[Part, ...]) -> tuple[tuple[tuple[int, int, Callable[[Sequence[Any]], Any]], ...], int]:
-    """Each part's columns (from, to) relative to the first part's, with its hydrator; the total."""
-    layout, at = [], 0
+def _layout(parts: tuple[Part, ...]) -> tuple[tuple[tuple[int, int, Callable[[Sequence[Any]], Any] | None], ...], int]:
+    """Each part's columns (from, to) relative to the first part's, with its hydrator (None for a
+    part that reads no column); the total."""
+    layout: list[tuple[int, int, Callable[[Sequence[Any]], Any] | None]] = []
+    at = 0
     for part in parts:
-        layout.append((at, at + width(part), _hydrator(part)))
+        layout.append((at, at + width(part), _hydrator(part) if width(part) else None))
         at += width(part)
     return tuple(layout), at
 
