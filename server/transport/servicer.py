@@ -92,8 +92,11 @@ def _translated_stream(method: Callable[..., Iterator[Any]], *, field_prefix: st
     return inner
 
 
-def _update_reply(view: GroupView) -> pb.UpdateGroupResponse:
-    reply = pb.UpdateGroupResponse()
+G = TypeVar("G", pb.GetGroupResponse, pb.UpdateGroupResponse)
+
+
+def _group_reply(reply_type: type[G], view: GroupView) -> G:
+    reply = reply_type()
     convert.fill_group(reply.group, view)  # in place: a group passed to the constructor is copied
     return reply
 
@@ -109,9 +112,7 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
         view = update.get_group(
             caller=caller_from(context), organization_id=request.organization_id, group_id=request.group_id
         )
-        reply = pb.GetGroupResponse()
-        convert.fill_group(reply.group, view)
-        return reply
+        return _group_reply(pb.GetGroupResponse, view)
 
     @translated(field_prefix="")
     def ListGroups(self, request: pb.ListGroupsRequest, context: grpc.ServicerContext) -> pb.ListGroupsResponse:
@@ -132,7 +133,7 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
                 etag=request.etag,
                 should_continue=context.is_active,
             ),
-            _update_reply,
+            lambda view: _group_reply(pb.UpdateGroupResponse, view),
             pb.UpdateGroupResponse,
         )
 
