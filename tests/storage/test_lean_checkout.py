@@ -17,8 +17,11 @@ from server.storage.liveness import Gate
 
 @pytest.fixture()
 def pool(tmp_path: Path) -> Iterator[storage.SqlitePool]:
-    database = storage.make_database(f"sqlite:///{tmp_path}/pool.db?max_connections=1&timeout=5")
-    assert isinstance(database, storage.SqlitePool)
+    # A pool of its own, not make_database's: that one becomes the process's database, under
+    # whatever test server (and its event feed's thread) is still running in this process.
+    database = storage.SqlitePool(
+        str(tmp_path / "pool.db"), max_connections=1, timeout=5, check_same_thread=False, autoconnect=False
+    )
     yield database
     database.close_all()
 
