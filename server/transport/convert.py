@@ -17,7 +17,6 @@ from server.core.context import (
     ActorView,
     AppliedDelta,
     BulkResult,
-    CommitView,
     StatusDetailsView,
     UserView,
 )
@@ -196,39 +195,8 @@ def _epoch_time(value: dt.datetime) -> tuple[int, int]:
     return delta.days * 86_400 + delta.seconds, delta.microseconds * 1000
 
 
-def user_to_proto(view: UserView | None) -> group_pb2.User | None:
-    return None if view is None else _user(view)
-
-
 def _user(view: UserView) -> group_pb2.User:
     return group_pb2.User(id=view.id, name=view.name, username=view.username, email=view.email)
-
-
-def actor_to_proto(view: ActorView) -> group_pb2.Actor:
-    kind = group_pb2.ACTOR_TYPE_USER if view.type == "user" else group_pb2.ACTOR_TYPE_TEAM
-    return group_pb2.Actor(type=kind, id=view.id, name=view.name, email=view.email)
-
-
-def commit_to_proto(view: CommitView | None) -> group_pb2.Commit | None:
-    if view is None:
-        return None
-    return group_pb2.Commit(id=view.id, key=view.key, repository=view.repository)
-
-
-def status_details_to_proto(view: StatusDetailsView) -> group_pb2.StatusDetails:
-    return group_pb2.StatusDetails(
-        in_next_release=view.in_next_release,
-        in_release=view.in_release,
-        in_commit=commit_to_proto(view.in_commit),
-        auto_resolved=view.auto_resolved,
-        ignore_count=view.ignore_count,
-        ignore_until=timestamp_to_proto(view.ignore_until),
-        ignore_user_count=view.ignore_user_count,
-        ignore_user_window=view.ignore_user_window,
-        ignore_window=view.ignore_window,
-        ignore_until_escalating=view.ignore_until_escalating,
-        actor=user_to_proto(view.actor),
-    )
 
 
 def add_activities(out: Any, views: Iterable[ActivityView]) -> None:
@@ -334,13 +302,13 @@ def applied_to_proto(delta: AppliedDelta) -> issue_service_pb2.AppliedChanges:
     if delta.status is not None:
         out.status = STATUS_FROM_CORE[delta.status]
     if delta.status_details is not None:
-        out.status_details.CopyFrom(status_details_to_proto(delta.status_details))
+        _fill_status_details(out.status_details, delta.status_details)
     if delta.substatus is not None:
         out.substatus = delta.substatus  # type: ignore[assignment]
     if delta.assigned_to_set:
         out.assigned_to.SetInParent()
         if delta.assigned_to is not None:
-            out.assigned_to.assignee.CopyFrom(actor_to_proto(delta.assigned_to))
+            _fill_actor(out.assigned_to.assignee, delta.assigned_to)
     for name in ("has_seen", "is_bookmarked", "is_subscribed", "is_public", "discard", "merge_echo"):
         if getattr(delta, name) is not None:
             setattr(out, name, getattr(delta, name))
