@@ -182,8 +182,8 @@ def _cache_long_statements() -> None:
 
 
 def pool_adapters() -> AdaptersMap:
-    """psycopg's adapters, with every Python int sent as bigint and JSON read by `json_loads`. By default psycopg picks
-    smallint, integer or bigint by the value, and keys a prepared statement by its parameters'
+    """psycopg's adapters, with every Python int sent as bigint and JSON read by `json_loads`.
+    By default psycopg picks smallint, integer or bigint by the value, and keys a prepared statement by its parameters'
     types: one text became two or three prepared statements per connection, each planned afresh
     (GetGroup's group ids below 32,768 went as smallint, the others as integer). Every column and
     cast our statements compare an int with is an integer type, which bigint compares with; ints
