@@ -164,12 +164,9 @@ def _dump(values: Sequence[Any], encoding: str) -> tuple[list[bytes | None], lis
 class Rows:
     """The rows of one statement, loaded as a psycopg cursor would: what peewee reads of one."""
 
-    def __init__(self, result: Any, transformer: Any) -> None:  # a psycopg.adapt.Transformer
+    def __init__(self, result: Any, rows: list[tuple[Any, ...]]) -> None:
         self._result = result
-        self._rows: list[tuple[Any, ...]] = []
-        if result.status == _TUPLES:
-            transformer.set_pgresult(result)
-            self._rows = transformer.load_rows(0, result.ntuples, tuple)
+        self._rows = rows
         self._next = 0
 
     @property
@@ -237,6 +234,49 @@ def _transformer(conn: Any) -> Any:
     return transformer
 
 
+_SHAPES = "_issues_wire_shapes"
+
+
+class _Shape:
+    """The loaders of one prepared statement's results. PostgreSQL refuses to run a prepared
+    statement whose result would change shape ("cached plan must not change result type"), so
+    they are looked up on its first result only. Looking them up is a lookup per column, every
+    time: ~45k of the ~360k instructions GetGroup's statement and its rows cost, where loading
+    the cells themselves costs a few thousand."""
+
+    __slots__ = ("nfields", "transformer")
+
+    def __init__(self, conn: Any, result: Any) -> None:
+        self.transformer = Transformer(conn)
+        self.transformer.set_pgresult(result)
+        self.nfields = result.nfields
+
+
+def _shapes(conn: Any) -> dict[bytes, _Shape]:
+    """The connection's shapes by prepared statement name, kept on the connection as its
+    transformer is (a Transformer holds its connection)."""
+    shapes: dict[bytes, _Shape] | None = conn.__dict__.get(_SHAPES)
+    if shapes is None:
+        shapes = {}
+        setattr(conn, _SHAPES, shapes)
+    return shapes
+
+
+def _load(conn: Any, name: bytes | None, result: Any) -> list[tuple[Any, ...]]:
+    """The result's rows as a cursor would load them."""
+    if name is None:  # a statement not prepared: its result says which loaders, each time
+        transformer = _transformer(conn)
+        transformer.set_pgresult(result)
+        return transformer.load_rows(0, result.ntuples, tuple)  # type: ignore[no-any-return]
+    shapes = _shapes(conn)
+    shape = shapes.get(name)
+    if shape is not None and shape.nfields == result.nfields:
+        shape.transformer.set_pgresult(result, set_loaders=False)
+    else:
+        shape = shapes[name] = _Shape(conn, result)
+    return shape.transformer.load_rows(0, result.ntuples, tuple)
+
+
 _prepared: WeakKeyDictionary[Any, _Prepared] = WeakKeyDictionary()
 _prepared_lock = threading.Lock()
 
@@ -271,6 +311,7 @@ def forget(conn: Any) -> None:
     with _prepared_lock:
         _prepared.pop(conn, None)
     conn.__dict__.pop(_TRANSFORMER, None)
+    conn.__dict__.pop(_SHAPES, None)
 
 
 def run(conn: psycopg.Connection[Any], statements: Sequence[Statement], *, prepare: bool) -> list[Rows] | None:
@@ -293,7 +334,7 @@ def run_bound(conn: psycopg.Connection[Any], bound: Sequence[Bound], *, prepare:
         pg.enter_pipeline_mode()
         try:
             encoding = conn.info.encoding  # a property that builds an object: read once
-            sent = [_send(pg, prepared, text, values, encoding) for text, values in bound]
+            sent = [_send(conn, prepared, text, values, encoding) for text, values in bound]
             pg.pipeline_sync()
             results = conn.wait(_exchange(pg))
             pg.exit_pipeline_mode()
@@ -304,18 +345,21 @@ def run_bound(conn: psycopg.Connection[Any], bound: Sequence[Bound], *, prepare:
             raise
     if prepared is not None:
         _settle_prepared(prepared, sent, results)
-    return _rows(conn, results, [skip for skip, _ in sent], encoding=encoding)
+    return _rows(conn, results, sent, encoding=encoding)
 
 
-Sent = tuple[int, "tuple[bytes, tuple[int, ...]] | None"]  # results to skip; the key it prepared
+# Results to skip before the statement's own; the key it prepared; the prepared statement it ran.
+Sent = tuple[int, "tuple[bytes, tuple[int, ...]] | None", bytes | None]
 
 
-def _send(pg: Any, state: _Prepared | None, text: bytes, values: Sequence[Any], pg_encoding: str) -> Sent:
+def _send(conn: Any, state: _Prepared | None, text: bytes, values: Sequence[Any], pg_encoding: str) -> Sent:
     """Queue one statement in libpq's buffer: how many results come before its own (a PREPARE,
-    a DEALLOCATE), and the key of the statement it prepared, if it did."""
+    a DEALLOCATE), the key of the statement it prepared, if it did, and the name of the prepared
+    statement it runs, if it runs one."""
+    pg = conn.pgconn
     if not values:  # BEGIN, COMMIT
         pg.send_query_params(text, None)
-        return 0, None
+        return 0, None, None
     data, types = _dump(values, pg_encoding)
     key = (text, tuple(types))
     name = None if state is None else state.names.get(key)
@@ -323,16 +367,16 @@ def _send(pg: Any, state: _Prepared | None, text: bytes, values: Sequence[Any], 
         assert state is not None
         state.names.move_to_end(key)
         pg.send_query_prepared(name, data)
-        return 0, None
+        return 0, None, name
     if state is None or _first_run(state, key):
         pg.send_query_params(text, data, param_types=types)
-        return 0, None
-    skips = _evict(pg, state)
+        return 0, None, None
+    skips = _evict(conn, pg, state)
     state.counter += 1
     name = state.names[key] = b"_iss_%d" % state.counter
     pg.send_prepare(name, text, param_types=types)
     pg.send_query_prepared(name, data)
-    return skips + 1, key
+    return skips + 1, key, name
 
 
 def _first_run(state: _Prepared, key: tuple[bytes, tuple[int, ...]]) -> bool:
@@ -350,7 +394,7 @@ def _first_run(state: _Prepared, key: tuple[bytes, tuple[int, ...]]) -> bool:
 def _settle_prepared(state: _Prepared, sent: list[Sent], results: list[Any]) -> None:
     """A PREPARE that failed (or that an earlier failure skipped) prepared nothing: forget it."""
     at = 0
-    for skip, key in sent:
+    for skip, key, _ in sent:
         at += skip
         if key is not None and results[at - 1].status != pq.ExecStatus.COMMAND_OK:
             state.names.pop(key, None)
@@ -358,12 +402,13 @@ def _settle_prepared(state: _Prepared, sent: list[Sent], results: list[Any]) -> 
         at += 1
 
 
-def _evict(pg: Any, state: _Prepared) -> int:
+def _evict(conn: Any, pg: Any, state: _Prepared) -> int:
     # Should this round trip fail before its DEALLOCATE runs, the evicted statement stays on the
     # server, unused, until the connection closes: at most one per failed round trip.
     if len(state.names) < PREPARED_MAX:
         return 0
     _, old = state.names.popitem(last=False)
+    _shapes(conn).pop(old, None)
     pg.send_query_params(b"DEALLOCATE " + old, None)
     return 1
 
@@ -392,7 +437,7 @@ def _exchange(pg: Any) -> Any:
         pg.consume_input()
 
 
-def _rows(conn: Any, results: list[Any], skips: list[int], *, encoding: str) -> list[Rows]:
+def _rows(conn: Any, results: list[Any], sent: list[Sent], *, encoding: str) -> list[Rows]:
     failure = next((r for r in results if r.status == _ERROR), None)
     if failure is not None:
         error = errors.error_from_result(failure, encoding=encoding)
@@ -403,10 +448,10 @@ def _rows(conn: Any, results: list[Any], skips: list[int], *, encoding: str) -> 
         raise error
     if any(r.status == _ABORTED for r in results):
         raise errors.InternalError("a statement of the round trip was skipped without an error")
-    transformer = _transformer(conn)
     out, at = [], 0
-    for skip in skips:
+    for skip, _, name in sent:
         at += skip
-        out.append(Rows(results[at], transformer))
+        result = results[at]
+        out.append(Rows(result, _load(conn, name, result) if result.status == _TUPLES else []))
         at += 1
     return out

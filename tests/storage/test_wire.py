@@ -132,6 +132,33 @@ def test_past_the_limit_the_least_recently_used_statement_is_deallocated(
     assert _prepared(conn) == ["SELECT $1::bigint + 1", "SELECT $1::bigint + 3"]
 
 
+def test_a_prepared_statements_later_rows_load_as_a_cursor_loads_them(conn: psycopg.Connection[Any]) -> None:
+    """The loaders of a prepared statement are looked up on its first result only (its columns'
+    types cannot change): later rows, NULL at first and values after, still come back as psycopg's
+    cursor returns them."""
+    sql = "SELECT CASE WHEN %s::bigint > 0 THEN %s::bigint END, CASE WHEN %s::bigint > 0 THEN now()::timestamp END"
+    runs = [wire.run(conn, [(sql, [n, n, n])], prepare=True)[0].fetchone() for n in (0, 0, 0, 5, 6)]
+    assert len(_prepared(conn)) == 1
+    assert runs[:3] == [(None, None)] * 3
+    assert [(row[0], type(row[1])) for row in runs[3:]] == [(5, dt.datetime), (6, dt.datetime)]
+    assert len(wire._shapes(conn)) == 1
+
+
+def test_an_evicted_or_forgotten_statement_takes_its_loaders_along(
+    conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wire, "PREPARED_MAX", 1)
+    for n in (1, 2):  # 2 evicts 1
+        for _ in range(3):
+            assert wire.run(conn, [(f"SELECT %s::bigint + {n}", [1])], prepare=True)[0].fetchone() == (1 + n,)
+    assert list(wire._shapes(conn)) == list(wire._state_of(conn).names.values())
+    wire.forget(conn)
+    assert wire._shapes(conn) == {}
+    # names start again from the first one after `forget`: the new statement gets new loaders
+    for _ in range(3):
+        assert wire.run(conn, [("SELECT 'text'::text || %s::bigint", [1])], prepare=True)[0].fetchone() == ("text1",)
+
+
 def test_a_failing_statement_raises_its_error_and_the_later_ones_do_not_run(conn: psycopg.Connection[Any]) -> None:
     conn.execute("CREATE TEMP TABLE u (v int PRIMARY KEY)")
     statements = [
