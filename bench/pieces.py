@@ -111,14 +111,14 @@ def _pieces(url: str) -> list[tuple[str, Callable[[int], Any]]]:
         return update.get_group(caller=CALLER, organization_id=ORG, group_id=group_id(i))
 
     def access_line(i: int) -> None:
-        access.info("%s %s", fields["method"], "OK", extra=logs.with_fields(fields))
+        logs.log_fields(access, logging.INFO, f"{fields['method']} OK", fields)
 
     return [
         ("GetGroup: the core (get_group)", get),
         ("GetGroup: checkout alone", checkout),
         ("GetGroup: checkout, statement, records", access_row),
         ("GetGroup: the reply written (fill_group)", reply),
-        ("access line (with_fields, logging, write)", access_line),
+        ("access line (log_fields, logging, write)", access_line),
         ("resolve, first touch: the core (update_group)", resolve),
     ]
 

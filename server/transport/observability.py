@@ -164,7 +164,7 @@ class _Call:
         record.mark_span()
         if not record.method.startswith("/grpc."):  # health probes and reflection would drown the log
             fields = record.log_fields(duration, sql.counts())
-            access_log.info("%s %s", record.method, record.code, extra=logs.with_fields(fields))
+            logs.log_fields(access_log, logging.INFO, f"{record.method} {record.code}", fields)
         logs.bind_request_id(None)
 
 

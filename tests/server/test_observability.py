@@ -9,6 +9,7 @@ import random
 import re
 import sys
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -373,6 +374,76 @@ def test_a_record_that_names_its_fields_formats_as_the_library_would_format_it()
         assert line["error"] == 'é "q"\n' and line["request_id"] == "rid-1"
     finally:
         logs.bind_request_id(None)
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def kept(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[logging.Logger, _Kept]]:
+    monkeypatch.setattr(logging, "_srcfile", None)  # as configure_logging sets it
+    logger = logging.getLogger("issue_service.test_log_fields")
+    handler = _Kept()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield logger, handler
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        logs.bind_request_id(None)
+
+
+def test_log_fields_makes_the_record_the_library_makes(kept: tuple[logging.Logger, _Kept]) -> None:
+    """Same attributes as logger.info(message, extra=with_fields(fields)) but for the time it was
+    made; the same line; through the logger's own handlers."""
+    logger, handler = kept
+    fields = {"method": "/m", "code": "OK", "duration_ms": 1.5, "acting_user": None}
+    logs.bind_request_id("rid-2")
+    logger.info("/m OK", extra=logs.with_fields(fields))
+    logs.log_fields(logger, logging.INFO, "/m OK", fields)
+    library, ours = handler.records
+    assert type(ours) is logging.LogRecord
+    timed = {"created", "msecs", "relativeCreated"}
+    assert {k: v for k, v in vars(ours).items() if k not in timed} == {
+        k: v for k, v in vars(library).items() if k not in timed
+    }
+    assert list(vars(ours)) == list(vars(library))
+    assert abs(ours.created - library.created) < 5 and abs(ours.relativeCreated - library.relativeCreated) < 5000
+    assert ours.msecs == int((ours.created - int(ours.created)) * 1000)
+    formatter = logs.JsonLineFormatter()
+    library.created = ours.created
+    assert formatter.format(ours) == formatter.format(library)
+
+
+def test_log_fields_respects_level_filters_factories_and_reserved_names(
+    kept: tuple[logging.Logger, _Kept], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger, handler = kept
+    logs.log_fields(logger, logging.DEBUG, "not enabled", {"a": 1})  # the logger's level is INFO
+    logger.addFilter(lambda record: record.getMessage() != "filtered")
+    logs.log_fields(logger, logging.INFO, "filtered", {"a": 1})
+    assert handler.records == []
+    with pytest.raises(KeyError, match="Attempt to overwrite 'lineno' in LogRecord"):
+        logs.log_fields(logger, logging.INFO, "clash", {"lineno": 1})
+
+    class Marked(logging.LogRecord):
+        pass
+
+    monkeypatch.setattr(logging, "_logRecordFactory", Marked)
+    logs.log_fields(logger, logging.INFO, "made by the factory", {"a": 1})
+    assert type(handler.records[-1]) is Marked and handler.records[-1].a == 1  # type: ignore[attr-defined]
+    monkeypatch.setattr(logging, "_logRecordFactory", logging.LogRecord)
+    monkeypatch.setattr(logging, "_srcfile", logging.__file__)  # the caller lookup on: the library finds it
+    logs.log_fields(logger, logging.INFO, "with its caller", {"a": 1})
+    assert handler.records[-1].funcName == "test_log_fields_respects_level_filters_factories_and_reserved_names"
 
 
 def test_a_record_that_names_its_fields_but_carries_an_exception_takes_the_library_path() -> None:
