@@ -245,10 +245,17 @@ def prepare(*, url: str, server_address: str, target: load.Target, workdir: Path
     return plan_path
 
 
-def measure(*, bare: BareServer, server: Any, target: load.Target, scenarios: list[load.Scenario]) -> dict[str, Any]:
+def measure(*, bare: BareServer, server: Any, target: load.Target, scenarios: list[load.Scenario],
+            first_touch: load.Scenario | None = None) -> dict[str, Any]:  # fmt: skip
     """A fresh no-op of ours, then each other scenario on our server (warm: it ran them before)
     and on the bare server, after a short unmeasured run there: both sides have prepared their
-    statements on their connections, so neither pays PostgreSQL's planning of first runs."""
+    statements on their connections, so neither pays PostgreSQL's planning of first runs.
+
+    `first_touch`, on the bare server only, last: resolves of groups nothing has changed yet, as
+    our server's own resolve scenario runs them (its block must be one no scenario touches). Its
+    first changes cost PostgreSQL about twice a warm group's (the subscription inserted, the inbox
+    row deleted, pages first written since the checkpoint): the floor of the scenario the
+    resolve target is measured on."""
     statements = pickle.loads(bare.plan_path.read_bytes())["statements"]
     bare.start()
     try:
@@ -259,6 +266,8 @@ def measure(*, bare: BareServer, server: Any, target: load.Target, scenarios: li
             figures[f"{sc.name} (ours, warm)"] = _scenario(server.cpu, sc, target)
             load.run(replace(sc, name=f"{sc.name}-prime", seconds=2.0, warmup=0.5), bare_target)
             figures[f"{sc.name} (bare, warm)"] = _scenario(bare.cpu, sc, bare_target)
+        if first_touch is not None:  # no priming run: it would touch the block's groups
+            figures[f"{first_touch.name} (bare, first touch)"] = _scenario(bare.cpu, first_touch, bare_target)
     finally:
         bare.stop()
     add_ratios(figures)
