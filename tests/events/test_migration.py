@@ -12,7 +12,7 @@ from server.events import store
 from server.storage import migrate_events
 from server.storage.db import make_database
 from server.storage.models import OutboxEvent, db
-from tests.conftest import BACKEND, PG_ADMIN_URL, _pg_admin
+from tests.conftest import BACKEND, PG_ADMIN_URL, _pg_admin, bind
 
 NEW_COLUMNS = ("organization_id", "project_id", "actor_id", "request_id", "seq")
 
@@ -26,10 +26,14 @@ def scratch(tmp_path: Path, migrated: str) -> Iterator[str]:
         url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
     else:
         url = f"sqlite:///{tmp_path / 'old.db'}"
-    make_database(url, workers=2)
+    scratch_db = make_database(url, workers=2)
     yield url
-    db.obj.close_all()
-    make_database(migrated, workers=8)
+    # Back to the session's own pool (a new one would leave the session server's threads on a
+    # pool no test cleans). The event feed of the session's test server may still be inside a
+    # tick on the scratch pool: only its idle connections are closed, never one in use (closing
+    # a SQLite connection under another thread's statement crashed the process once).
+    bind(migrated)
+    scratch_db.close_idle()
     if BACKEND == "postgres":
         _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
