@@ -94,13 +94,15 @@ def log_fields(logger: logging.Logger, level: int, message: str, fields: dict[st
     cheaper. LogRecord.__init__ works out, for every line, what is the same for every line of a
     logger and level (its level name, its file and function fields, which read "unknown" with
     the caller lookup off: configure_logging): a fifth of the access line's cost. With the caller
-    lookup on, a record factory of someone else's, or a field named as a record attribute, the
-    library's own path (which refuses such a field with its KeyError)."""
+    lookup on, threads, processes or tasks recorded, a record factory of someone else's, or a
+    field named as a record attribute, the library's own path (which refuses such a field with
+    its KeyError)."""
     if not logger.isEnabledFor(level):
         return
     template, reserved = _template(logger.name, level)
     if (
         logging._srcfile is not None  # the library finds the caller
+        or _per_record_context()  # a thread, process or task a template cannot know
         or logging.getLogRecordFactory() is not logging.LogRecord
         or not reserved.isdisjoint(fields)
     ):
@@ -121,6 +123,15 @@ def log_fields(logger: logging.Logger, level: int, message: str, fields: dict[st
         keys += tuple(ids)
     attributes[EXTRA_KEYS] = keys
     logger.handle(record)
+
+
+def _per_record_context() -> bool:
+    return bool(
+        logging.logThreads
+        or logging.logProcesses
+        or logging.logMultiprocessing
+        or getattr(logging, "logAsyncioTasks", False)  # Python 3.12+
+    )
 
 
 # When logging was imported, in seconds (Python 3.13 keeps it in nanoseconds).
@@ -212,6 +223,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.logMultiprocessing = False
     logging.logProcesses = False
     logging.logThreads = False
+    logging.logAsyncioTasks = False  # type: ignore[attr-defined]  # Python 3.12+; no line prints the task
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter())
     root = logging.getLogger()

@@ -8,6 +8,7 @@ import logging
 import random
 import re
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -387,7 +388,9 @@ class _Kept(logging.Handler):
 
 @pytest.fixture
 def kept(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[logging.Logger, _Kept]]:
-    monkeypatch.setattr(logging, "_srcfile", None)  # as configure_logging sets it
+    for flag in ("logThreads", "logProcesses", "logMultiprocessing", "logAsyncioTasks"):
+        monkeypatch.setattr(logging, flag, False, raising=False)  # as configure_logging sets them
+    monkeypatch.setattr(logging, "_srcfile", None)
     logger = logging.getLogger("issue_service.test_log_fields")
     handler = _Kept()
     logger.addHandler(handler)
@@ -441,6 +444,9 @@ def test_log_fields_respects_level_filters_factories_and_reserved_names(
     logs.log_fields(logger, logging.INFO, "made by the factory", {"a": 1})
     assert type(handler.records[-1]) is Marked and handler.records[-1].a == 1  # type: ignore[attr-defined]
     monkeypatch.setattr(logging, "_logRecordFactory", logging.LogRecord)
+    monkeypatch.setattr(logging, "logThreads", True)  # per record: not in a template
+    logs.log_fields(logger, logging.INFO, "with its thread", {"a": 1})
+    assert handler.records[-1].thread == threading.get_ident()
     monkeypatch.setattr(logging, "_srcfile", logging.__file__)  # the caller lookup on: the library finds it
     logs.log_fields(logger, logging.INFO, "with its caller", {"a": 1})
     assert handler.records[-1].funcName == "test_log_fields_respects_level_filters_factories_and_reserved_names"
