@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from peewee import SQL, Field, Model, NodeList
 
 from server.core.sqltext import id_list, ids_in
-from server.storage.db import is_postgres
+from server.storage.db import is_postgres, json_dumps
 from server.storage.models import db
 
 EXCLUDED = object()  # in `update`: take the value the conflicting row would have inserted
@@ -142,7 +142,7 @@ def insert_rows(
     # All rows as one JSON array of arrays, the same text on both backends (datetimes as text,
     # JSON columns as JSON); only the SQL reading it differs.
     table = [[None if row[n] is None else conv(row[n]) for n, conv in plan.converters] for row in rows]
-    params: list[Any] = [json.dumps(table)]
+    params: list[Any] = [json_dumps(table)]
     for f, value in zip(plan.update_fields, (update or {}).values(), strict=True):
         if value is not EXCLUDED:
             params.append(_cell(f, value, postgres=postgres) if postgres else _sqlite_cell(f, value))

@@ -8,13 +8,12 @@ the write needs no read before it and can leave with the transaction's other wri
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from server.core.bulk_sql import run_write
-from server.storage.db import is_postgres
+from server.storage.db import is_postgres, json_dumps
 from server.storage.models import GroupHistory
 
 _COLUMNS = (
@@ -80,4 +79,4 @@ def insert_history(rows: Sequence[HistoryRow]) -> None:
         ]
         for r in rows
     ]
-    run_write(_sql(is_postgres()), [json.dumps(table)], table=GroupHistory._meta.table_name)
+    run_write(_sql(is_postgres()), [json_dumps(table)], table=GroupHistory._meta.table_name)
