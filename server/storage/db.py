@@ -6,8 +6,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from json.scanner import make_scanner
 from typing import Any
 from urllib.parse import urlparse
@@ -23,6 +23,7 @@ from psycopg.types.numeric import Int8Dumper
 
 from server.storage.checkout import LeanCheckout
 from server.storage.deferred import DeferredWrites
+from server.storage.json_text import reusable_encode
 from server.storage.models import db
 
 DEFAULT_URL = "sqlite:///issues.db"
@@ -213,26 +214,11 @@ def json_loads(data: str | bytes) -> Any:
     return value if end == len(text) else json.loads(text)
 
 
-_DEFAULT_ENCODER = json.JSONEncoder()
-# json.dumps' own encoder, with json.dumps' own arguments, made once: json.dumps makes one (and
-# a closure) on every call, ~0.9 of the ~1.3 us a small row table took. No circular-reference
-# markers: the values are tables built fresh for one statement.
-_encode_json: Any = (
-    None
-    if c_make_encoder is None
-    else c_make_encoder(
-        None, _DEFAULT_ENCODER.default, encode_basestring_ascii, None, _DEFAULT_ENCODER.key_separator,
-        _DEFAULT_ENCODER.item_separator, False, False, True,
-    )
-)  # fmt: skip
-
-
-def json_dumps(value: Any) -> str:
-    """json.dumps(value), the same text, for the JSON parameters of the hot statements (an
-    update's rows travel as one JSON table per table written: server/core/bulk_sql.py)."""
-    if _encode_json is None:  # a Python without json's C speedups
-        return json.dumps(value)
-    return "".join(_encode_json(value, 0))
+# json.dumps with its default arguments: ~0.9 of the ~1.3 us a small row table took was making
+# the encoder (server/storage/json_text.py).
+json_dumps: Callable[[Any], str] = reusable_encode(json.JSONEncoder()) or json.dumps
+"""json.dumps(value), the same text, for the JSON parameters of the hot statements (an update's
+rows travel as one JSON table per table written: server/core/bulk_sql.py)."""
 
 
 def _postgres(params: dict[str, Any], workers: int) -> Database:

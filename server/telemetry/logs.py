@@ -16,11 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
+
+from server.storage.json_text import reusable_encode
 
 _call = threading.local()  # gRPC serves each call (and pulls a stream's replies) in one thread
 FIRST_KEYS = ("ts", "level", "logger", "message")
@@ -150,24 +151,6 @@ def _template(name: str, level: int) -> tuple[dict[str, Any], frozenset[str]]:
     return template, frozenset({*template, "message", "asctime", EXTRA_KEYS})
 
 
-def _reusable(encoder: json.JSONEncoder) -> Callable[[Any], str] | None:
-    """encoder.encode for a dict, with json's C encoder made once: encode() makes one per call
-    (what iterencode passes c_make_encoder, here with no circular-reference markers: a log
-    line's fields hold no cycle). None where json has no C encoder."""
-    if c_make_encoder is None or encoder.indent is not None:
-        return None
-    escape = encode_basestring_ascii if encoder.ensure_ascii else encode_basestring
-    c_encode = c_make_encoder(
-        None, encoder.default, escape, None, encoder.key_separator, encoder.item_separator,
-        encoder.sort_keys, encoder.skipkeys, encoder.allow_nan,
-    )  # fmt: skip
-
-    def encode(line: Any) -> str:
-        return "".join(c_encode(line, 0))
-
-    return encode
-
-
 class JsonLineFormatter(JsonFormatter):
     """{"ts", "level", "logger", "message", "request_id"?, "trace_id"?, "span_id"?, ...extra}."""
 
@@ -183,7 +166,7 @@ class JsonLineFormatter(JsonFormatter):
         encoder = self.json_encoder(
             separators=(",", ":"), default=self.json_default, ensure_ascii=self.json_ensure_ascii
         )
-        self._encode: Callable[[Any], str] = _reusable(encoder) or encoder.encode
+        self._encode: Callable[[Any], str] = reusable_encode(encoder) or encoder.encode
 
     def format(self, record: logging.LogRecord) -> str:
         keys = record.__dict__.get(EXTRA_KEYS)
