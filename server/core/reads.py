@@ -7,6 +7,7 @@ own row wrappers do.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -17,9 +18,11 @@ from peewee import Model
 from server.core.reply_sql import (
     ACTIVITY_PART,
     ACTIVITY_USER_PART,
+    FAMILIES,
     PARTS_WIDTH,
-    READ,
+    WHOLE,
     ActivityRow,
+    Family,
     activity_rows,
     columns_and_joins,
     group_sql,
@@ -71,13 +74,26 @@ class Loaded:
 @lru_cache(maxsize=4)
 def group_select(param: str) -> str:
     """The reply's join without its WHERE: the acting user's id binds USER_JOINS placeholders."""
-    return "SELECT " + columns_and_joins(uid=param)
+    return "SELECT " + columns_and_joins(uid=param, postgres=param == "%s")
 
 
 def loaded_from(row: Sequence[Any], *, start: int = 0) -> Loaded:
     """A Loaded from a group_select row (or reply_sql.group_sql's, columns from `start`)."""
-    (g, p, sn, su, sh, _, au, at, bm, gs, se, gr, ru, rl), _end = split(row, READ, start=start)
-    return Loaded(g, p, sn, su, sh, au, at, bm is not None, gs, se, gr, ru, rl, row[start + PARTS_WIDTH])
+    (g, p), end = split(row, WHOLE, start=start)
+    sn, su, sh, au, at, gs, se, gr, ru, rl = (
+        record for family, cell in zip(FAMILIES, row[end + 1 : start + PARTS_WIDTH], strict=True)
+        for record in _family_records(family, cell)
+    )  # fmt: skip
+    return Loaded(g, p, sn, su, sh, au, at, bool(row[end]), gs, se, gr, ru, rl, row[start + PARTS_WIDTH])
+
+
+def _family_records(family: Family, cell: Any) -> list[Any]:
+    """The family's records (None each without a row) from its JSON cell: text on SQLite,
+    parsed by psycopg on PostgreSQL."""
+    if cell is None:
+        return [None] * len(family.parts)
+    values = json.loads(cell) if isinstance(cell, str) else cell
+    return split(values, family.read, from_json=True)[0]
 
 
 def with_activities(row: Sequence[Any], *, start: int = 0) -> Loaded:

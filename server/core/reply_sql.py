@@ -9,12 +9,16 @@ with each field's `python_value`, exactly as peewee's own row wrappers do.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from peewee import JSONField
+
 from server.core.enums import LinkRelationship, LinkType
-from server.core.sqltext import Part, columns, model_of, record_type, table, width
+from server.core.sqltext import Part, columns, fields, model_of, record_type, table, width
 from server.storage.models import (
     Activity,
     Group,
@@ -32,31 +36,69 @@ from server.storage.models import (
     User,
 )
 
-# (alias, columns read, how it joins); `:uid` is the acting user's id (NULL matches nothing). The
-# group and its project are whole rows (the core reads them); of the rows hanging off the group
-# only what the reply shows is read, primary key first (a NULL one: no such row). Half the columns
-# of every row cost PostgreSQL's executor start-up, psycopg's and our per-cell work on each call.
 _USER = (User, ("id", "username", "email", "name"))
-PARTS: tuple[tuple[str, Part, str], ...] = (
-    ("g", Group, ""),
-    ("p", Project, 'JOIN {t} p ON p."id" = g."project_id"'),
-    ("sn", (GroupSnooze, ("id", "until", "count", "window", "user_count", "user_window", "state")),
-     'LEFT JOIN {t} sn ON sn."group_id" = g."id"'),
-    ("su", _USER, 'LEFT JOIN {t} su ON su."id" = sn."actor_id"'),
-    ("sh", (GroupShare, ("id", "uuid")), 'LEFT JOIN {t} sh ON sh."group_id" = g."id"'),
-    ("ga", (GroupAssignee, ()), 'LEFT JOIN {t} ga ON ga."group_id" = g."id"'),  # only joined through
-    ("au", _USER, 'LEFT JOIN {t} au ON au."id" = ga."user_id"'),
-    ("at", (Team, ("id", "slug")), 'LEFT JOIN {t} at ON at."id" = ga."team_id"'),
-    ("bm", (GroupBookmark, ("id",)), 'LEFT JOIN {t} bm ON bm."group_id" = g."id" AND bm."user_id" = :uid'),
-    ("gs", (GroupSubscription, ("id", "is_active", "reason")),
-     'LEFT JOIN {t} gs ON gs."group_id" = g."id" AND gs."user_id" = :uid'),
-    ("se", (GroupSeen, ("id", "last_seen")), 'LEFT JOIN {t} se ON se."group_id" = g."id" AND se."user_id" = :uid'),
-    ("gr", (GroupResolution, ("id", "type")), 'LEFT JOIN {t} gr ON gr."group_id" = g."id"'),
-    ("ru", _USER, 'LEFT JOIN {t} ru ON ru."id" = gr."actor_id"'),
-    ("rl", (Release, ("id", "version")), 'LEFT JOIN {t} rl ON rl."id" = gr."release_id"'),
+# The group and its project: whole rows (the core reads them), joined.
+WHOLE: tuple[Part, ...] = (Group, Project)
+WHOLE_WIDTH = sum(width(part) for part in WHOLE)
+
+
+@dataclass(frozen=True)
+class Family:
+    """Rows hanging off the group that one scalar subquery reads as one JSON array (NULL when
+    there is none): only the columns the reply shows, each part's primary key first (a NULL one:
+    no such row). `source` is its FROM and WHERE, `{alias}` each part's table (and `{ga}` the
+    assignee row, joined through), `g` the group, `:uid` the acting user's id.
+
+    Joined to the group instead, these rows widened every level of the reply's join: PostgreSQL's
+    executor start-up, which builds each level's tuple descriptor and projection column by
+    column, was half of a GetGroup's backend instructions (BENCHMARKS.md, ninth session)."""
+
+    parts: tuple[tuple[str, Part], ...]
+    source: str
+
+    def cell(self, *, postgres: bool) -> str:
+        cells = ", ".join(_json_columns(alias, part, postgres=postgres) for alias, part in self.parts)
+        tables = {alias: f"{table(model_of(part))} {alias}" for alias, part in self.parts}
+        source = self.source.format(ga=f"{table(GroupAssignee)} ga", **tables)
+        return f"(SELECT {'json_build_array' if postgres else 'json_array'}({cells}) {source})"
+
+    @functools.cached_property
+    def read(self) -> tuple[Part, ...]:
+        return tuple(part for _, part in self.parts)
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family((("sn", (GroupSnooze, ("id", "until", "count", "window", "user_count", "user_window", "state"))),
+            ("su", _USER)),
+           'FROM {sn} LEFT JOIN {su} ON su."id" = sn."actor_id" WHERE sn."group_id" = g."id"'),
+    Family((("sh", (GroupShare, ("id", "uuid"))),), 'FROM {sh} WHERE sh."group_id" = g."id"'),
+    Family((("au", _USER), ("at", (Team, ("id", "slug")))),
+           'FROM {ga} LEFT JOIN {au} ON au."id" = ga."user_id" LEFT JOIN {at} ON at."id" = ga."team_id"'
+           ' WHERE ga."group_id" = g."id"'),
+    Family((("gs", (GroupSubscription, ("id", "is_active", "reason"))),),
+           'FROM {gs} WHERE gs."group_id" = g."id" AND gs."user_id" = :uid'),
+    Family((("se", (GroupSeen, ("id", "last_seen"))),),
+           'FROM {se} WHERE se."group_id" = g."id" AND se."user_id" = :uid'),
+    Family((("gr", (GroupResolution, ("id", "type"))), ("ru", _USER), ("rl", (Release, ("id", "version")))),
+           'FROM {gr} LEFT JOIN {ru} ON ru."id" = gr."actor_id" LEFT JOIN {rl} ON rl."id" = gr."release_id"'
+           ' WHERE gr."group_id" = g."id"'),
 )  # fmt: skip
-READ = tuple(part for _, part, _ in PARTS)
-PARTS_WIDTH = sum(width(part) for part in READ)
+# Whether the acting user bookmarked the group: a boolean, no row read.
+BOOKMARKED = f'EXISTS (SELECT 1 FROM {table(GroupBookmark)} bm WHERE bm."group_id" = g."id" AND bm."user_id" = :uid)'
+# A reply row: WHOLE's columns, BOOKMARKED, a cell per family; then the resolving commit (and,
+# in group_sql's, the activities).
+PARTS_WIDTH = WHOLE_WIDTH + 1 + len(FAMILIES)
+
+
+def _json_columns(alias: str, part: Part, *, postgres: bool) -> str:
+    """A part's columns inside a JSON array. SQLite's json_array would quote a JSON column's text
+    as a string; json() passes the value it holds, as PostgreSQL's json_build_array does."""
+    if postgres:
+        return columns(alias, part)
+    return ", ".join(
+        f'json({alias}."{f.column_name}")' if isinstance(f, JSONField) else f'{alias}."{f.column_name}"'
+        for f in fields(part)
+    )
 
 
 def activities_sql(*, postgres: bool, group: str) -> str:
@@ -82,11 +124,11 @@ def activities_sql(*, postgres: bool, group: str) -> str:
     return f"(SELECT json_group_array(json_array({cells})) FROM ({inner}) x)"
 
 
-def columns_and_joins(*, uid: str) -> str:
-    """PARTS' columns, the resolving commit, and the joins, before a WHERE; `uid` is what the
-    acting user's id is written as (a named or a positional placeholder)."""
-    select = ", ".join(filter(None, (columns(alias, part) for alias, part, _ in PARTS)))
-    joins = " ".join(join.format(t=table(model_of(part))).replace(":uid", uid) for _, part, join in PARTS[1:])
+def columns_and_joins(*, uid: str, postgres: bool) -> str:
+    """The reply's columns (PARTS_WIDTH of them, then the resolving commit) and its FROM, before a
+    WHERE; `uid` is what the acting user's id is written as (a named or a positional placeholder)."""
+    families = ", ".join(family.cell(postgres=postgres) for family in FAMILIES)
+    select = f"{columns('g', Group)}, {columns('p', Project)}, {BOOKMARKED}, {families}".replace(":uid", uid)
     # The newest commit link that resolves the group (read only when no resolution row exists).
     link = (
         f'(SELECT l."linked_id" FROM {table(GroupLink)} l WHERE l."group_id" = g."id"'
@@ -94,13 +136,13 @@ def columns_and_joins(*, uid: str) -> str:
         f' AND l."relationship" = {int(LinkRelationship.RESOLVES)}'
         ' ORDER BY l."datetime" DESC LIMIT 1)'
     )
-    return f"{select}, {link} FROM {table(Group)} g {joins}"
+    return f'{select}, {link} FROM {table(Group)} g JOIN {table(Project)} p ON p."id" = g."project_id"'
 
 
 def group_sql(*, postgres: bool, where: str) -> str:
     """The reply's columns and then its activities (one JSON column) for the group `where` picks;
     named parameters :uid, :limit (render it)."""
-    head, _, joins = columns_and_joins(uid=":uid").partition(f" FROM {table(Group)} g ")
+    head, _, joins = columns_and_joins(uid=":uid", postgres=postgres).partition(f" FROM {table(Group)} g ")
     activities = activities_sql(postgres=postgres, group='g."id"')
     return f"SELECT {head}, {activities} FROM {table(Group)} g {joins} WHERE {where}"
 

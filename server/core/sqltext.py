@@ -12,6 +12,7 @@ hold raises instead of reading as None or querying the database.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -19,7 +20,17 @@ from dataclasses import make_dataclass
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from peewee import BooleanField, CharField, DateTimeField, Field, ForeignKeyField, IntegerField, Model, TextField
+from peewee import (
+    BooleanField,
+    CharField,
+    DateTimeField,
+    Field,
+    ForeignKeyField,
+    IntegerField,
+    JSONField,
+    Model,
+    TextField,
+)
 
 PARAMS = ("org", "uid", "gid", "limit")
 _PARAM = re.compile(r"(?<![:\w]):(" + "|".join(PARAMS) + r")\b")
@@ -41,7 +52,8 @@ def model_of(part: Part) -> type[Model]:
     return part[0] if isinstance(part, tuple) else part
 
 
-def _fields(part: Part) -> list[Field]:
+def fields(part: Part) -> list[Field]:
+    """The part's fields, in the order its columns are read."""
     if isinstance(part, tuple):
         model, names = part
         return [_field(model, name) for name in names]
@@ -58,12 +70,12 @@ def _field(model: type[Model], name: str) -> Field:
 
 
 def columns(alias: str, part: Part) -> str:
-    return ", ".join(f'{alias}."{f.column_name}"' for f in _fields(part))
+    return ", ".join(f'{alias}."{f.column_name}"' for f in fields(part))
 
 
 @lru_cache(maxsize=128)
 def width(part: Part) -> int:
-    return len(_fields(part))
+    return len(fields(part))
 
 
 def table(model: type[Model]) -> str:
@@ -90,15 +102,35 @@ def attribute(field: Field) -> str:
 
 
 @lru_cache(maxsize=128)
-def _plan(part: Part) -> tuple[tuple[Any, type | None], ...]:
-    """Per column: python_value, and the type that needs no conversion."""
+def _plan(part: Part, *, from_json: bool = False) -> tuple[tuple[Any, type | None], ...]:
+    """Per column: python_value, and the type that needs no conversion. from_json: the cells
+    came out of a JSON array (reply_sql.Family), where a timestamp is ISO text and a JSON
+    column's value is already parsed."""
     plan = []
-    for f in _fields(part):
+    for f in fields(part):
         native = next((t for kind, t in _NATIVE if isinstance(f, kind)), None)
         if isinstance(f, ForeignKeyField) and not isinstance(f.rel_field, IntegerField):
             native = None
-        plan.append((f.python_value, native))
+        convert = f.python_value
+        if from_json and isinstance(f, DateTimeField):
+            convert = functools.partial(_iso_datetime, fallback=f.python_value)
+        elif from_json and isinstance(f, JSONField):
+            convert = _as_is
+        plan.append((convert, native))
     return tuple(plan)
+
+
+def _iso_datetime(text: Any, *, fallback: Callable[[Any], Any]) -> Any:
+    """A timestamp from a JSON array: PostgreSQL writes `YYYY-MM-DDTHH:MM:SS[.ffffff]`, which
+    peewee's formats do not read (it would hand back the text); SQLite its stored text."""
+    try:
+        return dt.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return fallback(text)
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def hydrate(part: Part, cells: Sequence[Any]) -> Any:
@@ -109,18 +141,18 @@ def hydrate(part: Part, cells: Sequence[Any]) -> Any:
 
 
 @lru_cache(maxsize=128)
-def _hydrator(part: Part) -> Callable[[Sequence[Any]], Any]:
+def _hydrator(part: Part, *, from_json: bool = False) -> Callable[[Sequence[Any]], Any]:
     """`hydrate` for one part: a function written for its columns, as dataclasses and named
     tuples write their __init__. Straight-line code: a loop over the columns with the checks
     looked up per cell cost three times as much for a Group's 24 (a GetGroup hydrates 17 parts)."""
     cls = record_type(part)
-    names = [attribute(f) for f in _fields(part)]
+    names = [attribute(f) for f in fields(part)]
     if not names:
         return lambda cells: None
     scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
     cells = [f"c{i}" for i in range(len(names))]
     body = [f"    {', '.join(cells)}, = row", "    if c0 is None:", "        return None", "    r = new(cls)"]
-    for i, (name, (convert, native)) in enumerate(zip(names, _plan(part), strict=True)):
+    for i, (name, (convert, native)) in enumerate(zip(names, _plan(part, from_json=from_json), strict=True)):
         scope[f"convert{i}"], scope[f"native{i}"] = convert, native
         cell = f"c{i}" if i == 0 else f"c{i} if c{i} is None or type(c{i}) is native{i} else convert{i}(c{i})"
         body.append(f"    r.{name} = {cell}")
@@ -166,7 +198,7 @@ def record_type(part: Part) -> Any:
     not hold raises UnreadColumn (reading) or AttributeError (writing). The core may update the
     columns it holds, as it did the model's, to keep a row in step with what it wrote."""
     model = model_of(part)
-    names = [attribute(f) for f in _fields(part)]
+    names = [attribute(f) for f in fields(part)]
     cls: Any = make_dataclass(f"{model.__name__}Record", names, bases=(_Record,), slots=True, eq=False)
     cls._model = model
     return cls
@@ -177,25 +209,31 @@ def record(model: type[Model], **values: Any) -> Any:
     return record_type((model, tuple(values)))(*values.values())
 
 
-def split(row: Sequence[Any], parts: Sequence[Part], *, start: int = 0) -> tuple[list[Any], int]:
+def split(
+    row: Sequence[Any], parts: Sequence[Part], *, start: int = 0, from_json: bool = False
+) -> tuple[list[Any], int]:
     """Consecutive parts' columns from `row` at `start`; the records and where they ended. A part
     whose primary key is NULL (an unmatched join, most of a reply's) is None without its columns
-    being sliced off or its hydrator called; so is a part that reads no column."""
-    layout, width_of_all = _layout(tuple(parts))
+    being sliced off or its hydrator called; so is a part that reads no column. from_json: the
+    cells are a JSON array's (see _plan)."""
+    layout, width_of_all = _layout(tuple(parts), from_json=from_json)
     return [
         None if build is None or row[start + at] is None else build(row[start + at : start + end])
         for at, end, build in layout
     ], start + width_of_all
 
 
+_Slice = tuple[int, int, Callable[[Sequence[Any]], Any] | None]  # a part's columns (from, to) and its hydrator
+
+
 @lru_cache(maxsize=32)
-def _layout(parts: tuple[Part, ...]) -> tuple[tuple[tuple[int, int, Callable[[Sequence[Any]], Any] | None], ...], int]:
+def _layout(parts: tuple[Part, ...], *, from_json: bool = False) -> tuple[tuple[_Slice, ...], int]:
     """Each part's columns (from, to) relative to the first part's, with its hydrator (None for a
     part that reads no column); the total."""
-    layout: list[tuple[int, int, Callable[[Sequence[Any]], Any] | None]] = []
+    layout: list[_Slice] = []
     at = 0
     for part in parts:
-        layout.append((at, at + width(part), _hydrator(part) if width(part) else None))
+        layout.append((at, at + width(part), _hydrator(part, from_json=from_json) if width(part) else None))
         at += width(part)
     return tuple(layout), at
 

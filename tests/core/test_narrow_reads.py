@@ -3,11 +3,14 @@ not read must fail loudly when read, never pass for a NULL."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from server.core.reply_sql import PARTS, READ
+from server.core.reads import USER_JOINS
+from server.core.reply_sql import ACTIVITY_USER_PART, FAMILIES, WHOLE, columns_and_joins
 from server.core.sqltext import UnreadColumn, columns, hydrate, record, split, width
-from server.storage.models import Group, GroupSubscription, User
+from server.storage.models import Group, GroupSeen, GroupSnooze, GroupSubscription, User
 
 
 def test_a_narrow_part_reads_its_columns_in_order() -> None:
@@ -58,8 +61,36 @@ def test_an_unmatched_join_and_a_part_read_only_for_its_join_are_none() -> None:
 
 def test_every_narrow_reply_part_starts_with_its_primary_key() -> None:
     # hydrate tells a missing row by its first cell being NULL
-    for _alias, part, _join in PARTS:
-        if isinstance(part, tuple) and part[1]:
+    for family in FAMILIES:
+        for part in family.read:
+            assert isinstance(part, tuple) and part[1], part  # a family reads only what it shows
             model, names = part
             assert names[0] == model._meta.primary_key.name, part  # type: ignore[union-attr]
-    assert READ[0] is Group  # the group and its project are whole rows: the core reads them
+    assert WHOLE[0] is Group  # the group and its project are whole rows: the core reads them
+
+
+def test_a_family_cell_reads_timestamps_as_either_backend_writes_them_into_json() -> None:
+    part = (GroupSeen, ("id", "last_seen"))
+    when = dt.datetime(2026, 12, 1, 20, 19, 2, 101585)
+    (postgres,), _ = split([4, "2026-12-01T20:19:02.101585"], [part], from_json=True)  # json_build_array
+    (sqlite,), _ = split([4, "2026-12-01 20:19:02.101585"], [part], from_json=True)  # its stored text
+    (whole_second,), _ = split([4, "2026-12-01T20:19:02"], [part], from_json=True)
+    assert postgres.last_seen == sqlite.last_seen == when
+    assert whole_second.last_seen == when.replace(microsecond=0)
+
+
+def test_a_family_cell_keeps_a_json_column_as_parsed_and_a_missing_row_as_none() -> None:
+    snooze = (GroupSnooze, ("id", "state"))
+    (found, user), _ = split([9, {"times_seen": 3}, None, None, None, None], [snooze, ACTIVITY_USER_PART], from_json=True)
+    assert found.state == {"times_seen": 3} and user is None
+
+
+def test_the_reply_joins_only_the_project_and_reads_the_rest_by_subquery() -> None:
+    # Each joined row widened every level of the join: PostgreSQL's executor start-up, column by
+    # column per level, was half of GetGroup's backend instructions (BENCHMARKS.md, ninth session).
+    for postgres in (True, False):
+        text = columns_and_joins(uid=":uid", postgres=postgres)
+        select, _, source = text.partition(' FROM "group" g ')
+        assert source == 'JOIN "project" p ON p."id" = g."project_id"'
+        assert select.count("(SELECT json_build_array(" if postgres else "(SELECT json_array(") == len(FAMILIES)
+        assert select.count(":uid") == USER_JOINS
