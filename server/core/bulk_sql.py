@@ -3,7 +3,7 @@
 Peewee compiles a multi-row INSERT value by value (one AST node per cell) and psycopg re-parses
 every distinct long statement; for 1000 groups that was most of a bulk call. Here all rows
 travel as one JSON parameter (an array of row arrays, made by json.dumps): PostgreSQL reads it
-with json_array_elements and casts each column, SQLite with json_each/json_extract. Id lists
+with jsonb_array_elements and casts each column, SQLite with json_each/json_extract. Id lists
 are one parameter too (`= ANY(array)` / json_each). The statements still go through
 `db.execute_sql`, so the query hooks (statement counters) see every one of them.
 
@@ -99,9 +99,11 @@ def _insert_sql(  # noqa: PLR0913 - every part of the key picks a different stat
     cols = ", ".join(f'"{c}"' for c in columns)
     if postgres:
         # One JSON array of rows, cast per column server-side: json.dumps is far cheaper than
-        # psycopg dumping (and quoting) one array per column, cell by cell.
+        # psycopg dumping (and quoting) one array per column, cell by cell. Read as jsonb: parsed
+        # once, where each ->> on a json value parsed its row's text again (~130k of PostgreSQL's
+        # instructions per resolve, BENCHMARKS.md ninth session).
         picks = ", ".join(f"(r.v->>{i})::{t}" for i, t in enumerate(types))
-        select = f"SELECT {picks} FROM json_array_elements(%s::json) AS r(v)"
+        select = f"SELECT {picks} FROM jsonb_array_elements(%s::jsonb) AS r(v)"
     else:
         picks = ", ".join(
             f"json(json_extract(value, '$[{i}]'))" if t == "JSON" else f"json_extract(value, '$[{i}]')"

@@ -45,9 +45,9 @@ def _sql(postgres: bool) -> str:
         rows = (
             "SELECT (v->>0)::bigint AS org, (v->>1)::bigint AS gid, (v->>2)::bigint AS pid, (v->>3)::bigint AS rel,"
             " (v->>4)::bigint AS uid, (v->>5)::integer AS st, (v->6) AS prevs, (v->>7)::timestamp AS added"
-            " FROM json_array_elements(%s::json) AS t(v)"
+            " FROM jsonb_array_elements(%s::jsonb) AS t(v)"  # parsed once (bulk_sql)
         )
-        prev = newest.format(gid="r.gid", prevs="SELECT json_array_elements_text(r.prevs)::integer")
+        prev = newest.format(gid="r.gid", prevs="SELECT jsonb_array_elements_text(r.prevs)::integer")
         return (
             f"INSERT INTO {table} ({_COLUMNS}) SELECT r.org, r.gid, r.pid, r.rel, r.uid, r.st, prev.id, prev.added,"
             f' r.added FROM ({rows}) r LEFT JOIN LATERAL (SELECT h."id" AS id, h."date_added" AS added {prev})'

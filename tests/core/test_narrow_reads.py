@@ -80,8 +80,8 @@ def test_a_family_cell_reads_timestamps_as_either_backend_writes_them_into_json(
 
 
 def test_a_family_cell_keeps_a_json_column_as_parsed_and_a_missing_row_as_none() -> None:
-    snooze = (GroupSnooze, ("id", "state"))
-    (found, user), _ = split([9, {"times_seen": 3}, None, None, None, None], [snooze, ACTIVITY_USER_PART], from_json=True)
+    parts = [(GroupSnooze, ("id", "state")), ACTIVITY_USER_PART]
+    (found, user), _ = split([9, {"times_seen": 3}, None, None, None, None], parts, from_json=True)
     assert found.state == {"times_seen": 3} and user is None
 
 
