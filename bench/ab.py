@@ -5,9 +5,12 @@
 
 URL is a database the bench data set was seeded into (bench/perf_probe.py seeds one). A VARIANT
 is a whitespace-separated list of `serve` flags, `url=OTHER_URL` (this variant serves another
-database, e.g. a copy with a different schema: `createdb -T`), `env=NAME=VALUE` and
-`python=PATH` (another interpreter, with the project installed in its venv); `-` is the
-server as `make bench` starts it. Example: `- "--workers 4"`.
+database, e.g. a copy with a different schema: `createdb -T`), `env=NAME=VALUE`,
+`python=PATH` (another interpreter, with the project installed in its venv) and `tree=PATH`
+(another checkout of this repository, e.g. `git worktree add ../old HEAD~3`: its server code,
+run from its root; PYTHONPATH alone is not enough, since `python -m server` imports from the
+current directory first); `-` is the server as `make bench` starts it. Example:
+`- "--workers 4"`.
 
 The machine's speed drifts by more than most changes are worth (BENCHMARKS.md: a no-op
 between 2,200 and 7,600 req/s across days), so a change is judged by variants measured in the
@@ -47,12 +50,16 @@ class Variant:
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     executable: str
+    cwd: str | None = None
 
 
 def parse_variant(text: str, *, url: str) -> Variant:
-    args, env, executable = [], [], sys.executable
+    args, env, executable, cwd = [], [], sys.executable, None
     for word in [] if text == "-" else shlex.split(text):
-        if word.startswith("python="):
+        if word.startswith("tree="):
+            cwd = os.path.abspath(word.removeprefix("tree="))
+            env.append(("PYTHONPATH", f"{cwd}:{cwd}/generated"))
+        elif word.startswith("python="):
             executable = word.removeprefix("python=")
         elif word.startswith("url="):
             url = word.removeprefix("url=")
@@ -61,7 +68,7 @@ def parse_variant(text: str, *, url: str) -> Variant:
             env.append((name, value))
         else:
             args.append(word)
-    return Variant(label=text, url=url, args=tuple(args), env=tuple(env), executable=executable)
+    return Variant(label=text, url=url, args=tuple(args), env=tuple(env), executable=executable, cwd=cwd)
 
 
 def resolve_block(*, index: int, round_no: int, variants: int, shared_db: bool, first_touch: bool) -> tuple[int, int]:
@@ -96,7 +103,7 @@ def main() -> None:
             workdir = Path(tmp) / str(i)
             workdir.mkdir()
             server = ServerProcess(url=v.url, workdir=workdir, extra_args=v.args, extra_env=v.env,
-                                   executable=v.executable)  # fmt: skip
+                                   executable=v.executable, cwd=v.cwd)  # fmt: skip
             server.start()
             servers.append(server)
         try:

@@ -148,6 +148,7 @@ class ServerProcess:
     extra_args: tuple[str, ...] = ()  # more `serve` flags (bench/ab.py compares variants)
     extra_env: tuple[tuple[str, str], ...] = ()
     executable: str = sys.executable  # another interpreter's venv, for bench/ab.py
+    cwd: str | None = None  # another checkout's root (`python -m server` imports from its cwd first)
 
     @property
     def address(self) -> str:
@@ -175,7 +176,7 @@ class ServerProcess:
             *self.extra_args,
         ]
         with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd)
         self._wait_serving(timeout)
 
     def _wait_serving(self, timeout: float) -> None:
