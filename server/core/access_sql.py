@@ -33,6 +33,7 @@ from server.storage.models import (
 )
 
 SELF_ASSIGN_OPTION = "self_assign_issue"
+GLOBAL_ACCESS_ROLES = frozenset({"manager", "owner"})  # see every project without a team
 _HEAD = (Organization, User, OrganizationMember)
 
 # The requested group in the organization unless it is missing or merged away; then the group
@@ -61,6 +62,11 @@ def _head(postgres: bool) -> str:
         f' JOIN {table(Project)} p2 ON p2."id" = pt."project_id"'
         ' WHERE omt."member_id" = m."id" AND p2."organization_id" = o."id")'
     )
+    # A member who sees the whole organization (permissions._member_access) needs no team
+    # projects: not aggregating them took ~120k of PostgreSQL's ~1M instructions off a GetGroup.
+    # Should the two conditions ever disagree, NULL reads as no team project: fail closed.
+    roles = ", ".join(f"'{role}'" for role in sorted(GLOBAL_ACCESS_ROLES))
+    projects = f'CASE WHEN o."allow_joinleave" OR m."role" IN ({roles}) THEN NULL ELSE {projects} END'
     option = (
         f'(SELECT uo."value" FROM {table(UserOption)} uo'
         f' WHERE uo."user_id" = u."id" AND uo."key" = \'{SELF_ASSIGN_OPTION}\')'
@@ -103,7 +109,9 @@ class AccessRow:
     org: Organization | None
     user: User | None
     member: OrganizationMember | None
-    team_project_ids: frozenset[int]  # projects the member's teams give, in this organization
+    # Projects the member's teams give, in this organization; empty for a member who sees the
+    # whole organization (open membership or a global role), where they are not read.
+    team_project_ids: frozenset[int]
     self_assign_option: str | None
     group: Group | None = None
     project: Project | None = None

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from server.core.access_sql import AccessRow
+from server.core.access_sql import GLOBAL_ACCESS_ROLES, AccessRow
 from server.core.commands import ADMIN_SCOPES, READ_SCOPES, Caller, Selection
 from server.core.errors import NotFound, PermissionDenied
 from server.storage.models import Group, Organization, Project, User
@@ -21,7 +21,6 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "owner": ALL_EVENT_SCOPES,
     "billing": frozenset(),
 }
-GLOBAL_ACCESS_ROLES = frozenset({"manager", "owner"})  # see every project without a team
 
 
 @dataclass(frozen=True)
