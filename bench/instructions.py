@@ -138,6 +138,17 @@ def measure(url: str, kinds: list[str], *, calls: int, first_group: int) -> dict
             server.stop()
 
 
+def require_valgrind() -> None:
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+
+
+def dump_total(text: str) -> int | None:
+    """The instruction count a callgrind dump's summary line gives, or None before it is written."""
+    found = _TOTAL.search(text)
+    return None if found is None else int(found.group(1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("url")
@@ -146,8 +157,7 @@ def main() -> None:
     parser.add_argument("--first-group", type=int, default=20_001,
                         help="resolve toggles groups from here (a block no other scenario touches)")  # fmt: skip
     args = parser.parse_args()
-    if shutil.which("valgrind") is None:
-        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+    require_valgrind()
     counts = measure(args.url, args.kinds.split(","), calls=args.calls, first_group=args.first_group)
     noop = counts.get("noop")
     for kind, value in counts.items():

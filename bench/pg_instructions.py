@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -31,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import bare
+from bench.instructions import dump_total, require_valgrind
 from bench.serverproc import free_port
 
 TEMPLATE = 99_990  # bench.bare's template group of the 100,000-group data set
-_TOTAL = re.compile(r"^(?:summary|totals):\s*(\d+)", re.MULTILINE)
 SHORT = 10  # calls in the shorter run; the longer one makes `calls` more
 
 
@@ -111,9 +109,9 @@ def _backend_instructions(root: Path, pid: int) -> int:
     dump = root / f"cg.{pid}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # written when the backend exits, after the connection closed
-        if dump.exists() and (found := _TOTAL.search(dump.read_text(errors="replace"))):
+        if dump.exists() and (total := dump_total(dump.read_text(errors="replace"))) is not None:
             dump.unlink()
-            return int(found.group(1))
+            return total
         time.sleep(0.2)
     raise RuntimeError(f"no callgrind dump from backend {pid}")
 
@@ -159,8 +157,7 @@ def main() -> None:
     parser.add_argument("--first-group", type=int, default=20_001,
                         help="the groups replayed from here on (in the private copy only)")  # fmt: skip
     args = parser.parse_args()
-    if shutil.which("valgrind") is None:
-        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+    require_valgrind()
     for kind, value in measure(args.url, calls=args.calls, first_group=args.first_group).items():
         print(f"{kind:8} {value:14,.0f} PostgreSQL instructions per call")
 
