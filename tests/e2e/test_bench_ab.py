@@ -15,7 +15,15 @@ def test_a_variant_is_serve_flags_another_database_and_environment() -> None:
     assert variant.url == "postgresql://x@h/copy"
     assert variant.env == (("PGOPTIONS", "-c a=b"),)
     plain = ab.parse_variant("-", url=URL)
-    assert (plain.args, plain.url, plain.env) == ((), URL, ())
+    assert (plain.args, plain.url, plain.env, plain.cwd) == ((), URL, (), None)
+
+
+def test_another_checkout_runs_from_its_root_not_only_on_the_path() -> None:
+    # python -m server imports from its current directory first: PYTHONPATH alone ran this tree
+    variant = ab.parse_variant("tree=/src/old --workers 4", url=URL)
+    assert variant.cwd == "/src/old"
+    assert variant.env == (("PYTHONPATH", "/src/old:/src/old/generated"),)
+    assert variant.args == ("--workers", "4")
 
 
 def test_variants_on_one_database_never_toggle_the_same_groups() -> None:
