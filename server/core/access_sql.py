@@ -37,9 +37,9 @@ GLOBAL_ACCESS_ROLES = frozenset({"manager", "owner"})  # see every project witho
 _HEAD = (Organization, User, OrganizationMember)
 
 # The requested group in the organization unless it is missing or merged away; then the group
-# its redirect points to (if any). Same rule as selection.single, in SQL. The redirect is looked
-# up first and the group's own row only behind a redirect found (rare): checking the group first
-# cost every call a second lookup of it (~10k of PostgreSQL's ~1M instructions for GetGroup's).
+# its redirect points to (if any). The redirect is looked up first and the group's own row only
+# behind a redirect found (rare): checking the group first cost every call a second lookup of it
+# (~10k of PostgreSQL's ~1M instructions for GetGroup's).
 _RESOLVED_ID = (
     'COALESCE((SELECT r."group_id" FROM {redirect} r WHERE r."previous_group_id" = CAST(:gid AS BIGINT)'
     ' AND r."organization_id" = CAST(:org AS BIGINT) AND NOT EXISTS (SELECT 1 FROM {group} g0'

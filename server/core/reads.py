@@ -91,7 +91,7 @@ def _family_records(family: Family, cell: Any) -> list[Any]:
     """The family's records (None each without a row) from its JSON cell: text on SQLite,
     parsed by psycopg on PostgreSQL."""
     if cell is None:
-        return [None] * len(family.parts)
+        return [None] * len(family.read)
     values = json.loads(cell) if isinstance(cell, str) else cell
     return split(values, family.read, from_json=True)[0]
 

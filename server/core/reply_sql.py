@@ -46,8 +46,8 @@ WHOLE_WIDTH = sum(width(part) for part in WHOLE)
 class Family:
     """Rows hanging off the group that one scalar subquery reads as one JSON array (NULL when
     there is none): only the columns the reply shows, each part's primary key first (a NULL one:
-    no such row). `source` is its FROM and WHERE, `{alias}` each part's table (and `{ga}` the
-    assignee row, joined through), `g` the group, `:uid` the acting user's id.
+    no such row; a part that reads no column is only joined through). `source` is its FROM and
+    WHERE, `{alias}` each part's table, `g` the group, `:uid` the acting user's id.
 
     Joined to the group instead, these rows widened every level of the reply's join: PostgreSQL's
     executor start-up, which builds each level's tuple descriptor and projection column by
@@ -57,14 +57,14 @@ class Family:
     source: str
 
     def cell(self, *, postgres: bool) -> str:
-        cells = ", ".join(_json_columns(alias, part, postgres=postgres) for alias, part in self.parts)
-        tables = {alias: f"{table(model_of(part))} {alias}" for alias, part in self.parts}
-        source = self.source.format(ga=f"{table(GroupAssignee)} ga", **tables)
+        cells = ", ".join(filter(None, (_json_columns(alias, part, postgres=postgres) for alias, part in self.parts)))
+        source = self.source.format(**{alias: f"{table(model_of(part))} {alias}" for alias, part in self.parts})
         return f"(SELECT {'json_build_array' if postgres else 'json_array'}({cells}) {source})"
 
     @functools.cached_property
     def read(self) -> tuple[Part, ...]:
-        return tuple(part for _, part in self.parts)
+        """The parts whose columns the array holds, in order."""
+        return tuple(part for _, part in self.parts if width(part))
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -72,7 +72,7 @@ FAMILIES: tuple[Family, ...] = (
             ("su", _USER)),
            'FROM {sn} LEFT JOIN {su} ON su."id" = sn."actor_id" WHERE sn."group_id" = g."id"'),
     Family((("sh", (GroupShare, ("id", "uuid"))),), 'FROM {sh} WHERE sh."group_id" = g."id"'),
-    Family((("au", _USER), ("at", (Team, ("id", "slug")))),
+    Family((("ga", (GroupAssignee, ())), ("au", _USER), ("at", (Team, ("id", "slug")))),
            'FROM {ga} LEFT JOIN {au} ON au."id" = ga."user_id" LEFT JOIN {at} ON at."id" = ga."team_id"'
            ' WHERE ga."group_id" = g."id"'),
     Family((("gs", (GroupSubscription, ("id", "is_active", "reason"))),),
@@ -171,7 +171,7 @@ class ActivityRow(NamedTuple):
 # An activity's columns and its user's, as the readers of activities by rows select them
 # (`activity_rows` reads them in this order).
 ACTIVITY_PART: Part = (Activity, ("id", "group", "type", "ident", "user_id", "datetime", "data"))
-ACTIVITY_USER_PART: Part = (User, ("id", "username", "email", "name"))
+ACTIVITY_USER_PART: Part = _USER
 _USER_RECORD: Any = record_type(ACTIVITY_USER_PART)
 
 
