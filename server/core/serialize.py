@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,7 +142,7 @@ def _ignore_details(snooze: GroupSnooze, group: Group, actor: User | None) -> St
     )
 
 
-def _resolved_details(loaded: Loaded, commits: Mapping[int, CommitView] | None) -> StatusDetailsView:
+def _resolved_details(loaded: Loaded) -> StatusDetailsView:
     resolution = loaded.resolution
     if resolution is not None:
         actor = user_view(loaded.resolution_actor)
@@ -150,17 +150,12 @@ def _resolved_details(loaded: Loaded, commits: Mapping[int, CommitView] | None) 
             return StatusDetailsView(in_next_release=True, actor=actor)
         assert loaded.release is not None  # the foreign key cascades: a resolution has one
         return StatusDetailsView(in_release=loaded.release.version, actor=actor)
-    if loaded.resolving_commit_id is not None and commits is not None:  # a page read them at once
-        view = commits.get(loaded.resolving_commit_id)
-        return StatusDetailsView(in_commit=view) if view is not None else StatusDetailsView()
-    if loaded.resolving_commit_id is not None:
-        commit = Commit.get_or_none(Commit.id == loaded.resolving_commit_id)
-        if commit is not None:
-            return StatusDetailsView(in_commit=commit_view(commit))
+    if loaded.resolving_commit is not None:
+        return StatusDetailsView(in_commit=loaded.resolving_commit)
     return StatusDetailsView()
 
 
-def _details(loaded: Loaded, label: str, auto: bool, commits: Mapping[int, CommitView] | None) -> StatusDetailsView:
+def _details(loaded: Loaded, label: str, auto: bool) -> StatusDetailsView:
     group, snooze = loaded.group, loaded.snooze
     if auto:
         return StatusDetailsView(auto_resolved=True)
@@ -169,7 +164,7 @@ def _details(loaded: Loaded, label: str, auto: bool, commits: Mapping[int, Commi
     if label == "ignored" and group.substatus == 1:
         return StatusDetailsView(ignore_until_escalating=True)
     if label == "resolved":
-        return _resolved_details(loaded, commits)
+        return _resolved_details(loaded)
     return StatusDetailsView()
 
 
@@ -259,9 +254,8 @@ def view_of(
     *,
     now: dt.datetime,
     activities: list[ActivityView],
-    commits: Mapping[int, CommitView] | None = None,
 ) -> GroupView:
-    """The reply from rows already read; `commits` (by id) saves a page a read per commit."""
+    """The reply from rows already read (the resolving commit with them: no read of its own)."""
     group, project, snooze = loaded.group, loaded.project, loaded.snooze
     label, auto = _status(group, project, snooze, now)
     share = loaded.share
@@ -274,7 +268,7 @@ def view_of(
         logger=group.logger or "",
         level=LEVEL_NAMES.get(group.level, "error"),
         status=label,
-        status_details=_details(loaded, label, auto, commits),
+        status_details=_details(loaded, label, auto),
         substatus=group.substatus,
         share_id=share.uuid if share else "",
         platform=group.platform or project.platform or "",

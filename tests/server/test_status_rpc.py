@@ -133,6 +133,23 @@ def test_resolve_in_commit_replies_with_the_commit(stub: Any, w: dict[str, Any])
     assert list(reply.applied.activities) == []
 
 
+def test_updates_of_a_group_resolved_in_a_commit_reply_with_the_commit(stub: Any, w: dict[str, Any]) -> None:
+    # An update's reply is built after COMMIT: the commit used to be looked up then, with no
+    # connection left, and the call answered INTERNAL for a change it had committed.
+    c = f.commit(w["org"], key="0f9e8d7c")
+    g = f.group(w["project"])
+    commit = pb.InCommit(commit="0f9e8d7c", repository="acme/app")
+    patch = pb.GroupPatch(status=pb.STATUS_UPDATE_RESOLVED, status_details=pb.StatusDetailsUpdate(in_commit=commit))
+    resolved = _update(stub, w, g.id, patch)
+    bookmarked = _update(stub, w, g.id, pb.GroupPatch(is_bookmarked=True))
+    read = stub.GetGroup(pb.GetGroupRequest(organization_id=w["org"].id, group_id=g.id),
+                         metadata=metadata(user_id=w["user"].id)).group  # fmt: skip
+    for group in (resolved, bookmarked, read):
+        in_commit = group.status_details.in_commit
+        assert (in_commit.id, in_commit.key, in_commit.repository) == (c.id, "0f9e8d7c", "acme/app")
+    assert bookmarked.is_bookmarked
+
+
 def test_release_resolution_across_projects_is_invalid_argument_and_changes_nothing(
     stub: Any, w: dict[str, Any]
 ) -> None:
