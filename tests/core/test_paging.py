@@ -128,7 +128,14 @@ def test_a_token_used_with_another_filter_is_an_invalid_cursor(w: dict) -> None:
 
 @pytest.mark.parametrize(
     "token",
-    ["garbage", "e30", paging.encode(paging.Cursor(5, 1), fingerprint="x"), "\u00e9"],
+    [
+        "garbage",
+        "e30",
+        paging.encode(paging.Cursor(5, 1), fingerprint="x"),
+        "\u00e9",
+        # nested past json's recursion limit: a RecursionError, not a ValueError
+        base64.urlsafe_b64encode(b"[" * 1500).decode().rstrip("="),
+    ],
 )
 def test_a_malformed_token_is_an_invalid_cursor(w: dict, token: str) -> None:
     f.group(w["project"])

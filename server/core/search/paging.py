@@ -72,7 +72,8 @@ def decode(token: str, *, fingerprint: str, sort: str) -> Cursor:
         if bound != fingerprint or not _is_int64(group_id):
             raise ValueError("cursor of another filter")
         return Cursor(_key(key, sort), group_id)
-    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+    # RecursionError: JSON nested past the parser's depth ("[[[[..."), a token we never wrote.
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise InvalidArgument.field("page_token", INVALID_CURSOR) from None
 
 
