@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 from server.core.commands import Caller
 from server.transport import limits
 from server.transport.errors import status_for, violations_status
+from server.transport.public import parse_or_abort, parsed_here
 
 VALID_SCOPES = frozenset({"event:read", "event:write", "event:admin"})
 PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -112,7 +113,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
     def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         method = details.method or ""
         if method.startswith(PUBLIC_PREFIXES):
-            return continuation(details)
+            return parsed_here(continuation(details))
         pairs = tuple(details.invocation_metadata or ())
         repeated = _repeated_key(pairs)
         if repeated:
@@ -186,12 +187,7 @@ def _stream_with_caller(handler: Any, caller: Caller) -> grpc.RpcMethodHandler[A
 def _parse_request(parse: Callable[[bytes], Any] | None, raw: Any, context: grpc.ServicerContext) -> Any:
     if parse is None:
         return raw
-    try:
-        request = parse(raw)
-    except Exception:  # DecodeError, invalid UTF-8 in a string field, ...
-        message = "request is not a valid protobuf message"
-        status = status_for(code_pb2.INVALID_ARGUMENT, message, reason="MALFORMED_REQUEST")
-        context.abort_with_status(rpc_status.to_status(status))
+    request = parse_or_abort(parse, raw, context)
     _local.request = request  # outer wrappers (the access log) see bytes; they read it here
     # The edge limits (server/transport/limits.py), before any handler and any database work.
     found = limits.violations(request)
