@@ -5,11 +5,15 @@ a group, so a second supervisor would silently take half the connections. Three 
 
 1. a lock file per port (flock, held for the supervisor's life): a second issue-service
    supervisor on the same port stops here, race-free;
-2. an exclusive bind (no SO_REUSEADDR/SO_REUSEPORT): fails if anything at all holds the port,
-   such as a single-process server or another program; it also resolves port 0 once, for all workers;
+2. an exclusive bind (no SO_REUSEPORT): fails if anything holds the port, such as a
+   single-process server or another program; it also resolves port 0 once, for all workers. It
+   sets SO_REUSEADDR, which lets it past connections of a server that just died lingering in
+   TIME-WAIT (for a minute after a kill -9 with clients connected) and nothing else: a socket
+   listening on the port, or bound without SO_REUSEADDR, still refuses it;
 3. a placeholder socket bound WITH SO_REUSEPORT (never listening, so it takes no connections)
    held for the supervisor's life: the port stays ours while workers restart, and exclusive
-   binders (single-process servers, other programs) are refused.
+   binders (single-process servers, other programs) are refused. SO_REUSEADDR too, for the same
+   TIME-WAIT leftovers as the probe.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ def _resolve(host: str, port: int, address: str) -> tuple[int, tuple[object, ...
 
 def _exclusive_bind(family: int, sockaddr: tuple[object, ...], address: str) -> socket.socket:
     probe = socket.socket(family, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         probe.bind(sockaddr)
     except OSError as exc:
@@ -100,6 +105,7 @@ def _lock(port: int, address: str) -> int:
 
 def _placeholder(family: int, sockaddr: tuple[object, ...], address: str) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(sockaddr)
