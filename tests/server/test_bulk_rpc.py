@@ -288,6 +288,9 @@ class StoppedAfterFirstMessage:
     def is_active(self) -> bool:
         return self.sent == 0
 
+    def time_remaining(self) -> float | None:
+        return None  # no deadline
+
 
 def test_the_stream_stops_before_the_next_chunk_once_the_client_is_gone(
     w: dict, monkeypatch: pytest.MonkeyPatch
