@@ -21,6 +21,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.types.json import set_json_loads
 from psycopg.types.numeric import Int8Dumper
 
+from server.storage import liveness
 from server.storage.checkout import LeanCheckout
 from server.storage.deferred import DeferredWrites
 from server.storage.json_text import reusable_encode
@@ -33,6 +34,9 @@ PREPARED_STATEMENTS = {"on": True, "true": True, "off": False, "false": False}
 # A pooled connection idle longer than this is probed (`SELECT 1`) before it is handed out; a
 # busy one is trusted, and a failed statement marks its connection broken, so the pool drops it.
 IDLE_CHECK_SECONDS = 30.0
+# How long a pooled connection's check (a SELECT 1 or a ROLLBACK) may wait on the server before
+# the connection is given up: libpq's own bound for connecting (connect_timeout) is as long.
+CHECK_SECONDS = 2.0
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",  # readers never block the single writer
@@ -127,11 +131,17 @@ class LazyCheckPool(LeanCheckout, DeferredWrites, PooledPostgresqlDatabase):  # 
         trusted = returned > self._broken_at and time.monotonic() - returned <= IDLE_CHECK_SECONDS
         if status == TransactionStatus.IDLE and trusted:
             return False
-        return bool(super()._is_closed(conn))  # rolls back a dirty one or probes an idle one
+        with liveness.bounded(conn, seconds=CHECK_SECONDS):  # a silent server: dropped, not waited on
+            return bool(super()._is_closed(conn))  # rolls back a dirty one or probes an idle one
 
     def _can_reuse(self, conn: Any) -> bool:
         now = time.monotonic()
-        if not super()._can_reuse(conn):
+        if conn.pgconn.transaction_status == TransactionStatus.IDLE:  # nothing to send: peewee's answer
+            reusable = not conn.closed
+        else:
+            with liveness.bounded(conn, seconds=CHECK_SECONDS):  # a ROLLBACK (or UNKNOWN: dropped)
+                reusable = bool(super()._can_reuse(conn))
+        if not reusable:
             self._broken_at = now
             return False
         self._returned_at[id(conn)] = now

@@ -200,6 +200,20 @@ def abort_in_flight() -> int:
     return cut
 
 
+@contextlib.contextmanager
+def bounded(conn: Any, *, seconds: float) -> Iterator[None]:
+    """Whatever waits on `conn` inside is cut loose after `seconds`: the driver has no
+    client-side timeout for a statement, so a timer shuts the socket down (the wait then fails
+    with a connection error, and the connection is done for)."""
+    timer = threading.Timer(seconds, abort_connection, args=(conn,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
 def abort_connection(conn: Any) -> int:
     """Shut a network connection's socket down under whoever waits on it; 1 if there was one."""
     fileno = getattr(conn, "fileno", None)  # psycopg has one; sqlite3 (a file) has none

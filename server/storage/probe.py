@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-import threading
 from typing import Any
 
 from server.storage import liveness
@@ -57,11 +56,5 @@ class Probe:
         if isinstance(conn, sqlite3.Connection):
             conn.execute("SELECT 1").fetchall()
             return
-        # No client-side statement timeout in the driver: a timer shuts the socket down instead.
-        timer = threading.Timer(self.timeout, liveness.abort_connection, args=(conn,))
-        timer.daemon = True
-        timer.start()
-        try:
+        with liveness.bounded(conn, seconds=self.timeout):
             conn.execute("SELECT 1").fetchall()
-        finally:
-            timer.cancel()
