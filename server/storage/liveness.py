@@ -9,6 +9,14 @@ Every call's transaction runs inside `connection()`, which
 - registers its connection, so that when the prober finds the database silent, the calls stuck
   on it are cut loose (their sockets shut down: the driver raises a connection error at once,
   where a partition would otherwise leave them waiting for TCP to give up).
+
+A COMMIT in flight is not cut when the database goes silent: its outcome would become unknown
+to the caller, where a moment later it might have been a plain success. But it is not waited on
+forever either: TCP's timeouts never fire when the server's kernel still acknowledges (a stuck
+server process, a proxy holding the bytes), and fault injection saw a COMMIT wait out a whole
+20 s silence. While the prober finds the database unreachable, a COMMIT waiting longer than
+COMMIT_WAIT seconds is cut; the call answers UNAVAILABLE with COMMIT_OUTCOME_UNKNOWN (retry with
+the same request_id to learn the outcome).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from typing import Any
 from server.storage.models import db
 
 log = logging.getLogger("issue_service.liveness")
+COMMIT_WAIT = 5.0  # seconds a COMMIT may wait on an unreachable database before it is cut
 
 
 class Unreachable(Exception):
@@ -66,6 +75,7 @@ class _State:
         self.gate_wait = 1.0
         self.lock = threading.Lock()
         self.calls: dict[int, tuple[Any, float]] = {}  # thread id -> (connection, since)
+        self.commits: dict[int, tuple[Any, float]] = {}  # thread id -> (connection, COMMIT sent at)
 
 
 _state = _State()
@@ -85,13 +95,16 @@ def is_reachable() -> bool:
 
 
 def set_reachable(reachable: bool) -> None:
-    """The prober's verdict. Unreachable: refuse new calls and cut loose the ones in flight."""
+    """The prober's verdict, after each of its probes. Unreachable: refuse new calls and cut
+    loose the ones in flight; at every failed probe, cut the COMMITs past COMMIT_WAIT."""
     was = _state.reachable
     _state.reachable = reachable
     if was and not reachable:
         cut = abort_in_flight()
         _drop_idle_connections()
         log.warning("database unreachable: refusing calls; cut loose %d in flight", cut)
+    if not reachable and (stuck := abort_commits(older_than=COMMIT_WAIT)):
+        log.warning("database unreachable: cut %d COMMIT(s) waiting over %.0f s; outcome unknown", stuck, COMMIT_WAIT)
 
 
 _nested = threading.local()
@@ -166,12 +179,15 @@ _CHECKOUT = _Checkout()
 
 @contextlib.contextmanager
 def committing() -> Iterator[None]:
-    """COMMIT in flight: never cut loose. Shutting its socket would turn "applied" into
-    "unavailable" for the caller; a silent server still ends it (tcp_user_timeout, keepalives).
-    A connection lost while committing leaves the outcome in doubt: `commit_in_doubt` says so."""
+    """COMMIT in flight: not cut loose with the other calls when the database goes silent
+    (shutting its socket would turn "applied" into "unknown" for the caller), only once it has
+    waited past COMMIT_WAIT on an unreachable database (`abort_commits`). A connection lost
+    while committing leaves the outcome in doubt: `commit_in_doubt` says so."""
     key = threading.get_ident()
     with _state.lock:
         entry = _state.calls.pop(key, None)
+        if entry is not None:
+            _state.commits[key] = (entry[0], time.monotonic())
     _nested.in_doubt = False
     try:
         yield
@@ -181,6 +197,7 @@ def committing() -> Iterator[None]:
     finally:
         if entry is not None:
             with _state.lock:
+                _state.commits.pop(key, None)
                 _state.calls[key] = entry
 
 
@@ -212,6 +229,17 @@ def bounded(conn: Any, *, seconds: float) -> Iterator[None]:
         yield
     finally:
         timer.cancel()
+
+
+def abort_commits(*, older_than: float) -> int:
+    """Shut down the socket of every COMMIT in flight for more than `older_than` seconds."""
+    cut = 0
+    cutoff = time.monotonic() - older_than
+    with _state.lock:
+        for conn, since in _state.commits.values():
+            if since <= cutoff:
+                cut += abort_connection(conn)
+    return cut
 
 
 def abort_connection(conn: Any) -> int:

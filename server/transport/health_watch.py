@@ -2,7 +2,8 @@
 
 Healthy, it probes every `interval` seconds, each probe bounded by its own timeout; a failure is
 confirmed by a second probe at once (a single slow answer is not an outage), so a database that
-goes silent is NOT_SERVING within interval + 2 x timeout (2.6 s with the defaults). Down, it probes again after
+goes silent is NOT_SERVING within interval + timeout + 0.1 s + the confirming probe's connect
+timeout (it opens a new connection: libpq waits at least 2 s), ~3.6 s with the defaults. Down, it probes again after
 a short backoff (doubling up to `max_backoff`), so an outage costs a couple of connection
 attempts a second whatever the traffic, and health is SERVING again on the first good probe.
 A call that found the database unreachable flips health at once and wakes the prober, but
@@ -93,8 +94,10 @@ class HealthWatch:
     def _set(self, *, serving: bool, source: str = "probe") -> None:
         if serving != self.serving:
             self._log_change(serving, source)
-        if source == "probe" and serving != self._verdict:
-            self._verdict = serving  # only a probe opens or closes the breaker, never one call
+        if source == "probe" and (serving != self._verdict or not serving):
+            # Only a probe opens or closes the breaker, never one call; told after every failed
+            # probe too, so that what waits on the silent database can be cut (liveness.py).
+            self._verdict = serving
             if self._breaker is not None:
                 self._breaker(serving)
         self.serving = serving
