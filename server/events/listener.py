@@ -70,6 +70,8 @@ class PgWakeups(Wakeups):
             for _ in conn.notifies(timeout=0):
                 pass
         except Exception:
+            if self._closed.is_set():  # close() dropped it under the wait: a shutdown, not a loss
+                return
             log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
             self._drop()
 

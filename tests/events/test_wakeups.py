@@ -3,6 +3,7 @@ returned; a rolled-back one never does (server/storage/outbox_signal.py)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -172,3 +173,23 @@ def test_a_wake_up_drops_the_queued_notifies_without_busy_polling(
         assert time.monotonic() - started >= 0.25  # nothing left queued: the whole interval
     finally:
         wakeups.close()
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="NOTIFY is PostgreSQL's; SQLite watchers poll")
+def test_closing_the_wakeups_under_a_wait_logs_no_lost_connection(
+    database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every shutdown closed the LISTEN connection under the feed's wait, and the wait logged it
+    # as lost, with a traceback (fault injection, 2026-12-01).
+    wakeups = PgWakeups(url=database, interval=30.0)
+    thread = threading.Thread(target=wakeups.wait)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while wakeups._conn is None and time.monotonic() < deadline:  # connected and listening
+        time.sleep(0.01)
+    time.sleep(0.1)  # inside its wait for a notification
+    with caplog.at_level(logging.WARNING, logger="issue_service.events"):
+        wakeups.close()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
