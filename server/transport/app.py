@@ -30,6 +30,7 @@ from server.transport.auth import AuthInterceptor, TokenStore
 from server.transport.health_watch import HealthWatch
 from server.transport.listen import LISTEN_FAILED, ListenError
 from server.transport.observability import ObservabilityInterceptor
+from server.transport.public import HealthServicer
 from server.transport.servicer import IssueServicer
 from server.transport.shutdown import DRAIN_TIMEOUT, drain, shutdown_in_order, signal_events
 
@@ -141,7 +142,7 @@ def create_server(config: Config, address: str = "127.0.0.1:0", *, tokens: Token
     )
     servicer = IssueServicer(feed=feed, heartbeat=config.events_heartbeat, access_recheck=config.events_access_recheck)
     issue_service_pb2_grpc.add_IssueServiceServicer_to_server(servicer, server)
-    health_servicer = health.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)

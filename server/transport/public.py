@@ -1,4 +1,5 @@
-"""Health checking and reflection answer without a token, but their requests are parsed here too.
+"""Health checking and reflection answer without a token, but their requests are parsed here too,
+and a health check of an unknown service says so.
 
 grpc's own deserializer answers a body that is not the method's message with INTERNAL and logs an
 error with a traceback; the fault is the client's, so the answer is INVALID_ARGUMENT, as for
@@ -13,6 +14,7 @@ from typing import Any
 
 import grpc
 from google.rpc import code_pb2
+from grpc_health.v1 import health
 from grpc_status import rpc_status
 
 from server.transport.errors import status_for
@@ -61,3 +63,22 @@ def parse_or_abort(parse: Callable[[bytes], Any], raw: bytes, context: grpc.Serv
     except Exception:  # DecodeError, invalid UTF-8 in a string field, ...
         status = status_for(code_pb2.INVALID_ARGUMENT, MALFORMED, reason="MALFORMED_REQUEST")
         context.abort_with_status(rpc_status.to_status(status))
+
+
+class HealthServicer(health.HealthServicer):  # type: ignore[misc]  # grpc_health has no stubs
+    """grpc's health service, with a message for a service it does not know: its NOT_FOUND said
+    nothing, and a typo in a probe's service name looked like a broken server."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._known = {""}
+
+    def set(self, service: str, status: Any) -> None:
+        self._known.add(service)
+        super().set(service, status)
+
+    def Check(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if request.service not in self._known:
+            known = ", ".join(repr(name) for name in sorted(self._known))
+            context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}; known: {known}")
+        return super().Check(request, context)

@@ -43,3 +43,18 @@ def test_well_formed_public_calls_still_answer(channel: grpc.Channel) -> None:
         response_deserializer=health_pb2.HealthCheckResponse.FromString,
     )
     assert check(health_pb2.HealthCheckRequest(), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_health_check_of_an_unknown_service_says_so(channel: grpc.Channel) -> None:
+    check = channel.unary_unary(
+        "/grpc.health.v1.Health/Check",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        check(health_pb2.HealthCheckRequest(service="issues.v1.IssueServce"), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert caught.value.details().startswith("unknown service 'issues.v1.IssueServce'; known: ''")
+    assert "'issues.v1.IssueService'" in caught.value.details()
+    named = check(health_pb2.HealthCheckRequest(service="issues.v1.IssueService"), timeout=10)
+    assert named.status == health_pb2.HealthCheckResponse.SERVING
