@@ -50,6 +50,7 @@ class PgWakeups(Wakeups):
         super().__init__(interval=interval)
         self.url = url
         self._conn: Any = None
+        self._conn_lock = threading.Lock()
         self.notifier = Notifier(url=url)
 
     def poke(self) -> None:
@@ -86,16 +87,25 @@ class PgWakeups(Wakeups):
         if self._conn is None and not self._closed.is_set() and liveness.is_reachable():
             import psycopg
 
+            conn = None
             try:
-                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
-                self._conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             except Exception:
-                log.warning("cannot LISTEN on %s; polling", _redacted(self.url), exc_info=True)
-                self._drop()
+                if not self._closed.is_set():  # a close() meanwhile is a shutdown, not a failure
+                    log.warning("cannot LISTEN on %s; polling", _redacted(self.url), exc_info=True)
+                _close_quietly(conn, what="LISTEN")
+                return None
+            with self._conn_lock:  # a close() that ran during the connect must not miss it
+                if self._closed.is_set():
+                    _close_quietly(conn, what="LISTEN")
+                    return None
+                self._conn = conn
         return self._conn
 
     def _drop(self) -> None:
-        conn, self._conn = self._conn, None
+        with self._conn_lock:
+            conn, self._conn = self._conn, None
         _close_quietly(conn, what="LISTEN")
 
 

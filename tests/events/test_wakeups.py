@@ -193,3 +193,25 @@ def test_closing_the_wakeups_under_a_wait_logs_no_lost_connection(
         thread.join(timeout=10)
     assert not thread.is_alive()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="NOTIFY is PostgreSQL's; SQLite watchers poll")
+def test_a_close_during_the_listen_connect_leaves_no_connection_and_logs_nothing(
+    database: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wakeups = PgWakeups(url=database, interval=0.1)
+    opened: list[psycopg.Connection[Any]] = []
+    connect = psycopg.connect
+
+    def connect_then_shutdown(*args: Any, **kwargs: Any) -> psycopg.Connection[Any]:
+        conn = connect(*args, **kwargs)
+        opened.append(conn)
+        wakeups.close()  # the shutdown lands while the feed's thread is still connecting
+        return conn
+
+    monkeypatch.setattr(psycopg, "connect", connect_then_shutdown)
+    with caplog.at_level(logging.WARNING, logger="issue_service.events"):
+        wakeups.wait()  # returns at once: closed
+    assert len(opened) == 1 and opened[0].closed  # not left open behind the close
+    assert wakeups._conn is None
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
