@@ -2,8 +2,8 @@
 
 Healthy, it probes every `interval` seconds, each probe bounded by its own timeout; a failure is
 confirmed by a second probe at once (a single slow answer is not an outage), so a database that
-goes silent is NOT_SERVING within interval + timeout + 0.1 s + the confirming probe's connect
-timeout (it opens a new connection: libpq waits at least 2 s), ~3.6 s with the defaults. Down, it probes again after
+goes silent is NOT_SERVING within interval + 2 x timeout + 0.1 s (2.6 s with the defaults: the
+confirming probe runs on the probe's spare connection, server/storage/probe.py). Down, it probes again after
 a short backoff (doubling up to `max_backoff`), so an outage costs a couple of connection
 attempts a second whatever the traffic, and health is SERVING again on the first good probe.
 A call that found the database unreachable flips health at once and wakes the prober, but
