@@ -64,15 +64,17 @@ def list_groups(*, caller: Caller, request: ListRequest) -> ListResult:
 
 
 def _views(ids: list[int], *, user_id: int | None, now: dt.datetime, include_activities: bool) -> list[GroupView]:
-    """The page's reply rows (their resolving commits included) in one statement, its activities
-    in one more."""
+    """The page's reply rows in one statement, its commits and activities in one more each."""
     loaded = page_reads.load_groups(ids, user_id=user_id)
+    commit_ids = [x.resolving_commit_id for x in loaded.values() if x.resolving_commit_id is not None]
+    commits = page_reads.load_commits(commit_ids)
     activities = page_reads.load_activities(ids, limit=2 * ACTIVITIES_COUNT) if include_activities else {}
     return [
         view_of(
             loaded[i],
             now=now,
             activities=activity_views(loaded[i].group, activities[i]) if include_activities else [],
+            commits=commits,
         )
         for i in ids
         if i in loaded  # a row purged between the two statements is left out

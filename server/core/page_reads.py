@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
+from server.core.context import CommitView
 from server.core.reads import USER_JOINS, Loaded, group_select, loaded_from
 from server.core.reply_sql import ACTIVITY_PART, ACTIVITY_USER_PART, ActivityRow, activity_rows
 from server.core.sqltext import columns, id_list, ids_in
-from server.storage.models import Activity, User, db
+from server.storage.models import Activity, Commit, Repository, User, db
 
 
 @lru_cache(maxsize=4)
@@ -63,3 +64,11 @@ def load_activities(ids: Sequence[int], *, limit: int) -> dict[int, list[tuple[A
     for group_id, pair in activity_rows(rows):
         out[group_id].append(pair)
     return out
+
+
+def load_commits(ids: Sequence[int]) -> dict[int, CommitView]:
+    """Commits by id with their repository's name, in one statement."""
+    if not ids:
+        return {}
+    query = Commit.select(Commit.id, Commit.key, Repository.name).join(Repository).where(Commit.id.in_(sorted(ids)))
+    return {c.id: CommitView(id=c.id, key=c.key, repository=c.repository.name) for c in query}

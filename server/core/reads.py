@@ -15,7 +15,6 @@ from typing import Any
 
 from peewee import Model
 
-from server.core.context import CommitView
 from server.core.reply_sql import (
     ACTIVITY_PART,
     ACTIVITY_USER_PART,
@@ -28,7 +27,6 @@ from server.core.reply_sql import (
     columns_and_joins,
     group_sql,
     parse_activities,
-    parse_commit,
 )
 from server.core.sqltext import columns, hydrate, id_list, ids_in, render, split
 from server.storage.db import is_postgres
@@ -68,7 +66,7 @@ class Loaded:
     resolution: GroupResolution | None
     resolution_actor: User | None
     release: Release | None
-    resolving_commit: CommitView | None  # the newest "resolves" commit link's commit
+    resolving_commit_id: int | None  # the newest "resolves" commit link's commit
     # The newest ACTIVITY_ROWS activities with their users, when read in the same statement.
     activities: list[tuple[ActivityRow, User | None]] = field(default_factory=list)
 
@@ -86,8 +84,7 @@ def loaded_from(row: Sequence[Any], *, start: int = 0) -> Loaded:
         record for family, cell in zip(FAMILIES, row[end + 1 : start + PARTS_WIDTH], strict=True)
         for record in _family_records(family, cell)
     )  # fmt: skip
-    commit = parse_commit(row[start + PARTS_WIDTH])
-    return Loaded(g, p, sn, su, sh, au, at, bool(row[end]), gs, se, gr, ru, rl, commit)
+    return Loaded(g, p, sn, su, sh, au, at, bool(row[end]), gs, se, gr, ru, rl, row[start + PARTS_WIDTH])
 
 
 def _family_records(family: Family, cell: Any) -> list[Any]:

@@ -17,12 +17,10 @@ from typing import Any, NamedTuple
 
 from peewee import JSONField
 
-from server.core.context import CommitView
 from server.core.enums import LinkRelationship, LinkType
 from server.core.sqltext import Part, columns, fields, model_of, record_type, table, width
 from server.storage.models import (
     Activity,
-    Commit,
     Group,
     GroupAssignee,
     GroupBookmark,
@@ -34,7 +32,6 @@ from server.storage.models import (
     GroupSubscription,
     Project,
     Release,
-    Repository,
     Team,
     User,
 )
@@ -128,24 +125,16 @@ def activities_sql(*, postgres: bool, group: str) -> str:
 
 
 def columns_and_joins(*, uid: str, postgres: bool) -> str:
-    """The reply's columns (PARTS_WIDTH of them, then the resolving commit's cell) and its FROM, before a
+    """The reply's columns (PARTS_WIDTH of them, then the resolving commit) and its FROM, before a
     WHERE; `uid` is what the acting user's id is written as (a named or a positional placeholder)."""
     families = ", ".join(family.cell(postgres=postgres) for family in FAMILIES)
     select = f"{columns('g', Group)}, {columns('p', Project)}, {BOOKMARKED}, {families}".replace(":uid", uid)
-    # The commit of the newest link that resolves the group, with its repository's name, as one
-    # JSON array (NULL without one): read here, so no reply needs a statement of its own for it
-    # (an update's reply is built after COMMIT, when the connection is gone).
-    newest = (
-        f'SELECT l."linked_id" FROM {table(GroupLink)} l WHERE l."group_id" = g."id"'
+    # The newest commit link that resolves the group (read only when no resolution row exists).
+    link = (
+        f'(SELECT l."linked_id" FROM {table(GroupLink)} l WHERE l."group_id" = g."id"'
         f' AND l."linked_type" = {int(LinkType.COMMIT)}'
         f' AND l."relationship" = {int(LinkRelationship.RESOLVES)}'
-        ' ORDER BY l."datetime" DESC LIMIT 1'
-    )
-    array = "json_build_array" if postgres else "json_array"
-    link = (
-        f'(SELECT {array}(c."id", c."key", r."name") FROM ({newest}) nl'
-        f' JOIN {table(Commit)} c ON c."id" = nl."linked_id"'
-        f' JOIN {table(Repository)} r ON r."id" = c."repository_id")'
+        ' ORDER BY l."datetime" DESC LIMIT 1)'
     )
     return f'{select}, {link} FROM {table(Group)} g JOIN {table(Project)} p ON p."id" = g."project_id"'
 
@@ -221,11 +210,3 @@ def parse_activities(cell: Any) -> list[tuple[ActivityRow, User | None]]:
         user = _user(users, uid, username, email, name)
         rows.append((ActivityRow(aid, kind, ident, user_id, _when(at), data), user))
     return rows
-
-
-def parse_commit(cell: Any) -> CommitView | None:
-    """The resolving commit's cell (columns_and_joins): [id, key, repository name], or NULL."""
-    if cell is None:
-        return None
-    commit_id, key, repository = json.loads(cell) if isinstance(cell, str) else cell
-    return CommitView(id=commit_id, key=key, repository=repository)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from server.core.errors import NotFound
 from server.core.reads import Loaded, load_activities, load_group_with_commit
 from server.core.reply_sql import ActivityRow
 from server.core.snooze import user_view
+from server.core.unit_of_work import in_transaction
 from server.storage.models import (
     Commit,
     Group,
@@ -142,7 +143,7 @@ def _ignore_details(snooze: GroupSnooze, group: Group, actor: User | None) -> St
     )
 
 
-def _resolved_details(loaded: Loaded) -> StatusDetailsView:
+def _resolved_details(loaded: Loaded, commits: Mapping[int, CommitView] | None) -> StatusDetailsView:
     resolution = loaded.resolution
     if resolution is not None:
         actor = user_view(loaded.resolution_actor)
@@ -150,12 +151,26 @@ def _resolved_details(loaded: Loaded) -> StatusDetailsView:
             return StatusDetailsView(in_next_release=True, actor=actor)
         assert loaded.release is not None  # the foreign key cascades: a resolution has one
         return StatusDetailsView(in_release=loaded.release.version, actor=actor)
-    if loaded.resolving_commit is not None:
-        return StatusDetailsView(in_commit=loaded.resolving_commit)
+    if loaded.resolving_commit_id is not None and commits is not None:  # a page read them at once
+        view = commits.get(loaded.resolving_commit_id)
+        return StatusDetailsView(in_commit=view) if view is not None else StatusDetailsView()
+    if loaded.resolving_commit_id is not None:
+        # Its own connection when there is none: an update's reply is built after COMMIT, and
+        # this read then answered INTERNAL for a change it had committed. Reading the commit in
+        # the reply's statement instead cost every GetGroup ~28k PostgreSQL instructions (3 %),
+        # for the few groups resolved in a commit.
+        view = in_transaction(lambda: _commit_view(loaded.resolving_commit_id), write=False)
+        if view is not None:
+            return StatusDetailsView(in_commit=view)
     return StatusDetailsView()
 
 
-def _details(loaded: Loaded, label: str, auto: bool) -> StatusDetailsView:
+def _commit_view(commit_id: int | None) -> CommitView | None:
+    commit = Commit.get_or_none(Commit.id == commit_id)
+    return None if commit is None else commit_view(commit)
+
+
+def _details(loaded: Loaded, label: str, auto: bool, commits: Mapping[int, CommitView] | None) -> StatusDetailsView:
     group, snooze = loaded.group, loaded.snooze
     if auto:
         return StatusDetailsView(auto_resolved=True)
@@ -164,7 +179,7 @@ def _details(loaded: Loaded, label: str, auto: bool) -> StatusDetailsView:
     if label == "ignored" and group.substatus == 1:
         return StatusDetailsView(ignore_until_escalating=True)
     if label == "resolved":
-        return _resolved_details(loaded)
+        return _resolved_details(loaded, commits)
     return StatusDetailsView()
 
 
@@ -254,8 +269,9 @@ def view_of(
     *,
     now: dt.datetime,
     activities: list[ActivityView],
+    commits: Mapping[int, CommitView] | None = None,
 ) -> GroupView:
-    """The reply from rows already read (the resolving commit with them: no read of its own)."""
+    """The reply from rows already read; `commits` (by id) saves a page a read per commit."""
     group, project, snooze = loaded.group, loaded.project, loaded.snooze
     label, auto = _status(group, project, snooze, now)
     share = loaded.share
@@ -268,7 +284,7 @@ def view_of(
         logger=group.logger or "",
         level=LEVEL_NAMES.get(group.level, "error"),
         status=label,
-        status_details=_details(loaded, label, auto),
+        status_details=_details(loaded, label, auto, commits),
         substatus=group.substatus,
         share_id=share.uuid if share else "",
         platform=group.platform or project.platform or "",

@@ -47,8 +47,8 @@ def test_statement_count_is_the_same_for_pages_of_1_and_100(database: str, activ
     assert (len(one.groups), len(hundred.groups), hundred.total_size) == (1, 100, 120)
     assert small == large
     # organization with the acting user, membership and project access (one statement); page;
-    # count; reply rows with their resolving commits; activities when asked
-    assert large == (5 if activities else 4)
+    # count; reply rows; commits; activities when asked
+    assert large == (6 if activities else 5)
     first = hundred.groups[0]
     assert first.status_details.in_commit is not None and first.status_details.in_commit.key == "abc123"
     assert first.is_bookmarked and first.is_subscribed and first.has_seen and first.share_id
