@@ -16,6 +16,7 @@ MIGRATIONS: list[Callable[[], None]] = [
     migrate_events.drop_notify_trigger,  # wake-ups after commit instead of inside it
     migrate_indexes.newest_first,  # a group's newest activities and history without a sort
     migrate_indexes.drop_covered,  # no index that a unique index already covers
+    migrate_indexes.drop_redundant_keys,  # PostgreSQL: no key the group's key already implies
 ]
 
 

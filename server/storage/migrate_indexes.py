@@ -15,11 +15,21 @@ table (subscriptions by group, bookmarks by project, seen rows by user), so ever
 served, foreign-key cascades included, the unique index serves as well; each insert maintained
 both. A first resolve of an issue inserts its actor's subscription row: 7 indexes, now 6.
 
+Migration 7 (PostgreSQL): the foreign keys to the project and the organization on the rows an
+update appends (history, activity, the actor's subscription) go, with the indexes that served
+their cascades. Each such row also references its group, whose key stays, and the group cascades
+from its project and organization: the two keys checked nothing the group's did not, but every
+first resolve paid four lookups (run as queries inside PostgreSQL) and four index inserts for
+them: 6 % of its PostgreSQL instructions (BENCHMARKS.md, tenth session). Sentry declares
+GroupHistory's keys with db_constraint=False for the same reason. SQLite keeps them: it cannot
+drop a constraint in place, and its checks are lookups in the same process.
+
 Idempotent: a fresh database already has the new indexes (migration 1 creates the current models).
 """
 
 from __future__ import annotations
 
+from server.storage.db import is_postgres
 from server.storage.models import db
 
 _STATEMENTS = (
@@ -45,3 +55,20 @@ COVERED = (  # table, its index that a unique index on (this column, ...) covers
 def drop_covered() -> None:
     for _table, index in COVERED:
         db.execute_sql(f"DROP INDEX IF EXISTS {index}")
+
+
+REDUNDANT_KEYS = (  # table, column: the row's group already ties it to this project or organization
+    ("group_history", "organization_id"),
+    ("group_history", "project_id"),
+    ("activity", "project_id"),
+    ("group_subscription", "project_id"),
+)
+
+
+def drop_redundant_keys() -> None:
+    if not is_postgres():
+        return
+    for table, column in REDUNDANT_KEYS:
+        # The names PostgreSQL and peewee gave them when migration 1 created the tables.
+        db.execute_sql(f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{table}_{column}_fkey"')
+        db.execute_sql(f'DROP INDEX IF EXISTS "{table}_{column}"')
