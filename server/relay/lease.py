@@ -22,8 +22,10 @@ from peewee import IntegrityError
 
 from server.core.unit_of_work import in_transaction
 from server.events.listener import libpq_url
+from server.storage import liveness
 from server.storage.models import RelayLease, utcnow
 
+CHECK_SECONDS = 5.0  # a lease check the database leaves unanswered this long gives the lease up
 ADVISORY_KEY = 0x15_5E_11  # "issue" relay; any constant other features do not use
 LEASE_NAME = "relay"
 
@@ -62,11 +64,15 @@ class PgLease(Lease):
 
         if self._conn is None:
             self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
-            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()
+            with liveness.bounded(self._conn, seconds=CHECK_SECONDS):
+                row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()
             if not row[0]:
                 self.release()
                 return False
-        self._conn.execute("SELECT 1")  # the session, hence the lock, is still there
+        # The session, hence the lock, is still there; a silent database (the kernel acknowledges,
+        # nothing answers) cuts the connection after CHECK_SECONDS instead of holding the relay.
+        with liveness.bounded(self._conn, seconds=CHECK_SECONDS):
+            self._conn.execute("SELECT 1")
         return True
 
     def release(self) -> None:

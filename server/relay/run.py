@@ -10,13 +10,23 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from server.relay import health, outbox
 from server.relay.lease import Lease
 from server.relay.nats_out import Publisher, Target
+from server.storage import liveness
 
+T = TypeVar("T")
 log = logging.getLogger("issue_service.relay")
+# A database call may take this long before the relay gives up on it (pruning a large backlog:
+# PRUNE_SECONDS). A database that goes silent (the kernel acknowledges, nothing answers) held a
+# leading relay with no bound, /readyz said "publishing" and SIGTERM waited for the database
+# (fault injection, 2026-12-02); now the call's connection is cut and the turn fails.
+DB_SECONDS = 10.0
+PRUNE_SECONDS = 60.0
 PAUSE_BEFORE_MARK_ENV = "ISSUES_RELAY_TEST_PAUSE_BEFORE_MARK"  # tests: widen the crash window
 
 
@@ -87,7 +97,7 @@ class Relay:
             health.FAILED.inc()
             self.heartbeat.failing(f"publishing: {exc.__class__.__name__}: {exc}")
             self._backoff = self._next_backoff()
-            log.warning("relay batch failed (%s); retrying in %.1fs", exc, self._backoff)
+            log.warning("relay batch failed (%s: %s); retrying in %.1fs", exc.__class__.__name__, exc, self._backoff)
             await self.publisher.close()
             return 0
         self.heartbeat.ready(role="publishing")
@@ -98,14 +108,16 @@ class Relay:
 
     async def _prune(self) -> None:
         try:
-            health.PRUNED.inc(await asyncio.to_thread(outbox.prune, retention=self.config.retention))
+            pruned = await bounded_call(lambda: outbox.prune(retention=self.config.retention), seconds=PRUNE_SECONDS)
+            health.PRUNED.inc(pruned)
         except Exception as exc:  # the database went away since the batch: the next turn finds it
             self.heartbeat.failing(f"pruning: {exc.__class__.__name__}: {exc}")
-            log.warning("relay prune failed (%s); trying again in %.0fs", exc, self.config.prune_every)
+            log.warning("relay prune failed (%s: %s); trying again in %.0fs", exc.__class__.__name__, exc,
+                        self.config.prune_every)  # fmt: skip
 
     async def _batch(self) -> int:
-        records = await asyncio.to_thread(outbox.undelivered, limit=self.config.batch_size)
-        health.LAG.set(await asyncio.to_thread(outbox.oldest_undelivered_age))
+        records = await bounded_call(lambda: outbox.undelivered(limit=self.config.batch_size))
+        health.LAG.set(await bounded_call(outbox.oldest_undelivered_age))
         done: list[int] = []
         try:
             for record in records:  # one at a time, in seq order: order per issue is kept
@@ -116,12 +128,27 @@ class Relay:
             if pause and done:
                 await asyncio.sleep(pause)
         finally:  # what was acked is marked even when a later publish failed
-            await asyncio.to_thread(outbox.mark_delivered, done)
+            await bounded_call(lambda: outbox.mark_delivered(done))
         return len(records)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+
+
+async def bounded_call(call: Callable[[], T], *, seconds: float = DB_SECONDS) -> T:
+    """`call` (database work through the pool) in a thread, for at most `seconds`: past them its
+    connection is cut (liveness: the socket shut down, a COMMIT included), so the thread fails at
+    once instead of waiting for the database, and this raises TimeoutError."""
+    task = asyncio.ensure_future(asyncio.to_thread(call))
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), timeout=seconds)
+    except TimeoutError:
+        liveness.abort_in_flight()
+        liveness.abort_commits(older_than=0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=seconds)
+        raise TimeoutError(f"the database did not answer within {seconds:.0f}s") from None
 
 
 def run_relay(config: RelayConfig, *, lease: Lease, health_address: str) -> int:

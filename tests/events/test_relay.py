@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -215,3 +216,28 @@ def test_sigterm_while_nats_is_down_stops_the_relay_at_once(database: str, nats_
         relay.send_signal(signal.SIGTERM)
         code = relay.wait(10)
     assert code == 0
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="the database outage is a forwarder to PostgreSQL")
+def test_a_silent_database_makes_the_relay_not_ready_and_sigterm_still_stops_it(
+    database: str, nats_stream: tuple[str, str]
+) -> None:
+    """The database keeps the connections open and never answers (fault injection, 2026-12-02:
+    the relay hung on it, said "publishing" and ignored SIGTERM until the database came back)."""
+    prefix, stream = nats_stream
+    forwarder, url = forwarded_database(database)
+    relay = start_relay(url, prefix=prefix, stream=stream)
+    try:
+        assert _readiness_is(relay, (200, "publishing\n"))
+        forwarder.blackhole()
+        assert _not_ready_because(relay, "database: ")  # the lease check gave up (lease.CHECK_SECONDS)
+        assert relay_health(relay, "/healthz") == (200, "ok\n")
+        forwarder.heal()
+        assert _readiness_is(relay, (200, "publishing\n"))
+        forwarder.blackhole()
+        time.sleep(1.0)
+    finally:
+        started = time.monotonic()
+        assert stop(relay) == 0  # while still silent
+        assert time.monotonic() - started < 20
+        forwarder.stop()
