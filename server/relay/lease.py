@@ -46,6 +46,7 @@ class PgLease(Lease):
     def __init__(self, url: str) -> None:
         self.url = libpq_url(url)
         self._conn: Any = None
+        self._held = False  # this session holds the advisory lock
 
     def acquire(self) -> bool:
         import psycopg
@@ -64,11 +65,15 @@ class PgLease(Lease):
 
         if self._conn is None:
             self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+            self._held = False
+        if not self._held:
+            # A standby keeps its session and asks again on it at its next turn: closing it made
+            # a new session per poll (5 a second with the default interval).
             with liveness.bounded(self._conn, seconds=CHECK_SECONDS):
                 row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()
             if not row[0]:
-                self.release()
                 return False
+            self._held = True
         # The session, hence the lock, is still there; a silent database (the kernel acknowledges,
         # nothing answers) cuts the connection after CHECK_SECONDS instead of holding the relay.
         with liveness.bounded(self._conn, seconds=CHECK_SECONDS):
@@ -76,7 +81,7 @@ class PgLease(Lease):
         return True
 
     def release(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._held = self._conn, None, False
         if conn is not None:
             conn.close()  # ending the session releases the lock
 

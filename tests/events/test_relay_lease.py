@@ -28,3 +28,22 @@ def test_a_standby_that_loses_the_database_and_gets_it_back_is_a_standby_again(d
     finally:
         lease.release()
         forwarder.stop()
+
+
+def test_a_standby_asks_again_on_the_session_it_has(database: str) -> None:
+    # It closed its session after each refusal and opened one at its next poll: five new
+    # sessions a second per standby (fault injection, 2026-12-02).
+    lease = PgLease(database)
+    try:
+        with psycopg.connect(database, autocommit=True) as publisher:
+            publisher.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_KEY,))
+            assert lease.acquire() is False
+            session = lease._conn.info.backend_pid
+            for _ in range(3):
+                assert lease.acquire() is False
+                assert lease._conn.info.backend_pid == session
+        assert lease.acquire() is True  # the same session takes the lock once it is free
+        assert lease._conn.info.backend_pid == session
+        assert lease.acquire() is True
+    finally:
+        lease.release()
