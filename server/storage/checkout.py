@@ -32,7 +32,7 @@ from playhouse.pool import MaxConnectionsExceeded, PoolConnection, PooledDatabas
 class _Opening:
     """Stands in `_in_use` for a connection being opened, so that it counts toward the maximum."""
 
-    closed = True
+    __slots__ = ()
 
 
 class LeanCheckout:
