@@ -139,6 +139,17 @@ def test_discard_false_alone_changes_nothing(w: dict) -> None:
     assert result.applied.discard is None
 
 
+def test_discard_false_needs_no_admin_scope(w: dict) -> None:
+    writer = READ_SCOPES - ADMIN_SCOPES
+    g = f.group(w["project"])
+    result = _discard(w, [g.id], scopes=writer, discard=False)
+    assert _untouched(g)
+    assert result.applied.discard is None
+    with pytest.raises(InvalidArgument, match="Other attributes cannot be updated when discarding"):
+        _discard(w, [g.id], scopes=writer, discard=False, is_public=True)
+    assert _untouched(g)
+
+
 def test_discard_statement_count_is_the_same_for_1_and_200_groups(w: dict) -> None:
     counts = []
     for n in (1, 200):
