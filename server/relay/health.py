@@ -16,6 +16,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 PUBLISHED = Counter("issues_relay_published", "Events published to JetStream and acked", registry=REGISTRY)
+DUPLICATES = Counter(
+    "issues_relay_duplicates", "Publishes JetStream acked as duplicates of a message it held (re-publishes)",
+    registry=REGISTRY,
+)  # fmt: skip
 FAILED = Counter("issues_relay_publish_failures", "Publish attempts that failed (retried)", registry=REGISTRY)
 LAG = Gauge("issues_relay_lag_seconds", "Age of the oldest undelivered event", registry=REGISTRY)
 LEADER = Gauge("issues_relay_leader", "1 while this relay is the publisher, 0 on standby", registry=REGISTRY)

@@ -30,6 +30,15 @@ def subject(target: Target, record: EventRecord) -> str:
     return f"{target.subject_prefix}.{record.organization_id}.{record.project_id}.{kind_subject(record.kind)}"
 
 
+def message_id(record: EventRecord) -> str:
+    """`<event id>@<when it was written>`: the same for every re-publish of one outbox row (so
+    JetStream drops the copy), different for another event that reuses the id. With the bare
+    event id, a database restored from a backup (its sequence hands out ids again) or two
+    databases feeding one stream had new events dropped as duplicates of old ones, and marked
+    delivered (fault injection, 2026-12-02: 300 of 320 events lost)."""
+    return f"{record.seq}@{record.occurred_at.isoformat()}"
+
+
 def body(record: EventRecord) -> bytes:
     """The IssueEvent in proto3 JSON (events.proto is the catalogue)."""
     return json_format.MessageToJson(issue_event_to_proto(record), indent=None).encode()
@@ -81,13 +90,17 @@ class Publisher:
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
 
-    async def publish(self, record: EventRecord) -> None:
-        """Returns once JetStream acked (stored, or recognised as a duplicate of the same id)."""
+    async def publish(self, record: EventRecord) -> bool:
+        """Returns once JetStream acked: True when it stored the message, False when it already
+        held one of the same message id (a re-publish after a crash before the delivery mark)."""
         if not self.connected:
             await self.close()
             await self.connect()
-        headers = {"Nats-Msg-Id": str(record.seq), "Content-Type": "application/json"}
-        await self._js.publish(subject(self.target, record), body(record), headers=headers, stream=self.target.stream)
+        headers = {"Nats-Msg-Id": message_id(record), "Content-Type": "application/json"}
+        ack = await self._js.publish(
+            subject(self.target, record), body(record), headers=headers, stream=self.target.stream
+        )
+        return not ack.duplicate
 
     async def close(self) -> None:
         nc, self._nc, self._js = self._nc, None, None

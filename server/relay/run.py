@@ -121,7 +121,9 @@ class Relay:
         done: list[int] = []
         try:
             for record in records:  # one at a time, in seq order: order per issue is kept
-                await self.publisher.publish(record)
+                if not await self.publisher.publish(record):
+                    health.DUPLICATES.inc()
+                    log.info("event %d was already in the stream (published before a restart)", record.seq)
                 done.append(record.seq)
                 health.PUBLISHED.inc()
             pause = float(os.environ.get(PAUSE_BEFORE_MARK_ENV) or 0)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from server.events import store
-from server.storage.models import OutboxEvent
+from server.storage.models import EventSequence, OutboxEvent
 from tests import factories as f
 from tests.conftest import BACKEND
 from tests.core.helpers import bulk
@@ -55,7 +55,8 @@ def _all_delivered() -> bool:
 
 
 def _ids(messages: list[tuple[str, dict[str, str], bytes]]) -> list[int]:
-    return [int(headers["Nats-Msg-Id"]) for _, headers, _ in messages]
+    """The event ids, from the message ids (`<event id>@<written at>`)."""
+    return [int(headers["Nats-Msg-Id"].partition("@")[0]) for _, headers, _ in messages]
 
 
 def test_every_event_reaches_the_stream_once_in_order_with_subject_and_id(
@@ -73,7 +74,8 @@ def test_every_event_reaches_the_stream_once_in_order_with_subject_and_id(
     subject, headers, body = messages[0]
     assert subject == f"{prefix}.{w['org'].id}.{w['project'].id}.issue_resolved"
     event = json.loads(body)
-    assert event["eventId"] == headers["Nats-Msg-Id"]
+    written = OutboxEvent.get(OutboxEvent.seq == int(event["eventId"])).created_at
+    assert headers["Nats-Msg-Id"] == f"{event['eventId']}@{written.isoformat()}"
     assert (event["kind"], int(event["groupId"])) == ("EVENT_KIND_ISSUE_RESOLVED", ids[0])
     assert [json.loads(b)["groupId"] for _, _, b in messages] == [str(i) for i in ids]
     assert _all_delivered()
@@ -97,6 +99,32 @@ def test_kill_9_between_publish_and_mark_then_restart_keeps_each_event_once(
         assert stop(relay) == 0
     ids = _ids(stream_messages(stream))
     assert ids == sorted(set(ids)) and len(ids) == N_GROUPS
+
+
+def test_events_that_reuse_ids_after_a_restore_from_backup_still_reach_the_stream(
+    database: str, nats_stream: tuple[str, str]
+) -> None:
+    prefix, stream = nats_stream
+    _resolve_groups(5)
+    relay = start_relay(database, prefix=prefix, stream=stream)
+    try:
+        assert wait_for(_all_delivered)
+    finally:
+        assert stop(relay) == 0
+    # The database as a backup taken before its last three events left it: those rows are gone
+    # and the sequence hands their ids out again, to three new events.
+    restore_point = sorted(e.seq for e in OutboxEvent.select())[2]
+    OutboxEvent.delete().where(OutboxEvent.seq >= restore_point).execute()
+    EventSequence.update(next_seq=restore_point).execute()
+    _resolve_groups(3)
+    relay = start_relay(database, prefix=prefix, stream=stream)
+    try:
+        assert wait_for(_all_delivered)
+    finally:
+        assert stop(relay) == 0
+    ids = _ids(stream_messages(stream))
+    assert len(ids) == 8  # the five first events, then the three new ones under reused ids
+    assert ids[5:] == ids[2:5] == [restore_point, restore_point + 1, restore_point + 2]
 
 
 def test_two_relays_publish_without_duplicates(database: str, nats_stream: tuple[str, str]) -> None:
