@@ -29,9 +29,12 @@ class Worker:
 
 
 def worker_config(config: Config) -> Config:
-    """Workers join the SO_REUSEPORT group; their metrics stay private (the supervisor exposes)."""
+    """Workers join the SO_REUSEPORT group; their metrics stay private (the supervisor exposes);
+    each knows its supervisor (called in the forked child), to notice being orphaned."""
     metrics = None if config.metrics_port is None else 0
-    return replace(config, reuse_port=True, metrics_port=metrics, metrics_address="127.0.0.1")
+    return replace(
+        config, reuse_port=True, metrics_port=metrics, metrics_address="127.0.0.1", supervisor_pid=os.getppid()
+    )
 
 
 def fork_worker(*, index: int, config: Config, address: str, inherited: list[int], tracer: Tracer | None) -> Worker:

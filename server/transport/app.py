@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
+import os
 import signal
 from collections.abc import Callable
 from concurrent import futures
@@ -71,6 +72,9 @@ class Config:
     events_queue_size: int = 1000  # events buffered per live watcher before it reads the database
     events_retention: float | None = None  # seconds; prune events older than this (no relay); None: keep
     max_watchers: int = 16  # concurrent WatchIssueEvents streams; they get their own threads
+    # A supervised worker: its supervisor's pid. A worker whose supervisor is gone skips the
+    # pre-stop delay when it is told to stop (server/processes/worker.py).
+    supervisor_pid: int | None = None
 
 
 @dataclass
@@ -244,6 +248,18 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def _orphaned(config: Config) -> bool:
+    """A worker whose supervisor died (a SIGKILL: PR_SET_PDEATHSIG sent this stop). No load
+    balancer waits on the pre-stop delay then, but a restarted supervisor waits for the port:
+    while it sat the delay out the worker kept listening, and a restart within it failed with
+    "address already in use" (fault injection, 2026-12-02). It closes the listener at once and
+    still lets its calls finish within the grace period."""
+    if config.supervisor_pid is None or os.getppid() == config.supervisor_pid:
+        return False
+    log.warning("the supervisor (pid %d) is gone: closing the listener now", config.supervisor_pid)
+    return True
+
+
 def serve(config: Config, address: str, *, on_ready: Callable[[Running], None] | None = None) -> int:
     """Run until SIGTERM/SIGINT; then stop accepting, let in-flight calls finish, exit 0.
 
@@ -271,6 +287,8 @@ def serve(config: Config, address: str, *, on_ready: Callable[[Running], None] |
         announce(address=address, port=running.port, metrics_address=config.metrics_address,
                  metrics_port=running.metrics_port, tracing=config.tracer_provider is not None)  # fmt: skip
     stop.wait()
+    if _orphaned(config):
+        hurry.set()
     code = shutdown_in_order(running, pre_stop_delay=config.pre_stop_delay, grace=config.grace_seconds, hurry=hurry)
     if config.tracer_provider is not None:
         config.tracer_provider.shutdown()  # exports the spans still batched

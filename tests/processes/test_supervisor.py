@@ -104,6 +104,34 @@ def test_a_killed_supervisor_takes_its_workers_with_it(two: ServerProcess) -> No
     wait_for(lambda: not any(alive(p) for p in pids), "workers to follow the supervisor")
 
 
+def test_a_killed_supervisors_port_is_free_for_a_restart_at_once(sqlite_url: str, tokens: Path) -> None:
+    # Its workers, told to stop by PR_SET_PDEATHSIG, sat out the pre-stop delay still listening:
+    # a restart within it failed with "address already in use" (fault injection, 2026-12-02).
+    first = start_server(sqlite_url, tokens, "--processes", "2", "--pre-stop-delay", "60")
+    pids, port = workers(first), first.port
+    first.proc.kill()
+    first.proc.wait(timeout=WAIT)
+    second = _restart_on(port, sqlite_url, tokens)
+    try:
+        assert serving(second)
+    finally:
+        second.stop()
+    wait_for(lambda: not any(alive(p) for p in pids), "the orphaned workers to exit")
+
+
+def _restart_on(port: int, sqlite_url: str, tokens: Path) -> ServerProcess:
+    """A new supervisor on `port`, tried for a few seconds (the orphans need a moment to hear
+    of their supervisor's death): far less than the minute of pre-stop delay they were given."""
+    end = time.monotonic() + 5
+    while True:
+        try:
+            return start_server(sqlite_url, tokens, "--processes", "2", "--address", f"127.0.0.1:{port}")
+        except AssertionError:
+            if time.monotonic() >= end:
+                raise
+            time.sleep(0.2)
+
+
 def health_on(channel: grpc.Channel) -> int:
     reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=20)
     return int(reply.status)
