@@ -147,6 +147,15 @@ def bulk_update_chunks(
             if first or exc.reason != "NO_GROUPS_FOUND":
                 raise
             return  # the rest of the selection stopped matching since the last page
+        except Cancelled as exc:
+            if first:
+                raise
+            # "Nothing was changed" is false once a chunk committed: say which part stands.
+            raise Cancelled(
+                "The call was cancelled or its deadline expired; the chunks reported as committed "
+                "stay committed, the one in progress was rolled back",
+                reason=exc.reason,
+            ) from exc
         yield result
         if not result.next_page_token:
             return

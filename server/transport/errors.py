@@ -75,6 +75,19 @@ def core_status(exc: core.CoreError, *, field_prefix: str = "") -> status_pb2.St
     return status_for(code, message, reason=exc.reason, metadata=metadata, violations=violations)
 
 
+def call_status(exc: core.CoreError, context: grpc.ServicerContext, *, field_prefix: str = "") -> status_pb2.Status:
+    """core_status for this call: a call the core stopped because it is no longer wanted says
+    DEADLINE_EXCEEDED when its deadline passed, CANCELLED when the client cancelled it."""
+    if isinstance(exc, core.Cancelled) and past_deadline(context):
+        return status_for(code_pb2.DEADLINE_EXCEEDED, exc.message, reason="DEADLINE_EXCEEDED")
+    return core_status(exc, field_prefix=field_prefix)
+
+
+def past_deadline(context: grpc.ServicerContext) -> bool:
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= 0
+
+
 def violations_status(violations: list[tuple[str, str]]) -> status_pb2.Status:
     """INVALID_ARGUMENT naming every bad field; the message is the first, as for core errors."""
     message = f"{violations[0][0]}: {violations[0][1]}"
@@ -130,7 +143,7 @@ def translated(field_prefix: str = "patch.") -> Callable[[F], F]:
                 return method(self, request, context)
             except core.CoreError as exc:
                 _report_unavailable(exc)
-                abort(context, core_status(exc, field_prefix=field_prefix))
+                abort(context, call_status(exc, context, field_prefix=field_prefix))
             except Exception:
                 if not context.is_active():
                     raise  # the client went away; nothing to answer

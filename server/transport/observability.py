@@ -27,6 +27,7 @@ from server.transport.call_record import (
     matched_count,
     requested_count,
 )
+from server.transport.errors import past_deadline
 
 access_log = logging.getLogger("issue_service.access")
 REQUEST_ID_KEY = "x-request-id"
@@ -98,7 +99,11 @@ def code_name(context: grpc.ServicerContext, *, failed: bool, abandoned: bool = 
     if failed:
         return "UNKNOWN"
     # The handler returned, but the client had gone (cancelled, or its deadline passed): the
-    # reply was never delivered, so "OK" would be a lie in the log.
+    # reply was never delivered, so "OK" would be a lie in the log. grpc marks a call inactive
+    # only once its core has handled the deadline, which can come later than the handler's
+    # return; the remaining time says so at once.
+    if past_deadline(context):
+        return "DEADLINE_EXCEEDED"
     return "OK" if context.is_active() else "CANCELLED"
 
 

@@ -23,7 +23,7 @@ from server.events.feed import EventFeed
 from server.telemetry import logs
 from server.transport import convert, event_convert
 from server.transport.auth import caller_from as authenticated_caller
-from server.transport.errors import abort, core_status, log, status_for, translated
+from server.transport.errors import abort, call_status, log, status_for, translated
 
 T = TypeVar("T")
 
@@ -82,7 +82,7 @@ def _translated_stream(method: Callable[..., Iterator[Any]], *, field_prefix: st
         try:
             yield from method(self, request, context)
         except CoreError as exc:
-            abort(context, core_status(exc, field_prefix=field_prefix))
+            abort(context, call_status(exc, context, field_prefix=field_prefix))
         except Exception:
             if not context.is_active():
                 raise  # the client went away; nothing to answer

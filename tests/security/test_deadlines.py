@@ -131,6 +131,23 @@ def test_the_core_rolls_back_when_the_caller_leaves_during_the_work(
     assert fingerprint() == before
 
 
+def test_a_chunked_update_stopped_after_a_chunk_says_that_chunk_stays_committed(thousand: dict[str, Any]) -> None:
+    f.group(Group.get_by_id(thousand["ids"][0]).project)  # a second chunk: 1001 groups
+    answers = iter([True, True, True, False])  # chunk 1: start, pre-commit; chunk 2: start, pre-commit
+    chunks = update.bulk_update_chunks(
+        caller=Caller("t", frozenset({"event:write"}), thousand["user"]),
+        selection_spec=Selection(organization_id=thousand["org"], query="is:unresolved"),
+        command=UpdateCommand(status="resolved"),
+        should_continue=lambda: next(answers),
+    )
+    assert next(chunks).next_page_token  # the first 1000 committed; more to come
+    assert Group.select().where(Group.status == 1).count() == 1000
+    with pytest.raises(Cancelled, match="the chunks reported as committed stay committed") as exc:
+        next(chunks)
+    assert "nothing was changed" not in exc.value.message
+    assert Group.select().where(Group.status == 1).count() == 1000
+
+
 def test_a_call_already_gone_when_it_starts_does_no_work(thousand: dict[str, Any]) -> None:
     before = fingerprint()
     with pytest.raises(Cancelled):

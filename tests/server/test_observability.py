@@ -317,8 +317,8 @@ def test_a_stream_refused_while_streaming_logs_its_code_and_reason_and_echoes_th
 
 
 class _FakeContext:
-    def __init__(self, code: grpc.StatusCode | None, active: bool) -> None:
-        self._code, self._active = code, active
+    def __init__(self, code: grpc.StatusCode | None, active: bool, remaining: float | None = None) -> None:
+        self._code, self._active, self._remaining = code, active, remaining
 
     def code(self) -> grpc.StatusCode | None:
         return self._code
@@ -326,20 +326,27 @@ class _FakeContext:
     def is_active(self) -> bool:
         return self._active
 
+    def time_remaining(self) -> float | None:
+        return self._remaining
+
 
 @pytest.mark.parametrize(
-    ("code", "active", "failed", "expected"),
+    ("code", "active", "remaining", "failed", "expected"),
     [
-        (None, True, False, "OK"),
-        (None, False, False, "CANCELLED"),
-        (None, True, True, "UNKNOWN"),
-        (grpc.StatusCode.NOT_FOUND, True, True, "NOT_FOUND"),
+        (None, True, None, False, "OK"),
+        (None, True, 3.0, False, "OK"),
+        (None, False, None, False, "CANCELLED"),
+        # Returned after its deadline, before grpc marked it inactive: the client never got the
+        # reply (a 1 ms GetGroup was logged and counted as OK).
+        (None, True, -0.002, False, "DEADLINE_EXCEEDED"),
+        (None, True, None, True, "UNKNOWN"),
+        (grpc.StatusCode.NOT_FOUND, True, None, True, "NOT_FOUND"),
     ],
 )
 def test_logged_code_reflects_what_the_client_got(
-    code: grpc.StatusCode | None, active: bool, failed: bool, expected: str
+    code: grpc.StatusCode | None, active: bool, remaining: float | None, failed: bool, expected: str
 ) -> None:
-    context: Any = _FakeContext(code, active)
+    context: Any = _FakeContext(code, active, remaining)
     assert observability.code_name(context, failed=failed) == expected
 
 

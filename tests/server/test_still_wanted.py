@@ -1,11 +1,15 @@
-"""An update checks before it commits that its caller still waits (servicer.still_wanted)."""
+"""An update checks before it commits that its caller still waits (servicer.still_wanted), and a
+call the core stopped says whether its deadline passed or its client cancelled (call_status)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from google.rpc import code_pb2
 
+from server.core.errors import Cancelled, NotFound
+from server.transport.errors import call_status
 from server.transport.servicer import still_wanted
 
 
@@ -34,3 +38,24 @@ class _Context:
 )
 def test_a_call_is_wanted_while_active_and_within_its_deadline(active: bool, remaining: Any, wanted: bool) -> None:
     assert still_wanted(_Context(active=active, remaining=remaining))() is wanted  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("active", "remaining", "code"),
+    [
+        (True, -0.01, code_pb2.DEADLINE_EXCEEDED),
+        (False, 0.0, code_pb2.DEADLINE_EXCEEDED),
+        (False, 2.5, code_pb2.CANCELLED),
+        (False, None, code_pb2.CANCELLED),
+    ],
+)
+def test_a_stopped_call_is_deadline_exceeded_or_cancelled(active: bool, remaining: Any, code: int) -> None:
+    stopped = Cancelled("The call was cancelled or its deadline expired; nothing was changed", reason="CALL_CANCELLED")
+    status = call_status(stopped, _Context(active=active, remaining=remaining))  # type: ignore[arg-type]
+    assert status.code == code and status.message == stopped.message
+
+
+def test_other_errors_keep_their_code_past_the_deadline() -> None:
+    missing = NotFound("Issue not found", reason="GROUP_NOT_FOUND")
+    status = call_status(missing, _Context(active=True, remaining=-1.0))  # type: ignore[arg-type]
+    assert status.code == code_pb2.NOT_FOUND
