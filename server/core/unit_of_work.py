@@ -1,4 +1,4 @@
-"""One connection and one transaction per call, retried on lock conflicts; errors made retryable."""
+"""One connection and one transaction per call, retried on quick lock conflicts; errors made retryable."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ log = logging.getLogger(__name__)
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock
 CONNECTION_SQLSTATE_PREFIXES = ("08", "57P")  # connection exceptions, admin shutdown
 ATTEMPTS = 4
+# A lock conflict is retried only when its attempt failed within this many seconds: a
+# serialization failure, a deadlock (found after PostgreSQL's 1 s deadlock_timeout), SQLite's
+# busy on a lock upgrade. An attempt that waited out the lock timeout (lock_timeout, SQLite's
+# busy_timeout: 5 s) met a lock held for long; waiting again only multiplied the wait: an update
+# of a row held by another session answered ABORTED after 20 s, and a caller with a 2 s deadline
+# kept its worker busy that long (fault injection, 2026-12-02).
+RETRY_WITHIN = 2.0
 SATURATED = "too many calls waiting on the database; retry later"
 
 
@@ -44,12 +51,14 @@ def _is_connection_failure(exc: BaseException) -> bool:
 
 
 def in_transaction(fn: Callable[[], T], *, write: bool = True) -> T:
-    """Run fn in one transaction on a pooled connection; retry the whole body on lock conflicts.
+    """Run fn in one transaction on a pooled connection; retry the whole body on a lock conflict
+    that failed fast (RETRY_WITHIN).
 
     fn must keep side effects inside the database (the outbox), so a retried body never
     repeats anything outside it.
     """
     for attempt in range(ATTEMPTS):
+        started = time.monotonic()
         try:
             return _run_once(fn, write=write)
         except liveness.Unreachable:
@@ -59,7 +68,8 @@ def in_transaction(fn: Callable[[], T], *, write: bool = True) -> T:
                 "too many calls waiting on the database; retry later", reason="DATABASE_SATURATED"
             ) from None
         except (OperationalError, InterfaceError, DatabaseError) as exc:
-            if _is_lock_conflict(exc) and attempt + 1 < ATTEMPTS:
+            quick = time.monotonic() - started < RETRY_WITHIN
+            if _is_lock_conflict(exc) and quick and attempt + 1 < ATTEMPTS:
                 time.sleep(0.01 * 2**attempt)
                 continue
             raise _translate(exc) from exc
