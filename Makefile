@@ -57,7 +57,8 @@ generate-clients: $(STAMP) $(ES_PLUGIN) descriptor
 descriptor: $(STAMP)
 	$(VENV)/bin/buf build --as-file-descriptor-set -o $(DESCRIPTOR)
 
-# Regenerate and diff, then prove the stubs compile: tsc on the TypeScript, go vet on the Go
+# Regenerate and diff, then prove the stubs compile: tsc on the TypeScript (and the compiled
+# modules loaded in plain Node, gen/ts/runtime-check.mjs), go vet on the Go
 # package (GOPATH mode against Debian's golang-google-protobuf-dev and golang-google-grpc-dev,
 # so no module download is needed).
 GO_SRC := build/gopath/src/github.com/issue-service/issue-service
@@ -66,6 +67,9 @@ check-clients: generate-clients
 	  && test -z "$$(git status --porcelain -- gen)" \
 	  || (echo "gen/ is stale: run 'make generate-clients' and commit" && exit 1)
 	cd gen/ts && npx --no-install tsc -p .
+	rm -rf build/ts-out && cd gen/ts && npx --no-install tsc -p . --noEmit false --rootDir . --outDir ../../build/ts-out
+	cp gen/ts/package.json build/ts-out/ && ln -sfn $(CURDIR)/gen/ts/node_modules build/ts-out/node_modules
+	cd gen/ts && node runtime-check.mjs $(CURDIR)/build/ts-out
 	mkdir -p $(GO_SRC) && ln -sfn $(CURDIR)/gen $(GO_SRC)/gen
 	cd $(GO_SRC)/gen/go/issues/v1 && GOPATH=$(CURDIR)/build/gopath:/usr/share/gocode GO111MODULE=off \
 	  GOFLAGS= GOCACHE=$(CURDIR)/build/gocache go vet .
