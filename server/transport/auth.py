@@ -123,8 +123,11 @@ class AuthInterceptor(grpc.ServerInterceptor):
         metadata = dict(pairs)
         header = metadata.get("authorization", "")
         scheme, _, secret = str(header).partition(" ")
-        if scheme.lower() != "bearer" or not secret:
+        if not header:
             return _unary(_deny("Missing bearer token in authorization metadata", "MISSING_TOKEN"))
+        if scheme.lower() != "bearer" or not secret.strip():
+            # Never echo the header: it may be a credential sent the wrong way.
+            return _unary(_deny("Malformed authorization metadata: expected 'Bearer <token>'", "MALFORMED_TOKEN"))
         token = self.store.find(secret.strip())
         if token is None:
             return _unary(_deny("Unknown or revoked token", "BAD_TOKEN"))

@@ -139,6 +139,17 @@ def test_missing_token_is_unauthenticated(stub, w) -> None:
     assert err.value.details() == "Missing bearer token in authorization metadata"
 
 
+@pytest.mark.parametrize("header", ["dev-token", "Basic dXNlcjpwYXNz", "Bearer ", "Bearer    "])
+def test_a_malformed_authorization_is_unauthenticated_and_not_echoed(stub, w, header: str) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetGroup(
+            pb.GetGroupRequest(organization_id=w["org"].id, group_id=1), metadata=(("authorization", header),)
+        )
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert err.value.details() == "Malformed authorization metadata: expected 'Bearer <token>'"
+    assert details_of(err.value)["ErrorInfo"].reason == "MALFORMED_TOKEN"  # type: ignore[attr-defined]
+
+
 def test_unknown_token_is_unauthenticated(stub, w) -> None:
     with pytest.raises(grpc.RpcError) as err:
         stub.GetGroup(pb.GetGroupRequest(organization_id=w["org"].id, group_id=1),
