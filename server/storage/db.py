@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -26,6 +25,7 @@ from server.storage.checkout import LeanCheckout
 from server.storage.deferred import DeferredWrites
 from server.storage.json_text import reusable_encode
 from server.storage.models import db
+from server.storage.sqlite_writer import SqliteWriter
 
 DEFAULT_URL = "sqlite:///issues.db"
 # A text is prepared on the server on its second run on a connection (wire.py): the hot paths run
@@ -38,11 +38,12 @@ IDLE_CHECK_SECONDS = 30.0
 # the connection is given up: libpq's own bound for connecting (connect_timeout) is as long.
 CHECK_SECONDS = 2.0
 
+BUSY_TIMEOUT_MS = 5000
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",  # readers never block the single writer
     "synchronous": 1,  # NORMAL: no fsync per commit in WAL
     "foreign_keys": 1,  # SQLite enforces FKs only when told, per connection
-    "busy_timeout": 5000,  # ms; on a pooled SQLite `timeout` is the pool wait, not this
+    "busy_timeout": BUSY_TIMEOUT_MS,  # on a pooled SQLite `timeout` is the pool wait, not this
     "cache_size": -32000,
 }
 
@@ -71,6 +72,8 @@ def make_database(url: str | None = None, *, workers: int = 8) -> Database:
         real = _postgres(params, workers)
     else:
         raise ValueError(f"unsupported DATABASE_URL scheme {scheme!r} (use sqlite:// or postgresql://)")
+    if current is not None and hasattr(current, "writer"):
+        current.writer.close()  # its lock file's descriptor; the new database has its own writer
     db.initialize(real)
     real._made_from = (url, workers)  # type: ignore[attr-defined]
     return real
@@ -89,6 +92,7 @@ def _sqlite(params: dict[str, Any], workers: int) -> Database:
     )
     params.pop("prepared_statements", None)  # sqlite3 caches its statements per connection anyway
     database: Database = SqlitePool(**{**defaults, **params})
+    database.writer = SqliteWriter(database.database, wait=BUSY_TIMEOUT_MS / 1000)  # type: ignore[attr-defined]
     return database
 
 
@@ -258,15 +262,10 @@ def is_postgres(database: Database | None = None) -> bool:
     return isinstance(target, PooledPostgresqlDatabase)
 
 
-# SQLite has one writer; a waiting writer sleeps in SQLite's busy handler (steps up to 100 ms)
-# and can lose the race again and again, which made long tails under load. Queueing writers of
-# this process on a lock hands the database over as soon as it is free. Reentrant, so a nested
-# write transaction (a savepoint) in the same thread does not deadlock. Other processes (the
-# workers of `serve --processes N`) still meet the busy handler: BEGIN IMMEDIATE waits up to
-# busy_timeout for SQLite's per-database lock, so they stay serialised, only less fairly.
-_SQLITE_WRITER = threading.RLock()
+_NO_LOCK = nullcontext()
 
 
 def write_lock() -> AbstractContextManager[Any]:
-    """Held around a write transaction: the process-wide writer lock on SQLite, nothing on PG."""
-    return nullcontext() if is_postgres() else _SQLITE_WRITER
+    """Held around a write transaction: SQLite's writer queue (server/storage/sqlite_writer.py),
+    nothing on PostgreSQL."""
+    return getattr(db.obj, "writer", _NO_LOCK)

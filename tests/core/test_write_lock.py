@@ -18,7 +18,10 @@ def _held() -> bool:
     result: list[bool] = []
 
     def probe() -> None:
-        lock = database_module._SQLITE_WRITER
+        lock = getattr(database_module.write_lock(), "lock", None)  # none on PostgreSQL
+        if lock is None:
+            result.append(False)
+            return
         got = lock.acquire(blocking=False)
         if got:
             lock.release()
