@@ -13,7 +13,7 @@ from server.core.enums import HIDDEN_STATUSES, GroupStatus
 from server.core.errors import InvalidArgument, NotFound, PermissionDenied
 from server.core.search import paging
 from server.core.search.bounds import check_ids
-from server.core.search.compile import MAX_ENVIRONMENTS, MAX_PROJECTS, Scope, conditions
+from server.core.search.compile import MAX_ENVIRONMENTS, MAX_PROJECTS, Scope, all_of, conditions
 from server.core.search.parser import DEFAULT_QUERY, parse
 from server.storage.db import is_postgres
 from server.storage.models import Environment, Group, Organization, Project
@@ -146,7 +146,7 @@ def search(selection: Selection, *, scope: Scope, now: dt.datetime, size: int, c
     key = paging.sort_key(selection.sort)
     rows = list(
         Group.select(Group.id, key.alias("sort_key"))
-        .where(*where)
+        .where(all_of(where))
         .order_by(key.desc(), Group.id.desc())
         .limit(size + 1)  # one more than a page tells whether another page follows
     )
@@ -155,7 +155,7 @@ def search(selection: Selection, *, scope: Scope, now: dt.datetime, size: int, c
     if len(rows) > size:
         last = paging.Cursor(paging.key_of(page[-1], selection.sort), page[-1].id)
         token = paging.encode(last, fingerprint=bound)
-    count = Group.select().where(*matching).count() if page or count_empty else 0
+    count = Group.select().where(all_of(matching)).count() if page or count_empty else 0
     return Page([r.id for r in page], count, token)
 
 

@@ -10,6 +10,7 @@ import pytest
 from server.core import update
 from server.core.commands import Selection, UpdateCommand
 from server.core.errors import InvalidArgument, NotFound
+from server.core.search.bounds import MAX_TERMS
 from server.storage.models import (
     Environment,
     Group,
@@ -195,3 +196,17 @@ def test_query_selection_applies_the_patch_to_the_matches_only(w: dict) -> None:
     assert result.matched_group_ids == [high.id]
     assert [(o.group_id, o.outcome) for o in result.outcomes] == [(high.id, "changed")]
     assert (Group.get_by_id(high.id).status, Group.get_by_id(low.id).status) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    "term",
+    ["is:unresolved", "assigned:me", "release:api@1.0.0", "!release:latest", "!assigned:[me,none,my_teams,alice]"],
+)
+def test_a_query_of_the_most_terms_allowed_runs_on_both_backends(w: dict, term: str) -> None:
+    # SQLite's parser has a fixed stack: terms chained ((a AND b) AND c)... overflowed it from 39
+    # such terms on ("parser stack overflow", answered INTERNAL; fuzzing, 2026-12-02).
+    f.release(w["project"], version="api@1.0.0")
+    mine = f.group(w["project"])
+    GroupAssignee.create(group=mine, project=w["project"], user=w["user"])
+    query = " ".join([term] * MAX_TERMS)
+    assert matched(w, query, user_id=w["user"].id) == matched(w, term, user_id=w["user"].id)

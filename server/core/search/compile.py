@@ -120,12 +120,22 @@ def _category(name: str) -> ColumnBase:
 
 
 def _any(exprs: list[ColumnBase]) -> ColumnBase:
-    if not exprs:
-        return FALSE
-    out = exprs[0]
-    for expr in exprs[1:]:
-        out = out | expr
-    return out
+    return balanced(exprs, operator.or_) if exprs else FALSE
+
+
+def all_of(exprs: list[ColumnBase]) -> ColumnBase:
+    """Every condition, as one expression nested log2(n) deep (where(*exprs) chains them)."""
+    return balanced(exprs, operator.and_)
+
+
+def balanced(exprs: list[ColumnBase], join: Callable[[Any, Any], Any]) -> ColumnBase:
+    """exprs joined as a balanced tree: ((a AND b) AND (c AND d)), not (((a AND b) AND c) AND d).
+    A chain nests one level per term, and SQLite's parser has a fixed stack: a query of 39 to
+    75 terms (of the 100 allowed) overflowed it, "parser stack overflow" (fuzzing, 2026-12-02)."""
+    if len(exprs) == 1:
+        return exprs[0]
+    middle = len(exprs) // 2
+    return cast(ColumnBase, join(balanced(exprs[:middle], join), balanced(exprs[middle:], join)))
 
 
 def _exists(model: Any, condition: ColumnBase | None = None) -> ColumnBase:
