@@ -85,7 +85,10 @@ def plan(ctx: UpdateContext, *, validated: Validated) -> Plan:
     else:
         return Plan("now")
     if len(ctx.projects) > 1:
-        raise InvalidArgument(MULTI_PROJECT, reason="MULTIPLE_PROJECTS")
+        # Sentry's message, and the field that asked for a release or commit resolution.
+        asked_by = "status" if ctx.command.status == "resolvedInNextRelease" else "status_details"
+        raise InvalidArgument(MULTI_PROJECT, violations=[FieldViolation(asked_by, "Only for issues of one project.")],
+                              reason="MULTIPLE_PROJECTS", detail=True)  # fmt: skip
     return result
 
 

@@ -164,12 +164,13 @@ def test_release_resolution_across_projects_is_invalid_argument_and_changes_noth
     )
     with pytest.raises(grpc.RpcError) as err:
         _bulk(stub, w, [a.id, b.id], patch)
-    code, details, _, reason = _refusal(err.value)
+    code, details, violations, reason = _refusal(err.value)
     assert (code, details, reason) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "Cannot set resolved for multiple projects.",
         "MULTIPLE_PROJECTS",
     )
+    assert violations == [("patch.status_details", "Only for issues of one project.")]
     assert {(g.status, g.priority) for g in Group.select()} == {(0, None)}
 
 
