@@ -11,7 +11,7 @@ from peewee import DatabaseError, InterfaceError, OperationalError
 
 from server.core.errors import Conflict, Unavailable
 from server.storage import liveness, outbox_signal
-from server.storage.db import write_lock
+from server.storage.db import LOCK_TIMEOUT_MS, is_postgres, write_lock
 from server.storage.models import db
 
 T = TypeVar("T")
@@ -74,6 +74,19 @@ def in_transaction(fn: Callable[[], T], *, write: bool = True) -> T:
                 continue
             raise _translate(exc) from exc
     raise AssertionError("unreachable")
+
+
+LOCK_WAIT_SQL = "SELECT set_config('lock_timeout', %s, true)"
+
+
+def cap_lock_wait(seconds: float | None) -> None:
+    """Inside a write transaction: wait at most `seconds` (the call's remaining deadline) for a row
+    lock, when that is shorter than lock_timeout. Sent with the transaction's next statement, in
+    its round trip; PostgreSQL only. A caller with a 2 s deadline whose rows another session held
+    kept its worker, and its database slot, waiting out the whole 5 s (fault injection, 2026-12-02)."""
+    if seconds is None or seconds * 1000 >= LOCK_TIMEOUT_MS or not is_postgres():
+        return
+    db.obj.defer(LOCK_WAIT_SQL, [str(max(1, int(seconds * 1000)))], table="(lock_timeout)")
 
 
 def _run_once(fn: Callable[[], T], *, write: bool) -> T:

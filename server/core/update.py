@@ -28,7 +28,7 @@ from server.core.commands import READ_SCOPES, WRITE_SCOPES, Caller, Selection, U
 from server.core.context import BulkResult, GroupOutcome, UpdateContext
 from server.core.errors import Cancelled, Conflict, NotFound, PermissionDenied
 from server.core.serialize import GroupView, activity_views, etag_of, group_view_with_commit, view_of
-from server.core.unit_of_work import in_transaction
+from server.core.unit_of_work import cap_lock_wait, in_transaction
 from server.core.write_sql import update_in
 from server.storage import outbox_signal
 from server.storage.models import Group, Organization, OutboxEvent, utcnow
@@ -67,12 +67,13 @@ def get_group(*, caller: Caller, organization_id: int, group_id: int) -> GroupVi
 
 def update_group(  # noqa: PLR0913 - keyword-only; the request's fields plus the liveness probe
     *, caller: Caller, organization_id: int, group_id: int, command: UpdateCommand, etag: str = "",
-    should_continue: Callable[[], bool] = lambda: True,
+    should_continue: Callable[[], bool] = lambda: True, time_left: Callable[[], float | None] = lambda: None,
 ) -> GroupView:  # fmt: skip
     _require(caller, WRITE_SCOPES, "update issues")
 
     def run() -> Callable[[], GroupView]:
         _check_still_wanted(should_continue)  # a call that expired in the queue does no work
+        cap_lock_wait(time_left())
         row = selection.organization(caller=caller, organization_id=organization_id, user_id=caller.user_id,
                                      group_id=group_id, group="lock")  # fmt: skip
         org = row.org
@@ -91,15 +92,18 @@ def update_group(  # noqa: PLR0913 - keyword-only; the request's fields plus the
     return in_transaction(run)()
 
 
-def bulk_update(
+def bulk_update(  # noqa: PLR0913 - keyword-only; the request's fields plus the call's liveness and deadline
     *, caller: Caller, selection_spec: Selection, command: UpdateCommand,
     validate_only: bool = False, should_continue: Callable[[], bool] = lambda: True,
+    time_left: Callable[[], float | None] = lambda: None,
 ) -> BulkResult:  # fmt: skip
-    """One page (at most 1000 groups) in one transaction; validate_only rolls everything back."""
+    """One page (at most 1000 groups) in one transaction; validate_only rolls everything back.
+    time_left: seconds until the caller's deadline (None: none), which caps row-lock waits."""
     _require(caller, WRITE_SCOPES, "update issues")
 
     def run() -> BulkResult:
         _check_still_wanted(should_continue)  # a call that expired in the queue does no work
+        cap_lock_wait(time_left())
         row = selection.organization(caller=caller, organization_id=selection_spec.organization_id,
                                      user_id=caller.user_id)  # fmt: skip
         org = row.org
@@ -122,13 +126,14 @@ def bulk_update(
         return rollback.result
 
 
-def bulk_update_chunks(
+def bulk_update_chunks(  # noqa: PLR0913 - as bulk_update
     *,
     caller: Caller,
     selection_spec: Selection,
     command: UpdateCommand,
     validate_only: bool = False,
     should_continue: Callable[[], bool] = lambda: True,
+    time_left: Callable[[], float | None] = lambda: None,
 ) -> Iterator[BulkResult]:
     """The whole selection, page after page, each page committed before it is yielded.
 
@@ -141,7 +146,7 @@ def bulk_update_chunks(
         try:
             result = bulk_update(
                 caller=caller, selection_spec=spec, command=command, validate_only=validate_only,
-                should_continue=should_continue,
+                should_continue=should_continue, time_left=time_left,
             )  # fmt: skip
         except NotFound as exc:
             if first or exc.reason != "NO_GROUPS_FOUND":

@@ -177,7 +177,8 @@ CONNECTION_LIVENESS = {
 # history back-pointer lookup of an update's write crossed the line once group_history held
 # ~50,000 rows): on 2026-11-30 each such UpdateGroup then spent ~190 ms compiling 38 functions
 # for a statement that runs in 2 ms, and updates fell from ~395 to ~40 per second.
-SESSION_OPTIONS = "-c lock_timeout=5000 -c statement_timeout=30000 -c jit=off"
+LOCK_TIMEOUT_MS = 5000  # how long a statement waits for a row lock before 55P03 (ABORTED)
+SESSION_OPTIONS = f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout=30000 -c jit=off"
 
 
 # psycopg turns a query's %s / %(name)s placeholders into $n on every execute, and caches the

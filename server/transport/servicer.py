@@ -147,6 +147,7 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
                 command=command,
                 etag=request.etag,
                 should_continue=still_wanted(context),
+                time_left=context.time_remaining,
             ),
             lambda view: _group_reply(pb.UpdateGroupResponse, view),
             pb.UpdateGroupResponse,
@@ -169,6 +170,7 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
                 command=command,
                 validate_only=request.validate_only,
                 should_continue=still_wanted(context),
+                time_left=context.time_remaining,
             ),
             convert.bulk_result_to_proto,
             pb.BulkUpdateGroupsResponse,
@@ -187,6 +189,7 @@ class IssueServicer(issue_service_pb2_grpc.IssueServiceServicer):
             command=command,
             validate_only=request.validate_only,
             should_continue=still_wanted(context),
+            time_left=context.time_remaining,
         )
         processed = 0
         for index, result in enumerate(chunks):

@@ -9,9 +9,16 @@ from types import SimpleNamespace
 import pytest
 from peewee import OperationalError
 
-from server.core import unit_of_work
+from server.core import unit_of_work, update
+from server.core.commands import UpdateCommand
 from server.core.errors import Conflict
-from server.core.unit_of_work import in_transaction
+from server.core.unit_of_work import LOCK_WAIT_SQL, in_transaction
+from server.storage.db import LOCK_TIMEOUT_MS
+from server.storage.models import Group
+from tests import factories as f
+from tests.conftest import BACKEND
+from tests.core.helpers import caller
+from tests.statements import captured
 
 pytestmark = pytest.mark.db
 
@@ -59,3 +66,36 @@ def test_fast_conflicts_stop_after_the_last_attempt(database: str) -> None:
     with pytest.raises(Conflict):
         in_transaction(body)
     assert body.calls == unit_of_work.ATTEMPTS
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="row locks and lock_timeout are PostgreSQL's")
+def test_a_short_deadline_caps_the_wait_for_a_row_another_session_holds(database: str) -> None:
+    import psycopg
+
+    w = f.world()
+    g = f.group(w["project"])
+    with psycopg.connect(database) as holder:
+        holder.execute('SELECT id FROM "group" WHERE id = %s FOR UPDATE', [g.id])  # held until the end
+        started = time.monotonic()
+        with captured() as sent, pytest.raises(Conflict):
+            update.update_group(
+                caller=caller(w["user"].id), organization_id=w["org"].id, group_id=g.id,
+                command=UpdateCommand(status="resolved"), time_left=lambda: 0.3,
+            )  # fmt: skip
+        waited = time.monotonic() - started
+    caps = [params for sql, params in sent if sql == LOCK_WAIT_SQL]
+    assert caps and all(cap == ["300"] for cap in caps)  # once per attempt (a 0.3 s wait is retried)
+    assert waited < LOCK_TIMEOUT_MS / 1000  # not the session's whole lock_timeout
+    assert Group.get_by_id(g.id).status == 0
+
+
+def test_without_a_short_deadline_the_lock_wait_is_left_alone(database: str) -> None:
+    w = f.world()
+    g = f.group(w["project"])
+    for time_left in (lambda: None, lambda: 30.0):
+        with captured() as sent:
+            update.update_group(
+                caller=caller(w["user"].id), organization_id=w["org"].id, group_id=g.id,
+                command=UpdateCommand(is_bookmarked=True), time_left=time_left,
+            )  # fmt: skip
+        assert not [sql for sql, _ in sent if sql == LOCK_WAIT_SQL]
