@@ -1324,8 +1324,10 @@ export const IssueService: GenService<{
    * StreamBulkUpdateGroups applies one patch to a whole search selection of any size: chunks
    * of at most 1000 issues, each in its own transaction, in the request's sort order. After
    * each chunk commits, one BulkUpdateGroupsProgress is sent. Cancelling the call (or its
-   * deadline expiring) stops after the chunk in progress; every chunk reported was committed,
-   * and the last message's next_page_token resumes the rest with BulkUpdateGroups or another
+   * deadline expiring) stops at the chunk in progress, which is rolled back unless it had just
+   * committed (then it goes unreported, and resuming from the last token reported applies the
+   * patch to its issues again); every chunk reported was committed, and the status message
+   * says so. The last message's next_page_token resumes the rest with BulkUpdateGroups or another
    * StreamBulkUpdateGroups. An error in a later chunk ends the stream with that error after the
    * chunks already reported (which stay committed). With validate_only every chunk is rolled
    * back and reported with committed=false. request_id is not accepted here (resume with the
