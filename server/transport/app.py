@@ -33,7 +33,7 @@ from server.transport.listen import LISTEN_FAILED, ListenError
 from server.transport.observability import ObservabilityInterceptor
 from server.transport.public import HealthServicer
 from server.transport.servicer import IssueServicer
-from server.transport.shutdown import DRAIN_TIMEOUT, drain, shutdown_in_order, signal_events
+from server.transport.shutdown import DRAIN_TIMEOUT, drain, shutdown_in_order, signal_events, wait_in_main
 
 log = logging.getLogger("issue_service")
 SERVICE_NAME = issue_service_pb2.DESCRIPTOR.services_by_name["IssueService"].full_name
@@ -286,7 +286,7 @@ def serve(config: Config, address: str, *, on_ready: Callable[[Running], None] |
     else:
         announce(address=address, port=running.port, metrics_address=config.metrics_address,
                  metrics_port=running.metrics_port, tracing=config.tracer_provider is not None)  # fmt: skip
-    stop.wait()
+    wait_in_main(stop)
     if _orphaned(config):
         hurry.set()
     code = shutdown_in_order(running, pre_stop_delay=config.pre_stop_delay, grace=config.grace_seconds, hurry=hurry)

@@ -85,6 +85,27 @@ class Signals:
         log.info("signal %d: shutting down", signum)
 
 
+# The main thread waits in slices this long: see wait_in_main.
+SIGNAL_POLL = 0.2
+
+
+def wait_in_main(event: threading.Event, timeout: float | None = None) -> bool:
+    """`event.wait(timeout)` for the main thread, woken every SIGNAL_POLL seconds.
+
+    The kernel hands a signal sent to the process to any thread that does not block it (another
+    one whenever the main thread has one pending already); Python's handler then runs in the
+    main thread at its next bytecode, and a main thread blocked in a plain wait() never gets
+    there: a worker ignored its supervisor's SIGTERM for the whole minute of a test (2026-12-02).
+    Waking up in slices runs such a handler within SIGNAL_POLL seconds."""
+    end = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = SIGNAL_POLL if end is None else min(SIGNAL_POLL, end - time.monotonic())
+        if left <= 0:
+            return event.is_set()
+        if event.wait(left):
+            return True
+
+
 def drain(executor: futures.ThreadPoolExecutor, *, timeout: float) -> bool:
     """Wait until every handler thread has returned; False if some are still running at timeout."""
     waiter = threading.Thread(target=executor.shutdown, kwargs={"wait": True}, name="drain", daemon=True)
@@ -100,7 +121,7 @@ def shutdown(running: Stoppable, *, pre_stop_delay: float, grace: float, hurry: 
     running.enter_not_serving()
     if pre_stop_delay > 0:
         log.info("health NOT_SERVING; still answering for %.1fs before draining", pre_stop_delay)
-        (hurry or threading.Event()).wait(pre_stop_delay)
+        wait_in_main(hurry or threading.Event(), pre_stop_delay)
     running.stop_accepting(grace)
     drained = drain(running.executor, timeout=drain_timeout)
     running.stop_background()
@@ -138,5 +159,5 @@ def shutdown_in_order(running: Stoppable, *, pre_stop_delay: float, grace: float
 def run_until_signalled(running: Stoppable, *, pre_stop_delay: float, grace: float) -> int:
     """For a worker process: block until SIGTERM/SIGINT, shut down in order, return 0."""
     stop, hurry = signal_events()
-    stop.wait()
+    wait_in_main(stop)
     return shutdown_in_order(running, pre_stop_delay=pre_stop_delay, grace=grace, hurry=hurry)
