@@ -101,27 +101,27 @@ def test_kill_9_between_publish_and_mark_then_restart_keeps_each_event_once(
     assert ids == sorted(set(ids)) and len(ids) == N_GROUPS
 
 
-def test_events_that_reuse_ids_after_a_restore_from_backup_still_reach_the_stream(
-    database: str, nats_stream: tuple[str, str]
-) -> None:
-    prefix, stream = nats_stream
-    _resolve_groups(5)
+def _relay_until_delivered(database: str, *, prefix: str, stream: str) -> None:
     relay = start_relay(database, prefix=prefix, stream=stream)
     try:
         assert wait_for(_all_delivered)
     finally:
         assert stop(relay) == 0
+
+
+def test_events_that_reuse_ids_after_a_restore_from_backup_still_reach_the_stream(
+    database: str, nats_stream: tuple[str, str]
+) -> None:
+    prefix, stream = nats_stream
+    _resolve_groups(5)
+    _relay_until_delivered(database, prefix=prefix, stream=stream)
     # The database as a backup taken before its last three events left it: those rows are gone
     # and the sequence hands their ids out again, to three new events.
     restore_point = sorted(e.seq for e in OutboxEvent.select())[2]
     OutboxEvent.delete().where(OutboxEvent.seq >= restore_point).execute()
     EventSequence.update(next_seq=restore_point).execute()
     _resolve_groups(3)
-    relay = start_relay(database, prefix=prefix, stream=stream)
-    try:
-        assert wait_for(_all_delivered)
-    finally:
-        assert stop(relay) == 0
+    _relay_until_delivered(database, prefix=prefix, stream=stream)
     ids = _ids(stream_messages(stream))
     assert len(ids) == 8  # the five first events, then the three new ones under reused ids
     assert ids[5:] == ids[2:5] == [restore_point, restore_point + 1, restore_point + 2]
