@@ -72,6 +72,13 @@ class Cancelled(CoreError):
     reason = "CANCELLED"
 
 
+class TimedOut(CoreError):
+    """The work ran past a limit of the server's own (a statement past statement_timeout); its
+    transaction was rolled back. Retrying the same request meets the same limit."""
+
+    reason = "TIMED_OUT"
+
+
 class Unimplemented(CoreError):
     reason = "UNIMPLEMENTED"
 

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from peewee import DatabaseError, InterfaceError, OperationalError
 
-from server.core.errors import Conflict, Unavailable
+from server.core.errors import Conflict, TimedOut, Unavailable
 from server.storage import liveness, outbox_signal
 from server.storage.db import LOCK_TIMEOUT_MS, is_postgres, write_lock
 from server.storage.models import db
@@ -105,7 +105,18 @@ def _run_once(fn: Callable[[], T], *, write: bool) -> T:
         return result
 
 
+QUERY_CANCELED = "57014"  # statement_timeout, or a cancel request (pg_cancel_backend)
+
+
 def _translate(exc: Exception) -> Exception:
+    if _sqlstate(exc) == QUERY_CANCELED:
+        # The server's own 30 s statement limit (or an operator's cancel): not a fault of the
+        # database's availability, and no bug either; it answered INTERNAL before.
+        return TimedOut(
+            "a statement ran past the server's time limit and was cancelled; nothing was changed "
+            "(narrow the query or the selection)",
+            reason="STATEMENT_TIMEOUT",
+        )
     if "database is locked" in str(exc):
         # SQLite's single writer stayed busy past every retry: the service, not the call, is at
         # fault, so the caller may retry as is.

@@ -32,6 +32,7 @@ CODES: dict[type[core.CoreError], int] = {
     core.Unimplemented: code_pb2.UNIMPLEMENTED,
     core.ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
     core.Cancelled: code_pb2.CANCELLED,
+    core.TimedOut: code_pb2.DEADLINE_EXCEEDED,
     core.OutOfRange: code_pb2.OUT_OF_RANGE,
 }
 

@@ -1,5 +1,6 @@
 """Which lock conflicts a call retries: the ones that failed fast, never one that waited out the
-lock timeout (waiting again only multiplied the wait)."""
+lock timeout (waiting again only multiplied the wait); how long a write waits for a row lock;
+what a statement past the server's time limit answers."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from peewee import OperationalError
 
 from server.core import unit_of_work, update
 from server.core.commands import UpdateCommand
-from server.core.errors import Conflict
+from server.core.errors import Conflict, TimedOut
 from server.core.unit_of_work import LOCK_WAIT_SQL, in_transaction
 from server.storage.db import LOCK_TIMEOUT_MS
-from server.storage.models import Group
+from server.storage.models import Group, db
 from tests import factories as f
 from tests.conftest import BACKEND
 from tests.core.helpers import caller
@@ -99,3 +100,14 @@ def test_without_a_short_deadline_the_lock_wait_is_left_alone(database: str) -> 
                 command=UpdateCommand(is_bookmarked=True), time_left=time_left,
             )  # fmt: skip
         assert not [sql for sql, _ in sent if sql == LOCK_WAIT_SQL]
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="statement_timeout is PostgreSQL's")
+def test_a_statement_past_the_servers_time_limit_is_timed_out_not_internal(database: str) -> None:
+    def slow() -> None:
+        db.execute_sql("SET LOCAL statement_timeout = 50")
+        db.execute_sql("SELECT pg_sleep(2)")
+
+    with pytest.raises(TimedOut) as exc:
+        in_transaction(slow)
+    assert exc.value.reason == "STATEMENT_TIMEOUT"

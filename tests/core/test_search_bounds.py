@@ -81,3 +81,10 @@ def test_a_release_version_with_non_ascii_digits_is_not_semver() -> None:
 
     assert parse_semver("api@1.2.3") is not None
     assert parse_semver("api@\u0663.0") is None  # int() would have read it as 3
+
+
+def test_a_repeated_term_is_one_condition() -> None:
+    scope = Scope(organization_id=1)
+    once = conditions(parse("is:for_review release:1.0", now=dt.datetime(2026, 12, 2)), scope=scope)
+    many = conditions(parse(" ".join(["is:for_review release:1.0"] * 50), now=dt.datetime(2026, 12, 2)), scope=scope)
+    assert len(many) == len(once)

@@ -44,7 +44,9 @@ class IssueServiceStub:
     - Every request field has a documented limit (README, "Edge limits"): a string holds no NUL
     and has a maximum length, a list a maximum count; a breach is INVALID_ARGUMENT with a field
     violation, before any database work.
-    - A database that is down, silent or saturated: UNAVAILABLE within seconds; retry.
+    - A database that is down, silent or saturated: UNAVAILABLE within seconds; retry. A statement
+    that runs past the server's own limit (30 s) is cancelled: DEADLINE_EXCEEDED, reason
+    STATEMENT_TIMEOUT, nothing changed.
     - Deadlines: the server checks the caller is still there just before it commits, but a
     deadline can expire between the commit and the reply. Such a call is reported
     DEADLINE_EXCEEDED (or CANCELLED) although it was applied. Send a request_id with every
@@ -113,7 +115,9 @@ class IssueServiceServicer:
     - Every request field has a documented limit (README, "Edge limits"): a string holds no NUL
     and has a maximum length, a list a maximum count; a breach is INVALID_ARGUMENT with a field
     violation, before any database work.
-    - A database that is down, silent or saturated: UNAVAILABLE within seconds; retry.
+    - A database that is down, silent or saturated: UNAVAILABLE within seconds; retry. A statement
+    that runs past the server's own limit (30 s) is cancelled: DEADLINE_EXCEEDED, reason
+    STATEMENT_TIMEOUT, nothing changed.
     - Deadlines: the server checks the caller is still there just before it commits, but a
     deadline can expire between the commit and the reply. Such a call is reported
     DEADLINE_EXCEEDED (or CANCELLED) although it was applied. Send a request_id with every
@@ -287,7 +291,9 @@ class IssueService:
     - Every request field has a documented limit (README, "Edge limits"): a string holds no NUL
     and has a maximum length, a list a maximum count; a breach is INVALID_ARGUMENT with a field
     violation, before any database work.
-    - A database that is down, silent or saturated: UNAVAILABLE within seconds; retry.
+    - A database that is down, silent or saturated: UNAVAILABLE within seconds; retry. A statement
+    that runs past the server's own limit (30 s) is cancelled: DEADLINE_EXCEEDED, reason
+    STATEMENT_TIMEOUT, nothing changed.
     - Deadlines: the server checks the caller is still there just before it commits, but a
     deadline can expire between the commit and the reply. Such a call is reported
     DEADLINE_EXCEEDED (or CANCELLED) although it was applied. Send a request_id with every
