@@ -27,6 +27,7 @@ from server.transport.call_record import (
     matched_count,
     requested_count,
 )
+from server.transport.errors import past_deadline
 
 access_log = logging.getLogger("issue_service.access")
 REQUEST_ID_KEY = "x-request-id"
@@ -94,7 +95,7 @@ def code_name(context: grpc.ServicerContext, *, failed: bool, abandoned: bool = 
     if isinstance(code, grpc.StatusCode):
         return str(code.name)
     if abandoned:  # grpc stopped pulling a stream: the client cancelled or its deadline passed
-        return "CANCELLED"
+        return "DEADLINE_EXCEEDED" if past_deadline(context) else "CANCELLED"
     if failed:
         return "UNKNOWN"
     # The handler returned, but the client had gone (cancelled, or its deadline passed): the

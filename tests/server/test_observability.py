@@ -331,6 +331,14 @@ class _FakeContext:
 
 
 @pytest.mark.parametrize(
+    ("remaining", "expected"), [(None, "CANCELLED"), (2.0, "CANCELLED"), (-0.01, "DEADLINE_EXCEEDED")]
+)
+def test_an_abandoned_stream_is_logged_by_why_it_ended(remaining: float | None, expected: str) -> None:
+    context: Any = _FakeContext(None, False, remaining)
+    assert observability.code_name(context, failed=False, abandoned=True) == expected
+
+
+@pytest.mark.parametrize(
     ("code", "active", "remaining", "failed", "expected"),
     [
         (None, True, None, False, "OK"),
