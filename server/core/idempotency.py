@@ -80,6 +80,12 @@ def _claim(key: IdempotencyKey, *, now: dt.datetime, expired: IdempotencyRecord 
     if expired is None:
         IdempotencyRecord.insert(scope=key.scope, body_hash=key.body_hash, response="", created_at=now).execute()
         return
-    IdempotencyRecord.update(body_hash=key.body_hash, response="", created_at=now).where(
-        IdempotencyRecord.id == expired.id
-    ).execute()
+    still_expired = (IdempotencyRecord.id == expired.id) & (IdempotencyRecord.created_at <= now - TTL)
+    taken = (
+        IdempotencyRecord.update(body_hash=key.body_hash, response="", created_at=now).where(still_expired).execute()
+    )
+    if not taken:
+        # A concurrent call with this key reused the row first (this UPDATE waited on its lock,
+        # then found it fresh): replay its reply, as for a new key (run). Without the check,
+        # ten calls reusing an expired id all applied (an outside check, 2026-12-02).
+        raise IntegrityError(f"request id {key.scope!r} was claimed by a concurrent call")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 
@@ -104,3 +105,27 @@ def test_concurrent_calls_with_one_key_apply_once_and_the_rest_replay(g: Group) 
         t.join()
     assert sorted(map(repr, results)) == sorted([repr(2)] + [repr(Replay("2"))] * 3)
     assert Group.get_by_id(g.id).times_seen == 2
+
+
+def test_concurrent_calls_reusing_an_expired_key_apply_once_and_the_rest_replay(g: Group) -> None:
+    key = IdempotencyKey("t/M/expired-race", "body")
+    idempotency.run(lambda: bump(g.id), key, encode=str)  # times_seen 2
+    IdempotencyRecord.update(created_at=utcnow() - dt.timedelta(hours=25)).execute()
+    start = threading.Barrier(6)
+    results: list[object] = []
+
+    def slow_bump() -> int:
+        time.sleep(0.2)  # holds the reused record's row lock while the others reach it
+        return bump(g.id)
+
+    def call() -> None:
+        start.wait()
+        results.append(idempotency.run(slow_bump, key, encode=str))
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(map(repr, results)) == sorted([repr(3)] + [repr(Replay("3"))] * 5)
+    assert Group.get_by_id(g.id).times_seen == 3
