@@ -17,8 +17,10 @@ PRIORITY_HISTORY = {
 def set_priority(ctx: UpdateContext, *, priority: int) -> None:
     level = PriorityLevel(priority)
     changed = [g for g in ctx.groups if g.priority != int(level)]
-    # priority_locked_at is set even when the value does not change (§5 item 18).
+    # priority_locked_at is set even when the value does not change (§5 item 18): every group's
+    # state changes, so every group's version (its etag) moves.
     Group.update(priority_locked_at=ctx.now).where(Group.id.in_(ctx.group_ids)).execute()
+    ctx.mark_changed(ctx.group_ids)
     if changed:
         Group.update(priority=int(level)).where(Group.id.in_([g.id for g in changed])).execute()
         name = level.name.lower()

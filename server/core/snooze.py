@@ -8,7 +8,7 @@ from typing import Any
 from server.core.bulk_sql import EXCLUDED, insert_rows
 from server.core.commands import IgnoreConditions
 from server.core.context import StatusDetailsView, UpdateContext, UserView
-from server.core.write_sql import delete_in
+from server.core.write_sql import delete_in, delete_in_returning
 from server.storage.models import Group, GroupInbox, GroupSnooze, User
 
 
@@ -44,7 +44,9 @@ def archive_with_conditions(ctx: UpdateContext, *, conditions: IgnoreConditions)
         user_window=_normalise(conditions.user_window),
     )
     if not (c.duration or c.count or c.user_count):
-        delete_in(GroupSnooze, ctx.group_ids)
+        # Archived for ever: a group that had a snooze loses its conditions, a change of its
+        # state (its etag must move, though its status may not).
+        ctx.mark_changed(delete_in_returning(GroupSnooze, ctx.group_ids))
         return StatusDetailsView()
     until = ctx.now + dt.timedelta(minutes=c.duration) if c.duration else None
     rows = [

@@ -16,6 +16,7 @@ from peewee import Model
 from server.core.bulk_sql import cell, fields_of, run_write
 from server.core.sqltext import id_list, ids_in
 from server.storage.db import is_postgres
+from server.storage.models import db
 
 
 @lru_cache(maxsize=64)
@@ -28,6 +29,14 @@ def delete_in(model: type[Model], ids: Sequence[int], *, column: str = "group_id
     postgres = is_postgres()
     table = model._meta.table_name
     run_write(_delete_sql(table, column, postgres), [id_list(ids, postgres=postgres)], table=table)
+
+
+def delete_in_returning(model: type[Model], ids: Sequence[int], *, column: str = "group_id") -> list[int]:
+    """delete_in, sent now: the `column` values of the rows it deleted (the caller reads them)."""
+    postgres = is_postgres()
+    sql = _delete_sql(model._meta.table_name, column, postgres) + f' RETURNING "{column}"'
+    cursor = db.execute_sql(sql, [id_list(ids, postgres=postgres)])
+    return [row[0] for row in cursor.fetchall()]
 
 
 @lru_cache(maxsize=64)

@@ -310,3 +310,21 @@ def test_unresolved_group_past_the_auto_resolve_age_reads_as_auto_resolved(
     view = _view(stale)
     assert (view.status, view.status_details.auto_resolved) == ("resolved", True)
     assert (_view(fresh).status, _view(fresh).status_details.auto_resolved) == ("unresolved", False)
+
+
+def test_a_bare_ignore_of_a_snoozed_issue_drops_the_snooze_and_moves_the_etag(w: dict[str, Any]) -> None:
+    g = f.group(w["project"])
+    first = single(w["org"].id, g.id, status="ignored", top_level_ignore=IgnoreConditions(count=44))
+    second = single(w["org"].id, g.id, status="ignored")  # the same status, for ever now
+    assert first.status_details.ignore_count == 44 and second.status_details.ignore_count is None
+    assert second.etag != first.etag  # the state changed: a writer holding the old etag is refused
+    assert not GroupSnooze.select().exists()
+
+
+def test_a_bare_ignore_of_an_issue_ignored_for_ever_changes_nothing(w: dict[str, Any]) -> None:
+    g = f.group(w["project"])
+    single(w["org"].id, g.id, status="ignored")
+    version = Group.get_by_id(g.id).version
+    result = bulk(w["org"].id, [g.id], status="ignored")
+    assert [o.outcome for o in result.outcomes] == ["unchanged"]
+    assert Group.get_by_id(g.id).version == version

@@ -220,6 +220,15 @@ def test_same_priority_writes_no_activity_but_still_locks(w: dict) -> None:
     assert Group.get_by_id(g.id).priority_locked_at is not None
 
 
+def test_same_priority_moves_the_etag_with_the_lock_time(w: dict) -> None:
+    g = f.group(w["project"], priority=50)
+    before = Group.get_by_id(g.id).version
+    result = bulk(w["org"].id, [g.id], priority=50)
+    # priority_locked_at changed, so the state did: an etag read before it no longer matches.
+    assert Group.get_by_id(g.id).version == before + 1
+    assert [o.outcome for o in result.outcomes] == ["changed"]
+
+
 def test_priority_is_applied_before_the_status_change(w: dict) -> None:
     g = f.group(w["project"], priority=25)
     bulk(w["org"].id, [g.id], priority=50, status="resolved")
