@@ -59,6 +59,21 @@ def _check_cursor(cursor: int) -> None:
         )
 
 
+def _check_not_pruned_behind(cursor: int) -> None:
+    """A stream reading the database from its cursor (it fell behind, or it is catching up)
+    ends OUT_OF_RANGE when events after that cursor were pruned, before or while it read: it
+    would otherwise skip them without a word, as a resume from that cursor would be refused
+    (a slow watcher lost 4,595 events to a relay's pruning, 2026-12-02). Read after the page:
+    a prune that raced the read counts too."""
+    pruned, _head = store.cursor_bounds()
+    if 0 < cursor < pruned:
+        raise OutOfRange(
+            f"Events after {cursor} up to {pruned} were pruned while this stream was behind; "
+            "resume from a later cursor",
+            reason="CURSOR_PRUNED",
+        )
+
+
 def access_filter(*, caller: Caller, request: WatchRequest) -> EventFilter:
     """What the caller may see of what it asked for, as of now (one read-only statement)."""
     if not (caller.scopes & READ_SCOPES):
@@ -128,8 +143,10 @@ def watch(  # noqa: PLR0913 - keyword-only
 
 def _catch_up(*, feed: EventFeed, watcher: Watcher) -> list[EventRecord]:
     """One page from the database; when it was the last, try to switch to live."""
+    start = watcher.cursor
     through = store.head()  # read first: every seq up to it is committed and visible
-    page = store.read_after(watcher.cursor, limit=CATCH_UP_PAGE, through=through, where=watcher.where)
+    page = store.read_after(start, limit=CATCH_UP_PAGE, through=through, where=watcher.where)
+    _check_not_pruned_behind(start)
     if page:
         watcher.cursor = page[-1].seq
     if len(page) < CATCH_UP_PAGE:

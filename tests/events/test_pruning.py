@@ -10,11 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from server.__main__ import _parser
 from server.cli_events import serve_options
+from server.core.errors import OutOfRange
 from server.events import store
 from server.events.feed import EventFeed
 from server.events.listener import Wakeups
+from server.events.records import EventFilter
+from server.events.watch import watch
 from server.relay import outbox
 from server.storage.models import EventSequence, OutboxEvent, utcnow
 from server.transport.app import Config, create_server
@@ -81,3 +86,18 @@ def test_the_flag_reaches_the_feed(database: str) -> None:
         assert running.feed is not None and running.feed.retention == dt.timedelta(hours=1)
     finally:
         running.stop(grace=0)
+
+
+def test_a_stream_left_behind_by_pruning_ends_out_of_range_instead_of_skipping(database: str) -> None:
+    for group_id in range(1, 6):
+        _event(group_id, age=3 * DAY, delivered=True)
+    store.stamp()
+    first = min(row.seq for row in OutboxEvent.select())
+    feed = EventFeed(wakeups=Wakeups(interval=60.0))
+    stream = watch(feed=feed, where=EventFilter(organization_id=1), after=first, heartbeat=0.1,
+                   should_continue=lambda: True)  # fmt: skip
+    # The stream reads from the database (it is behind); the events after its cursor go meanwhile.
+    assert outbox.prune(retention=DAY) == 5
+    with pytest.raises(OutOfRange) as exc:
+        next(stream)
+    assert exc.value.reason == "CURSOR_PRUNED"

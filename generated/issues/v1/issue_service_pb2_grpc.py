@@ -225,7 +225,8 @@ class IssueServiceServicer:
         cursor older than the kept events (pruned by the relay's retention), or past the newest
         event (never given out here): OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
         than the updates never makes the server buffer without bound: its stream switches to
-        reading the database from its cursor until it has caught up.
+        reading the database from its cursor until it has caught up, and ends OUT_OF_RANGE
+        (CURSOR_PRUNED) if events after its cursor were pruned meanwhile.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

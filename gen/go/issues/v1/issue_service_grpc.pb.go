@@ -86,7 +86,8 @@ type IssueServiceClient interface {
 	// cursor older than the kept events (pruned by the relay's retention), or past the newest
 	// event (never given out here): OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
 	// than the updates never makes the server buffer without bound: its stream switches to
-	// reading the database from its cursor until it has caught up.
+	// reading the database from its cursor until it has caught up, and ends OUT_OF_RANGE
+	// (CURSOR_PRUNED) if events after its cursor were pruned meanwhile.
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	WatchIssueEvents(ctx context.Context, in *WatchIssueEventsRequest, opts ...grpc.CallOption) (IssueService_WatchIssueEventsClient, error)
 }
@@ -272,7 +273,8 @@ type IssueServiceServer interface {
 	// cursor older than the kept events (pruned by the relay's retention), or past the newest
 	// event (never given out here): OUT_OF_RANGE. More watchers than the server allows: RESOURCE_EXHAUSTED. A consumer slower
 	// than the updates never makes the server buffer without bound: its stream switches to
-	// reading the database from its cursor until it has caught up.
+	// reading the database from its cursor until it has caught up, and ends OUT_OF_RANGE
+	// (CURSOR_PRUNED) if events after its cursor were pruned meanwhile.
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	WatchIssueEvents(*WatchIssueEventsRequest, IssueService_WatchIssueEventsServer) error
 	mustEmbedUnimplementedIssueServiceServer()
