@@ -102,9 +102,11 @@ def issue_event_to_proto(record: EventRecord) -> pb.IssueEvent:
 
 
 def watch_request_from_proto(request: pb.WatchIssueEventsRequest) -> WatchRequest:
-    unknown = [k for k in request.kinds if k not in KIND_NAMES]
+    # Worded and placed as the edge limits word an unknown enum number (kinds[i]).
+    unknown = [(i, k) for i, k in enumerate(request.kinds) if k not in KIND_NAMES]
     if unknown:
-        raise InvalidArgument.field("kinds", f"Unknown event kind {unknown[0]}")
+        index, kind = unknown[0]
+        raise InvalidArgument.field(f"kinds[{index}]", f'"{kind}" is not a valid choice.')
     if request.after_event_id < 0:
         raise InvalidArgument.field("after_event_id", "Must be 0 or a previous event id")
     if not 0 <= request.max_events_per_message <= MAX_EVENTS_PER_MESSAGE:

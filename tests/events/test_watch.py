@@ -282,3 +282,11 @@ def test_a_batch_size_out_of_range_is_invalid_argument_on_that_field(stub: Any, 
         next(iter(call))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [v[0] for v in field_violations(err.value)] == ["max_events_per_message"]
+
+
+def test_an_unspecified_kind_is_refused_on_its_index_as_any_unknown_kind(stub: Any, w: dict[str, Any]) -> None:
+    request = ev.WatchIssueEventsRequest(organization_id=w["org"].id, kinds=[ev.EVENT_KIND_ISSUE_RESOLVED, 0])
+    with pytest.raises(grpc.RpcError) as err:
+        next(iter(stub.WatchIssueEvents(request, metadata=metadata(), timeout=10)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == 'kinds[1]: "0" is not a valid choice.'
