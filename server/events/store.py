@@ -89,7 +89,11 @@ def probe_sql() -> str:
 # The sequence moves only when rows were stamped: a run that found none (a feed that skipped its
 # probe, or lost the race to another process's) writes no new version of the sequence row.
 # Back: (next_seq, base); (NULL, NULL) when the sequence row does not exist yet.
-LOCK_PG = "SELECT next_seq FROM event_sequence WHERE id = %s FOR UPDATE"
+# The lock also turns sequential scans off for the rest of the stamping transaction: the batch's
+# only good plan is the partial index of unstamped rows, but with statistics of a backlog (every
+# row unstamped) on a table grown since, the planner expected about STAMP_BATCH matches and
+# scanned and sorted the whole outbox on every tick (a flaky plan test, 2026-12-02).
+LOCK_PG = "SELECT next_seq, set_config('enable_seqscan', 'off', true) FROM event_sequence WHERE id = %s FOR UPDATE"
 STAMP_PG = (
     "WITH seq AS (SELECT next_seq AS base FROM event_sequence WHERE id = %(row)s),"
     " batch AS (SELECT array_agg(id ORDER BY id) AS ids FROM"
