@@ -35,7 +35,6 @@ def set_priority(ctx: UpdateContext, *, priority: int) -> None:
             ctx.notify("issue.priority_updated", group_id=g.id, new=name, previous=_name(g.priority))
             ctx.notify("activity.notification", group_id=g.id, activity_type=int(ActivityType.SET_PRIORITY))
             g.priority = int(level)
-        ctx.mark_changed([g.id for g in changed])
     ctx.delta.priority = int(level)
 
 
