@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -89,20 +90,25 @@ def test_claiming_a_key_purges_expired_records_of_other_keys(g: Group) -> None:
     assert {r.scope for r in IdempotencyRecord.select()} == {"t/M/recent", "t/M/new"}
 
 
-def test_concurrent_calls_with_one_key_apply_once_and_the_rest_replay(g: Group) -> None:
-    key = IdempotencyKey("t/M/race", "body")
-    start = threading.Barrier(4)
+def _race(callers: int, key: IdempotencyKey, body: Callable[[], int]) -> list[object]:
+    """idempotency.run(body, key) from `callers` threads released at once; their results."""
+    start = threading.Barrier(callers)
     results: list[object] = []
 
     def call() -> None:
         start.wait()
-        results.append(idempotency.run(lambda: bump(g.id), key, encode=str))
+        results.append(idempotency.run(body, key, encode=str))
 
-    threads = [threading.Thread(target=call) for _ in range(4)]
+    threads = [threading.Thread(target=call) for _ in range(callers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return results
+
+
+def test_concurrent_calls_with_one_key_apply_once_and_the_rest_replay(g: Group) -> None:
+    results = _race(4, IdempotencyKey("t/M/race", "body"), lambda: bump(g.id))
     assert sorted(map(repr, results)) == sorted([repr(2)] + [repr(Replay("2"))] * 3)
     assert Group.get_by_id(g.id).times_seen == 2
 
@@ -111,21 +117,11 @@ def test_concurrent_calls_reusing_an_expired_key_apply_once_and_the_rest_replay(
     key = IdempotencyKey("t/M/expired-race", "body")
     idempotency.run(lambda: bump(g.id), key, encode=str)  # times_seen 2
     IdempotencyRecord.update(created_at=utcnow() - dt.timedelta(hours=25)).execute()
-    start = threading.Barrier(6)
-    results: list[object] = []
 
     def slow_bump() -> int:
         time.sleep(0.2)  # holds the reused record's row lock while the others reach it
         return bump(g.id)
 
-    def call() -> None:
-        start.wait()
-        results.append(idempotency.run(slow_bump, key, encode=str))
-
-    threads = [threading.Thread(target=call) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = _race(6, key, slow_bump)
     assert sorted(map(repr, results)) == sorted([repr(3)] + [repr(Replay("3"))] * 5)
     assert Group.get_by_id(g.id).times_seen == 3
